@@ -1,0 +1,81 @@
+# SPDX-License-Identifier: MIT
+# Mags: one plain GNU Makefile with explicit object lists.
+#   make            binaries (build/bin) and guest kernel + test image (build/guest)
+#   make test       unit tests, fuzz-corpus replay and integration tests under ASan+UBSan
+#   make fuzz       libFuzzer harnesses (clang), run briefly
+#   make bench      benchmarks (bench/)
+# SANITIZE=address,undefined BUILD=build/san builds the instrumented binaries.
+
+CC       ?= cc
+BUILD    ?= build
+SANITIZE ?=
+PYTHON   ?= /usr/bin/python3
+
+WARN     = -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wwrite-strings -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc/lib -MMD -MP
+ifneq ($(SANITIZE),)
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+BIN      = $(BUILD)/bin
+OBJ      = $(BUILD)/obj
+GUEST    = build/guest
+
+LIB_SRCS    = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c src/lib/fs.c src/lib/log.c src/lib/utf8.c
+# the agent links only what it needs, statically and never instrumented
+AGENT_SRCS  = src/agent/main.c
+AGENT_LIB   = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c
+MAGSD_SRCS  = src/daemon/main.c src/daemon/db.c src/daemon/http.c src/daemon/api.c src/daemon/api_jobs.c \
+              src/daemon/jobspec.c src/daemon/jobs.c src/daemon/sandbox.c src/engine/qemu.c
+CLI_SRCS    = src/cli/main.c
+
+MAGSD_LIBS  = -lmicrohttpd -ljansson -lsqlite3 -lcrypto -lpthread
+CLI_LIBS    = -lcurl -ljansson
+
+LIB_OBJS   = $(LIB_SRCS:%.c=$(OBJ)/%.o)
+MAGSD_OBJS = $(MAGSD_SRCS:%.c=$(OBJ)/%.o)
+CLI_OBJS   = $(CLI_SRCS:%.c=$(OBJ)/%.o)
+AGENT_OBJS = $(AGENT_SRCS:%.c=build/agent-obj/%.o) $(AGENT_LIB:%.c=build/agent-obj/%.o)
+
+.PHONY: all bins guest test unit fuzz fuzz-replay integration bench clean
+all: bins guest
+
+bins: $(BIN)/magsd $(BIN)/mags build/bin/mags-agent
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BIN)/magsd: $(MAGSD_OBJS) $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(MAGSD_LIBS)
+
+$(BIN)/mags: $(CLI_OBJS) $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CLI_LIBS)
+
+# mags-agent: static, -Os, no sanitizers (it is PID 1 of a tiny guest)
+build/agent-obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Os -g $(WARN) -D_GNU_SOURCE -Iinclude -Isrc/lib -MMD -MP -c $< -o $@
+
+build/bin/mags-agent: $(AGENT_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -static -o $@ $^
+
+# Guest kernel (cached by its inputs under $MAGS_CACHE, default /var/cache/mags)
+$(GUEST)/vmlinux: guest/build-kernel.sh guest/kernel/mags.config
+	guest/build-kernel.sh $(GUEST)
+	@touch $@
+
+$(GUEST)/test.img: guest/build-test-image.sh build/bin/mags-agent
+	guest/build-test-image.sh build/bin/mags-agent $@
+
+guest: $(GUEST)/vmlinux $(GUEST)/test.img
+
+clean:
+	rm -rf build/obj build/agent-obj build/bin build/san build/tests build/fuzz
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The wire format between magsd and mags-agent (guest PID 1), carried over the
+ * virtio-serial port named "mags.agent". Specified in docs/agent-protocol.md;
+ * change both together and bump MAGS_PROTO_VERSION on incompatible changes.
+ *
+ * Every message is one frame: a 12-byte little-endian header then `len` bytes
+ * of payload. `chan` multiplexes sessions (a job or exec session is one
+ * channel, chosen by magsd, nonzero); channel 0 is control.
+ */
+#ifndef MAGS_PROTO_H
+#define MAGS_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MAGS_PROTO_VERSION 1
+#define MAGS_AGENT_PORT_NAME "mags.agent"
+#define AGENT_FRAME_HDR 12
+#define AGENT_FRAME_MAX (1024 * 1024)	/* payload bound, both directions */
+#define AGENT_OUTPUT_CHUNK 16384	/* agent sends output in pieces at most this big */
+
+enum agent_msg {
+	/* agent -> host */
+	MSG_HELLO = 1,		/* chan 0; payload KV: version, agent, boot_ms; agent is ready */
+	MSG_STDOUT = 2,		/* chan N; raw bytes */
+	MSG_STDERR = 3,		/* chan N; raw bytes */
+	MSG_EXIT = 4,		/* chan N; payload struct agent_exit (12 bytes) */
+	MSG_ERROR = 5,		/* chan N or 0; UTF-8 text; the request on chan failed */
+	MSG_OK = 6,		/* chan N or 0; acknowledges INIT, FILE, POWEROFF */
+	MSG_PONG = 7,		/* chan 0; echoes PING's payload */
+	/* host -> agent */
+	MSG_INIT = 32,		/* chan 0; KV: time_ns, hostname, entropy (hex) ... */
+	MSG_EXEC = 33,		/* chan N; KV: cmd (required), cwd, env (repeatable "K=V"), timeout (s) */
+	MSG_STDIN = 34,		/* chan N; raw bytes; empty payload = EOF */
+	MSG_SIGNAL = 35,	/* chan N; payload int32 signal number, sent to the process group */
+	MSG_POWEROFF = 36,	/* chan 0; sync disks and power off */
+	MSG_PING = 37,		/* chan 0; any payload, answered by PONG */
+	MSG_FILE = 38,		/* chan N; KV: path, mode, data (raw, last); writes a file */
+};
+
+/* Payload of MSG_EXIT, little-endian. */
+struct agent_exit {
+	int32_t code;		/* exit status; 128+signal when killed; 124 after timeout */
+	int32_t signal;		/* terminating signal or 0 */
+	uint32_t flags;		/* AGENT_EXIT_* */
+};
+#define AGENT_EXIT_TIMEOUT 0x1	/* the agent killed it because `timeout` passed */
+
+struct agent_frame {
+	uint16_t type;
+	uint16_t flags;		/* 0; receivers ignore unknown bits */
+	uint32_t chan;
+	uint32_t len;
+	const uint8_t *payload;	/* points into the decoder's buffer */
+};
+
+/* Errors from the decoder. */
+enum {
+	PROTO_ETOOBIG = -1,	/* len > AGENT_FRAME_MAX */
+	PROTO_EBADKV = -2,	/* malformed key/value payload */
+};
+
+#endif

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Top-level routing of /api/v1 and authentication. Every resource handler
+ * receives an authenticated request (r->user_id set) and answers 404 for
+ * another user's resources.
+ */
+#include <string.h>
+
+#include "db.h"
+#include "http.h"
+
+#define MAGS_VERSION "0.1.0"
+
+const char *api_engine_name; /* set by main: "kvm" or "tcg" */
+
+static int64_t authenticate(struct req *r)
+{
+	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return 0;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	if (!*h || strlen(h) > 256)
+		return 0;
+	return db_token_user(h);
+}
+
+/* Paths the API reserves for features not built yet: an honest 501 rather than a 404. */
+static bool later_path(const char *p)
+{
+	static const char *const prefixes[] = { "/workspaces", "/url-aliases", "/cron-jobs" };
+	for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
+		size_t n = strlen(prefixes[i]);
+		if (!strncmp(p, prefixes[i], n) && (p[n] == '\0' || p[n] == '/'))
+			return true;
+	}
+	return false;
+}
+
+enum MHD_Result api_route(struct req *r)
+{
+	if (!strcmp(r->path, "/health")) {
+		json_t *o = json_object();
+		json_object_set_new(o, "status", json_string("ok"));
+		json_object_set_new(o, "version", json_string(MAGS_VERSION));
+		json_object_set_new(o, "engine", json_string(api_engine_name ? api_engine_name : "none"));
+		return http_reply_json(r, MHD_HTTP_OK, o);
+	}
+	r->user_id = authenticate(r);
+	if (!r->user_id)
+		return http_reply_error(r, MHD_HTTP_UNAUTHORIZED, "missing or invalid API token (send Authorization: Bearer TOKEN)");
+	if (!strncmp(r->path, "/mags-jobs", 10) && (r->path[10] == '\0' || r->path[10] == '/'))
+		return api_jobs(r, r->path + 10);
+	if (later_path(r->path))
+		return http_reply_error(r, MHD_HTTP_NOT_IMPLEMENTED, "%s %.100s is not implemented by this magsd yet", r->method, r->path);
+	return http_reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s /api/v1%.200s", r->method, r->path);
+}

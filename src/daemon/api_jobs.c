@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: MIT
+/*
+ * /api/v1/mags-jobs: submit, list, status, logs (plain and follow), stop.
+ * The follow mode streams NDJSON from a libmicrohttpd content callback that
+ * blocks on the job event counter; it runs on the connection's own thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "db.h"
+#include "http.h"
+#include "jobs.h"
+#include "jobspec.h"
+#include "utf8.h"
+#include "xmalloc.h"
+
+#define LOG_PAGE 256			/* entries per database read */
+#define FOLLOW_HEARTBEAT_MS 15000	/* an empty line keeps idle streams alive */
+#define JOB_ID_MAX 64
+
+static const char *stream_name(int s)
+{
+	return s == LOG_STDOUT ? "stdout" : s == LOG_STDERR ? "stderr" : "system";
+}
+
+static void new_job_id(char out[37])
+{
+	uint8_t b[16];
+	if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
+		abort(); /* the kernel's CSPRNG does not fail after boot */
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+static json_t *log_entry_json(const struct log_row *l, bool with_time)
+{
+	struct buf b;
+	buf_init(&b);
+	utf8_sanitize(l->data, l->len, &b);
+	json_t *o = json_object();
+	json_object_set_new(o, "seq", json_integer(l->seq));
+	json_object_set_new(o, "stream", json_string(stream_name(l->stream)));
+	json_object_set_new(o, "data", json_stringn(b.data ? (const char *)b.data : "", b.len));
+	if (with_time)
+		json_object_set_new(o, "time", db_time_json(l->time));
+	buf_free(&b);
+	return o;
+}
+
+static enum MHD_Result submit(struct req *r)
+{
+	struct jobspec js;
+	struct err err = { 0 };
+	if (jobspec_parse(r->body.data ? (const char *)r->body.data : "", r->body.len, &js, &err) < 0)
+		return http_reply_error(r, err.code == 413 ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST, "%s", err.msg);
+	struct job_row j = { .user_id = r->user_id, .script = js.script, .timeout = js.timeout };
+	new_job_id(j.id);
+	snprintf(j.status, sizeof j.status, "queued");
+	snprintf(j.type, sizeof j.type, "%s", js.file ? "file" : "inline");
+	j.created_at = db_now_ms();
+	if (db_job_insert(&j, &err) < 0) {
+		jobspec_free(&js);
+		return http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err.msg);
+	}
+	jobs_submit(j.id);
+	json_t *o = db_job_json(&j);
+	jobspec_free(&js);
+	return http_reply_json(r, MHD_HTTP_CREATED, o);
+}
+
+static enum MHD_Result list(struct req *r)
+{
+	const char *status = http_query(r, "status");
+	if (status && strcmp(status, "queued") && strcmp(status, "running") && strcmp(status, "completed") && strcmp(status, "failed"))
+		return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "\"status\" must be queued, running, completed or failed");
+	int limit = 100;
+	const char *l = http_query(r, "limit");
+	if (l) {
+		char *end;
+		long v = strtol(l, &end, 10);
+		if (!*l || *end || v < 1 || v > 1000)
+			return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "\"limit\" must be an integer from 1 to 1000");
+		limit = (int)v;
+	}
+	json_t *o = json_object();
+	json_object_set_new(o, "jobs", db_job_list(r->user_id, status, limit));
+	return http_reply_json(r, MHD_HTTP_OK, o);
+}
+
+static bool finished(const char *status)
+{
+	return !strcmp(status, "completed") || !strcmp(status, "failed");
+}
+
+/* State of one follow stream, owned by the MHD response. */
+struct follow {
+	char id[JOB_ID_MAX];
+	int64_t since;
+	struct buf pending;	/* rendered, not yet handed to MHD */
+	size_t off;
+	bool done;		/* the final line is in pending */
+};
+
+static void follow_fill(struct follow *f)
+{
+	int64_t quiet_since = db_now_ms();
+	while (!f->done) {
+		uint64_t seen = jobs_events();
+		struct job_row j;
+		if (db_job_get(f->id, 0, &j) < 0) {
+			f->done = true;
+			return;
+		}
+		size_t n;
+		struct log_row *rows = db_log_read(f->id, f->since, LOG_PAGE, &n);
+		for (size_t i = 0; i < n; i++) {
+			json_t *o = log_entry_json(&rows[i], false);
+			char *s = json_dumps(o, JSON_COMPACT);
+			buf_puts(&f->pending, s);
+			buf_putc(&f->pending, '\n');
+			free(s);
+			json_decref(o);
+			f->since = rows[i].seq;
+		}
+		db_log_rows_free(rows, n);
+		/* logs are stored before the final state, so a finished job with nothing new is complete */
+		if (n == 0 && finished(j.status)) {
+			json_t *o = json_object();
+			json_object_set_new(o, "status", json_string(j.status));
+			json_object_set_new(o, "exit_code", j.has_exit ? json_integer(j.exit_code) : json_null());
+			json_object_set_new(o, "error", j.error ? json_string(j.error) : json_null());
+			char *s = json_dumps(o, JSON_COMPACT);
+			buf_puts(&f->pending, s);
+			buf_putc(&f->pending, '\n');
+			free(s);
+			json_decref(o);
+			f->done = true;
+		}
+		db_job_row_free(&j);
+		if (f->pending.len)
+			return;
+		if (jobs_stopping()) {
+			f->done = true; /* magsd is going away; the client reconnects */
+			return;
+		}
+		if (db_now_ms() - quiet_since >= FOLLOW_HEARTBEAT_MS) {
+			buf_putc(&f->pending, '\n');
+			return;
+		}
+		jobs_wait_event(seen, 1000);
+	}
+}
+
+static ssize_t follow_read_cb(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct follow *f = cls;
+	if (f->off == f->pending.len) {
+		buf_reset(&f->pending);
+		f->off = 0;
+		if (f->done)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		follow_fill(f);
+		if (!f->pending.len)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+	}
+	size_t n = f->pending.len - f->off;
+	if (n > max)
+		n = max;
+	memcpy(out, f->pending.data + f->off, n);
+	f->off += n;
+	return (ssize_t)n;
+}
+
+static void follow_free_cb(void *cls)
+{
+	struct follow *f = cls;
+	buf_free(&f->pending);
+	free(f);
+}
+
+static enum MHD_Result logs(struct req *r, const struct job_row *j)
+{
+	int64_t since = 0;
+	const char *s = http_query(r, "since");
+	if (s) {
+		char *end;
+		long long v = strtoll(s, &end, 10);
+		if (!*s || *end || v < 0)
+			return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "\"since\" must be a non-negative integer");
+		since = v;
+	}
+	const char *fl = http_query(r, "follow");
+	if (!fl)
+		fl = http_query(r, "stream");
+	if (fl && (!strcmp(fl, "true") || !strcmp(fl, "1"))) {
+		struct follow *f = xcalloc(1, sizeof *f);
+		snprintf(f->id, sizeof f->id, "%s", j->id);
+		f->since = since;
+		buf_init(&f->pending);
+		struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, follow_read_cb, f, follow_free_cb);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+		enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
+	json_t *arr = json_array();
+	for (;;) {
+		size_t n;
+		struct log_row *rows = db_log_read(j->id, since, LOG_PAGE, &n);
+		for (size_t i = 0; i < n; i++) {
+			json_array_append_new(arr, log_entry_json(&rows[i], true));
+			since = rows[i].seq;
+		}
+		db_log_rows_free(rows, n);
+		if (n < LOG_PAGE)
+			break;
+	}
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_string(j->id));
+	json_object_set_new(o, "status", json_string(j->status));
+	json_object_set_new(o, "exit_code", j->has_exit ? json_integer(j->exit_code) : json_null());
+	json_object_set_new(o, "logs", arr);
+	return http_reply_json(r, MHD_HTTP_OK, o);
+}
+
+static enum MHD_Result stop(struct req *r, struct job_row *j)
+{
+	if (finished(j->status))
+		return http_reply_error(r, MHD_HTTP_CONFLICT, "job %s already %s", j->id, j->status);
+	if (jobs_stop(j->id) < 0) {
+		/* between states: neither queued in memory nor running; record the stop */
+		db_job_finish(j->id, 0, false, "stopped");
+	}
+	/* wait briefly for the worker to record the end, so the reply shows it */
+	for (int i = 0; i < 100; i++) {
+		struct job_row now;
+		if (db_job_get(j->id, 0, &now) == 0) {
+			bool done = finished(now.status);
+			if (done || i == 99) {
+				db_job_row_free(j);
+				*j = now;
+				break;
+			}
+			db_job_row_free(&now);
+		}
+		jobs_wait_event(jobs_events(), 100);
+	}
+	return http_reply_json(r, MHD_HTTP_OK, db_job_json(j));
+}
+
+enum MHD_Result api_jobs(struct req *r, const char *rest)
+{
+	const char *m = r->method;
+	if (!*rest || !strcmp(rest, "/")) {
+		if (!strcmp(m, "POST"))
+			return submit(r);
+		if (!strcmp(m, "GET"))
+			return list(r);
+		return http_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on /mags-jobs (use GET or POST)", m);
+	}
+	rest++;
+	const char *slash = strchr(rest, '/');
+	size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
+	const char *action = slash ? slash + 1 : "";
+	if (idlen == 0 || idlen >= JOB_ID_MAX)
+		return http_reply_error(r, MHD_HTTP_NOT_FOUND, "job not found");
+	char id[JOB_ID_MAX];
+	memcpy(id, rest, idlen);
+	id[idlen] = '\0';
+	struct job_row j;
+	if (db_job_get(id, r->user_id, &j) < 0) {
+		struct buf b;
+		buf_init(&b);
+		utf8_sanitize((const uint8_t *)id, idlen, &b);
+		enum MHD_Result ret = http_reply_error(r, MHD_HTTP_NOT_FOUND, "job \"%s\" not found", (const char *)b.data);
+		buf_free(&b);
+		return ret;
+	}
+	enum MHD_Result ret;
+	if (!*action && !strcmp(m, "GET"))
+		ret = http_reply_json(r, MHD_HTTP_OK, db_job_json(&j));
+	else if (!strcmp(action, "logs") && !strcmp(m, "GET"))
+		ret = logs(r, &j);
+	else if (!strcmp(action, "stop") && !strcmp(m, "POST"))
+		ret = stop(r, &j);
+	else if ((!*action && !strcmp(m, "PATCH")) ||
+		 (!strcmp(m, "POST") && (!strcmp(action, "access") || !strcmp(action, "upload") || !strcmp(action, "sync"))))
+		ret = http_reply_error(r, MHD_HTTP_NOT_IMPLEMENTED, "%s /mags-jobs/:id%s%s is not implemented by this magsd yet", m, *action ? "/" : "", action);
+	else if (!*action || !strcmp(action, "logs") || !strcmp(action, "stop"))
+		ret = http_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed here", m);
+	else
+		ret = http_reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s /mags-jobs/:id/%.100s", m, action);
+	db_job_row_free(&j);
+	return ret;
+}

@@ -1,0 +1,380 @@
+// SPDX-License-Identifier: MIT
+/*
+ * SQLite state for magsd; see db.h. The schema is versioned with
+ * PRAGMA user_version; WAL keeps readers (log followers) off the writers' way.
+ */
+#include "db.h"
+
+#include <errno.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "xmalloc.h"
+
+#define DB_SCHEMA_VERSION 1
+
+static sqlite3 *db;
+static pthread_mutex_t db_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS users("
+	"  id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created_at INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS tokens("
+	"  id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),"
+	"  hash TEXT UNIQUE NOT NULL, created_at INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS jobs("
+	"  id TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),"
+	"  status TEXT NOT NULL, script TEXT NOT NULL, type TEXT NOT NULL,"
+	"  timeout INTEGER NOT NULL DEFAULT 0, exit_code INTEGER, error TEXT, engine TEXT,"
+	"  created_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER);"
+	"CREATE INDEX IF NOT EXISTS jobs_by_user ON jobs(user_id, created_at);"
+	"CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, created_at);"
+	"CREATE TABLE IF NOT EXISTS logs("
+	"  job_id TEXT NOT NULL, seq INTEGER NOT NULL, stream INTEGER NOT NULL,"
+	"  time INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(job_id, seq)) WITHOUT ROWID;";
+
+int64_t db_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static sqlite3_stmt *prep(const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		fprintf(stderr, "magsd: sqlite prepare failed: %s: %s\n", sqlite3_errmsg(db), sql);
+		abort(); /* a bug in our SQL, not a runtime condition */
+	}
+	return st;
+}
+
+int db_open(const char *path, struct err *err)
+{
+	int r = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+	if (r != SQLITE_OK) {
+		int ret = err_set(err, 500, "open database %s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(r));
+		sqlite3_close(db);
+		db = NULL;
+		return ret;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	char *msg = NULL;
+	if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", NULL, NULL, &msg) != SQLITE_OK ||
+	    sqlite3_exec(db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+		int ret = err_set(err, 500, "database %s: %s", path, msg ? msg : "?");
+		sqlite3_free(msg);
+		db_close();
+		return ret;
+	}
+	sqlite3_stmt *st = prep("PRAGMA user_version");
+	int ver = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (ver > DB_SCHEMA_VERSION) {
+		db_close();
+		return err_set(err, 500, "database %s has schema version %d, newer than this magsd (%d)", path, ver, DB_SCHEMA_VERSION);
+	}
+	sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, NULL);
+	return 0;
+}
+
+void db_close(void)
+{
+	if (db)
+		sqlite3_close(db);
+	db = NULL;
+}
+
+static void hash_token(const char *token, char out[65])
+{
+	unsigned char h[SHA256_DIGEST_LENGTH];
+	SHA256((const unsigned char *)token, strlen(token), h);
+	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+		sprintf(out + 2 * i, "%02x", h[i]);
+}
+
+int db_token_create(const char *user, char **token, struct err *err)
+{
+	*token = NULL;
+	unsigned char rnd[20];
+	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+		return err_set(err, errno, "getrandom");
+	char tok[64] = "mags_";
+	for (size_t i = 0; i < sizeof rnd; i++)
+		sprintf(tok + 5 + 2 * i, "%02x", rnd[i]);
+	char hash[65];
+	hash_token(tok, hash);
+
+	int r = 0;
+	pthread_mutex_lock(&db_mu);
+	int64_t now = db_now_ms();
+	sqlite3_stmt *st = prep("INSERT INTO users(name, created_at) VALUES(?, ?) ON CONFLICT(name) DO NOTHING");
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = prep("INSERT INTO tokens(user_id, hash, created_at) SELECT id, ?, ? FROM users WHERE name = ?");
+	sqlite3_bind_text(st, 1, hash, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_text(st, 3, user, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		r = err_set(err, 500, "store token: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	if (r == 0)
+		*token = xstrdup(tok);
+	return r;
+}
+
+int64_t db_token_user(const char *token)
+{
+	char hash[65];
+	hash_token(token, hash);
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("SELECT user_id FROM tokens WHERE hash = ?");
+	sqlite3_bind_text(st, 1, hash, -1, SQLITE_TRANSIENT);
+	int64_t uid = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	return uid;
+}
+
+int db_job_insert(const struct job_row *j, struct err *err)
+{
+	int r = 0;
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("INSERT INTO jobs(id, user_id, status, script, type, timeout, created_at) VALUES(?,?,?,?,?,?,?)");
+	sqlite3_bind_text(st, 1, j->id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, j->user_id);
+	sqlite3_bind_text(st, 3, j->status, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 4, j->script, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 5, j->type, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 6, j->timeout);
+	sqlite3_bind_int64(st, 7, j->created_at);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		r = err_set(err, 500, "store job: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	return r;
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? xstrdup((const char *)t) : NULL;
+}
+
+#define JOB_COLS "id, user_id, status, script, type, timeout, exit_code, error, engine, created_at, started_at, finished_at"
+
+static void row_to_job(sqlite3_stmt *st, struct job_row *j)
+{
+	memset(j, 0, sizeof *j);
+	snprintf(j->id, sizeof j->id, "%s", (const char *)sqlite3_column_text(st, 0));
+	j->user_id = sqlite3_column_int64(st, 1);
+	snprintf(j->status, sizeof j->status, "%s", (const char *)sqlite3_column_text(st, 2));
+	j->script = col_dup(st, 3);
+	snprintf(j->type, sizeof j->type, "%s", (const char *)sqlite3_column_text(st, 4));
+	j->timeout = sqlite3_column_int(st, 5);
+	j->has_exit = sqlite3_column_type(st, 6) != SQLITE_NULL;
+	j->exit_code = sqlite3_column_int(st, 6);
+	j->error = col_dup(st, 7);
+	j->engine = col_dup(st, 8);
+	j->created_at = sqlite3_column_int64(st, 9);
+	j->started_at = sqlite3_column_int64(st, 10);
+	j->finished_at = sqlite3_column_int64(st, 11);
+}
+
+int db_job_get(const char *id, int64_t user_id, struct job_row *j)
+{
+	memset(j, 0, sizeof *j);
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("SELECT " JOB_COLS " FROM jobs WHERE id = ? AND (? = 0 OR user_id = ?)");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, user_id);
+	sqlite3_bind_int64(st, 3, user_id);
+	int r = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		row_to_job(st, j);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	return r;
+}
+
+void db_job_row_free(struct job_row *j)
+{
+	free(j->script);
+	free(j->error);
+	free(j->engine);
+	memset(j, 0, sizeof *j);
+}
+
+json_t *db_time_json(int64_t ms)
+{
+	if (ms <= 0)
+		return json_null();
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	char s[40];
+	size_t n = strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(s + n, sizeof s - n, ".%03dZ", (int)(ms % 1000));
+	return json_string(s);
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+json_t *db_job_json(const struct job_row *j)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_string(j->id));
+	json_object_set_new(o, "status", json_string(j->status));
+	json_object_set_new(o, "script", json_string(j->script ? j->script : ""));
+	json_object_set_new(o, "type", json_string(j->type));
+	json_object_set_new(o, "timeout", j->timeout ? json_integer(j->timeout) : json_null());
+	json_object_set_new(o, "exit_code", j->has_exit ? json_integer(j->exit_code) : json_null());
+	json_object_set_new(o, "error", str_or_null(j->error));
+	json_object_set_new(o, "engine", str_or_null(j->engine));
+	json_object_set_new(o, "created_at", db_time_json(j->created_at));
+	json_object_set_new(o, "started_at", db_time_json(j->started_at));
+	json_object_set_new(o, "finished_at", db_time_json(j->finished_at));
+	json_object_set_new(o, "url", json_null());
+	json_object_set_new(o, "workspace", json_null());
+	return o;
+}
+
+json_t *db_job_list(int64_t user_id, const char *status, int limit)
+{
+	json_t *arr = json_array();
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("SELECT " JOB_COLS " FROM jobs WHERE user_id = ? AND (? IS NULL OR status = ?)"
+				" ORDER BY created_at DESC, rowid DESC LIMIT ?");
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_text(st, 2, status, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, status, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 4, limit);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct job_row j;
+		row_to_job(st, &j);
+		json_array_append_new(arr, db_job_json(&j));
+		db_job_row_free(&j);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	return arr;
+}
+
+int db_job_claim(const char *id, const char *engine)
+{
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("UPDATE jobs SET status = 'running', started_at = ?, engine = ? WHERE id = ? AND status = 'queued'");
+	sqlite3_bind_int64(st, 1, db_now_ms());
+	sqlite3_bind_text(st, 2, engine, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
+	sqlite3_step(st);
+	int changed = sqlite3_changes(db);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	return changed > 0;
+}
+
+void db_job_finish(const char *id, int exit_code, bool has_exit, const char *error)
+{
+	const char *status = has_exit && exit_code == 0 && !error ? "completed" : "failed";
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("UPDATE jobs SET status = ?, exit_code = ?, error = ?, finished_at = ? "
+				"WHERE id = ? AND status IN ('queued', 'running')");
+	sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+	if (has_exit)
+		sqlite3_bind_int(st, 2, exit_code);
+	else
+		sqlite3_bind_null(st, 2);
+	if (error)
+		sqlite3_bind_text(st, 3, error, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, 3);
+	sqlite3_bind_int64(st, 4, db_now_ms());
+	sqlite3_bind_text(st, 5, id, -1, SQLITE_TRANSIENT);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+}
+
+char **db_jobs_with_status(const char *status, size_t *n)
+{
+	size_t cap = 16, cnt = 0;
+	char **ids = xmalloc(cap * sizeof *ids);
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("SELECT id FROM jobs WHERE status = ? ORDER BY created_at, rowid");
+	sqlite3_bind_text(st, 1, status, -1, SQLITE_TRANSIENT);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (cnt == cap)
+			ids = xrealloc(ids, (cap *= 2) * sizeof *ids);
+		ids[cnt++] = col_dup(st, 0);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	*n = cnt;
+	return ids;
+}
+
+int64_t db_log_append(const char *job_id, int stream, const void *data, size_t len)
+{
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("INSERT INTO logs(job_id, seq, stream, time, data) "
+				"SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4 FROM logs WHERE job_id = ?1 RETURNING seq");
+	sqlite3_bind_text(st, 1, job_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 2, stream);
+	sqlite3_bind_int64(st, 3, db_now_ms());
+	sqlite3_bind_blob(st, 4, data, (int)len, SQLITE_TRANSIENT);
+	int64_t seq = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	return seq;
+}
+
+struct log_row *db_log_read(const char *job_id, int64_t since, int limit, size_t *n)
+{
+	size_t cap = 16, cnt = 0;
+	struct log_row *rows = xmalloc(cap * sizeof *rows);
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("SELECT seq, stream, time, data FROM logs WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?");
+	sqlite3_bind_text(st, 1, job_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, since);
+	sqlite3_bind_int(st, 3, limit);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (cnt == cap)
+			rows = xrealloc(rows, (cap *= 2) * sizeof *rows);
+		struct log_row *r = &rows[cnt++];
+		r->seq = sqlite3_column_int64(st, 0);
+		r->stream = sqlite3_column_int(st, 1);
+		r->time = sqlite3_column_int64(st, 2);
+		r->len = (size_t)sqlite3_column_bytes(st, 3);
+		r->data = xmalloc(r->len + 1);
+		if (r->len)
+			memcpy(r->data, sqlite3_column_blob(st, 3), r->len);
+		r->data[r->len] = 0;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	*n = cnt;
+	return rows;
+}
+
+void db_log_rows_free(struct log_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(rows[i].data);
+	free(rows);
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * magsd's state in SQLite: users, API tokens (hashed), jobs and their logs.
+ * One connection guarded by a mutex; every function is safe to call from any
+ * thread. Times are milliseconds since the Unix epoch.
+ */
+#ifndef MAGS_DB_H
+#define MAGS_DB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+enum log_stream {
+	LOG_STDOUT = 1,
+	LOG_STDERR = 2,
+	LOG_SYSTEM = 3,
+};
+
+struct job_row {
+	char id[40];
+	int64_t user_id;
+	char status[16];	/* queued | running | completed | failed */
+	char *script;		/* owned */
+	char type[8];		/* inline | file */
+	int timeout;		/* seconds, 0 = none */
+	bool has_exit;
+	int exit_code;
+	char *error;		/* owned, may be NULL */
+	char *engine;		/* owned, may be NULL */
+	int64_t created_at, started_at, finished_at;	/* 0 = not yet */
+};
+
+struct log_row {
+	int64_t seq;
+	int stream;
+	int64_t time;
+	uint8_t *data;	/* owned */
+	size_t len;
+};
+
+int db_open(const char *path, struct err *err);
+void db_close(void);
+int64_t db_now_ms(void);
+
+/* Tokens: returns the new plaintext token (caller frees) for user NAME (created if new). */
+int db_token_create(const char *user, char **token, struct err *err);
+/* Returns the user id that owns token, or 0 when none does. */
+int64_t db_token_user(const char *token);
+
+int db_job_insert(const struct job_row *j, struct err *err);
+/* Fills *j (free with db_job_row_free). user_id 0 = any user. Returns 0, -ENOENT. */
+int db_job_get(const char *id, int64_t user_id, struct job_row *j);
+void db_job_row_free(struct job_row *j);
+/* Lists a user's jobs newest first as a JSON array (new reference). */
+json_t *db_job_list(int64_t user_id, const char *status, int limit);
+/* Moves a queued job to running. Returns 1 when it was queued, 0 otherwise. */
+int db_job_claim(const char *id, const char *engine);
+/* Final state. exit_code < 0 means none. */
+void db_job_finish(const char *id, int exit_code, bool has_exit, const char *error);
+/* Ids of jobs in status, oldest first; caller frees each and the array. */
+char **db_jobs_with_status(const char *status, size_t *n);
+
+/* Appends one log entry, returning its seq (> 0). */
+int64_t db_log_append(const char *job_id, int stream, const void *data, size_t len);
+/* Entries with seq > since, at most limit; caller frees with db_log_rows_free. */
+struct log_row *db_log_read(const char *job_id, int64_t since, int limit, size_t *n);
+void db_log_rows_free(struct log_row *rows, size_t n);
+
+/* ISO 8601 UTC string for ms since the epoch, or null for 0 (new reference). */
+json_t *db_time_json(int64_t ms);
+/* Renders a job as the API's JSON object (new reference). */
+json_t *db_job_json(const struct job_row *j);
+
+#endif

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * magsd's HTTP front: libmicrohttpd with a thread per connection (so a log
+ * follower may block), bounded request bodies, Bearer-token auth and JSON
+ * replies. Routes live in api.c and api_<resource>.c.
+ */
+#ifndef MAGS_HTTP_H
+#define MAGS_HTTP_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+
+#define API_BODY_DISCARD_MAX (512LL << 20)	/* beyond this an upload is cut off */
+
+struct req {
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *path;	/* after /api/v1, e.g. "/mags-jobs/ID" */
+	struct buf body;
+	long long body_seen;	/* bytes received, kept or not */
+	bool too_big;
+	int64_t user_id;	/* authenticated user, 0 before auth */
+};
+
+/* Starts serving on "HOST:PORT". Returns 0 or a negative code with err set. */
+int http_start(const char *listen, struct err *err);
+void http_stop(void);
+
+/* Queue a reply. Both take ownership of nothing the caller keeps except r. */
+enum MHD_Result http_reply_json(struct req *r, unsigned status, json_t *body /* reference stolen */);
+enum MHD_Result http_reply_error(struct req *r, unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Query-string argument or NULL. */
+const char *http_query(struct req *r, const char *key);
+
+/* Routing entry points (api.c). */
+enum MHD_Result api_route(struct req *r);
+enum MHD_Result api_jobs(struct req *r, const char *rest);
+
+#endif

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: MIT
+/*
+ * magsd: the Mags daemon. Parses the command line, opens the state (SQLite
+ * under --state-dir), picks the VM engine, recovers from an earlier crash,
+ * then serves the REST API until SIGTERM/SIGINT, when it shuts down
+ * gracefully: running jobs get a grace period, queued ones stay queued.
+ *
+ *   magsd [--state-dir DIR] [--listen HOST:PORT] [--guest-dir DIR]
+ *         [--max-concurrent N] [--accel auto|kvm|tcg] [--daemon] [--log-file F]
+ *         [--shutdown-grace SECONDS] [--debug]
+ *   magsd [--state-dir DIR] token create [--user NAME]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../engine/engine.h"
+#include "db.h"
+#include "fs.h"
+#include "http.h"
+#include "jobs.h"
+#include "log.h"
+#include "xmalloc.h"
+
+extern const char *api_engine_name;
+
+struct options {
+	char *state_dir;
+	const char *listen;
+	char *guest_dir;
+	int max_concurrent;
+	const char *accel;
+	bool daemon;
+	const char *log_file;
+	int shutdown_grace;
+	bool debug;
+};
+
+static void __attribute__((noreturn)) usage(int code)
+{
+	fprintf(code ? stderr : stdout,
+		"usage: magsd [--state-dir DIR] [--listen HOST:PORT] [--guest-dir DIR]\n"
+		"             [--max-concurrent N] [--accel auto|kvm|tcg] [--daemon] [--log-file FILE]\n"
+		"             [--shutdown-grace SECONDS] [--debug]\n"
+		"       magsd [--state-dir DIR] token create [--user NAME]\n");
+	exit(code);
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("magsd: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
+
+/* <dir of this executable>/../guest, or ../../guest for build/san/bin. */
+static char *default_guest_dir(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0)
+		return xstrdup("guest");
+	exe[n] = '\0';
+	char *dir = dirname(exe);
+	char *a = xasprintf("%s/../guest", dir);
+	if (access(a, F_OK) == 0)
+		return a;
+	free(a);
+	return xasprintf("%s/../../guest", dir);
+}
+
+static int parse_int(const char *s, const char *what, int lo, int hi)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || !*s || *end || v < lo || v > hi)
+		die("%s: expected an integer from %d to %d, not \"%s\"", what, lo, hi, s);
+	return (int)v;
+}
+
+static int token_cmd(struct options *o, int argc, char **argv)
+{
+	const char *user = "default";
+	if (argc < 1 || strcmp(argv[0], "create"))
+		die("token: expected \"token create [--user NAME]\"");
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--user") && i + 1 < argc)
+			user = argv[++i];
+		else
+			die("token create: unexpected argument \"%s\"", argv[i]);
+	}
+	if (!*user || strlen(user) > 64)
+		die("token create: --user must be 1 to 64 characters");
+	struct err err = { 0 };
+	char *dbpath = xasprintf("%s/mags.db", o->state_dir);
+	if (fs_mkdir_p(o->state_dir, 0700) < 0)
+		die("create state dir %s: %s", o->state_dir, strerror(errno));
+	if (db_open(dbpath, &err) < 0)
+		die("%s", err.msg);
+	char *tok;
+	if (db_token_create(user, &tok, &err) < 0)
+		die("%s", err.msg);
+	printf("%s\n", tok);
+	free(tok);
+	db_close();
+	free(dbpath);
+	return 0;
+}
+
+/* Forks; the parent exits 0 once the child writes to the ready pipe (or 1 if it dies). */
+static int daemonize(void)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		die("pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid > 0) {
+		close(p[1]);
+		char c;
+		ssize_t n = read(p[0], &c, 1);
+		_exit(n == 1 ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	return p[1];
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { .listen = "127.0.0.1:7557", .accel = "auto", .shutdown_grace = 10 };
+	static const struct option longopts[] = {
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "guest-dir", required_argument, NULL, 'g' },
+		{ "max-concurrent", required_argument, NULL, 'c' },
+		{ "accel", required_argument, NULL, 'a' },
+		{ "daemon", no_argument, NULL, 'd' },
+		{ "log-file", required_argument, NULL, 'L' },
+		{ "shutdown-grace", required_argument, NULL, 'G' },
+		{ "debug", no_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's': o.state_dir = xstrdup(optarg); break;
+		case 'l': o.listen = optarg; break;
+		case 'g': o.guest_dir = xstrdup(optarg); break;
+		case 'c': o.max_concurrent = parse_int(optarg, "--max-concurrent", 1, 1024); break;
+		case 'a': o.accel = optarg; break;
+		case 'd': o.daemon = true; break;
+		case 'L': o.log_file = optarg; break;
+		case 'G': o.shutdown_grace = parse_int(optarg, "--shutdown-grace", 0, 3600); break;
+		case 'D': o.debug = true; break;
+		case 'h': usage(0);
+		default: usage(2);
+		}
+	}
+	if (!o.state_dir) {
+		const char *home = getenv("HOME");
+		o.state_dir = xasprintf("%s/.mags/local", home && *home ? home : "/root");
+	}
+	if (optind < argc) {
+		if (!strcmp(argv[optind], "token"))
+			return token_cmd(&o, argc - optind - 1, argv + optind + 1);
+		die("unexpected argument \"%s\" (see magsd --help)", argv[optind]);
+	}
+	if (!o.guest_dir)
+		o.guest_dir = default_guest_dir();
+	if (!o.max_concurrent) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		o.max_concurrent = n > 0 ? (int)n : 1;
+	}
+	log_set_level(o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t stopset;
+	sigemptyset(&stopset);
+	sigaddset(&stopset, SIGTERM);
+	sigaddset(&stopset, SIGINT);
+	sigaddset(&stopset, SIGHUP);
+	/* every thread inherits the mask; only main's sigwait takes these */
+	pthread_sigmask(SIG_BLOCK, &stopset, NULL);
+
+	if (fs_mkdir_p(o.state_dir, 0700) < 0)
+		die("create state dir %s: %s", o.state_dir, strerror(errno));
+	char *run_root = xasprintf("%s/run", o.state_dir);
+	if (fs_mkdir_p(run_root, 0700) < 0)
+		die("create %s: %s", run_root, strerror(errno));
+
+	int ready_fd = -1;
+	if (o.daemon) {
+		char *lf = o.log_file ? xstrdup(o.log_file) : xasprintf("%s/magsd.log", o.state_dir);
+		int fd = open(lf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (fd < 0)
+			die("open log file %s: %s", lf, strerror(errno));
+		ready_fd = daemonize();
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(nul);
+		close(fd);
+		free(lf);
+	} else if (o.log_file) {
+		int fd = open(o.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (fd < 0)
+			die("open log file %s: %s", o.log_file, strerror(errno));
+		dup2(fd, 2);
+		close(fd);
+	}
+
+	struct err err = { 0 };
+	char *dbpath = xasprintf("%s/mags.db", o.state_dir);
+	if (db_open(dbpath, &err) < 0)
+		die("%s", err.msg);
+	struct engine eng;
+	if (engine_init(&eng, o.guest_dir, o.accel, &err) < 0)
+		die("%s", err.msg);
+	api_engine_name = engine_accel_name(&eng);
+	log_info("magsd starting: state %s, engine %s (%s), kernel %s, image %s, %d concurrent",
+		 o.state_dir, api_engine_name, eng.accel_why, eng.kernel, eng.image, o.max_concurrent);
+
+	struct jobs_config jc = { .engine = &eng, .run_root = run_root, .max_concurrent = o.max_concurrent };
+	if (jobs_start(&jc, &err) < 0)
+		die("%s", err.msg);
+	if (http_start(o.listen, &err) < 0) {
+		jobs_shutdown(0);
+		die("%s", err.msg);
+	}
+	log_info("listening on http://%s/api/v1", o.listen);
+	if (ready_fd >= 0) {
+		if (write(ready_fd, "1", 1) < 0) {
+			/* parent gone; keep serving */
+		}
+		close(ready_fd);
+	}
+
+	int sig = 0;
+	sigwait(&stopset, &sig);
+	log_info("signal %d: shutting down (grace %ds for running jobs)", sig, o.shutdown_grace);
+	jobs_shutdown(o.shutdown_grace * 1000);
+	http_stop();
+	db_close();
+	engine_free(&eng);
+	free(dbpath);
+	free(run_root);
+	free(o.state_dir);
+	free(o.guest_dir);
+	log_info("magsd stopped");
+	return 0;
+}

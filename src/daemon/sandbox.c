@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Boot a sandbox and talk to its agent; see sandbox.h. All waiting is done
+ * with poll() on the agent socket and the job's wake pipe, so a stop request
+ * interrupts any phase of the job.
+ */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "xmalloc.h"
+
+#define SANDBOX_POWEROFF_MS 2000	/* grace for a clean poweroff before SIGKILL */
+#define CONSOLE_TAIL 600
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Appends the last lines of the guest console to err's message. */
+static int with_console(struct sandbox *sb, int r, struct err *err)
+{
+	if (!err)
+		return r;
+	char *tail = vm_console_tail(sb->vm, CONSOLE_TAIL);
+	if (*tail) {
+		size_t n = strlen(err->msg);
+		snprintf(err->msg + n, sizeof err->msg - n, "; guest console: %s", tail);
+	}
+	free(tail);
+	return r;
+}
+
+int sandbox_send(struct sandbox *sb, uint16_t type, uint32_t chan, const void *payload, size_t len, struct err *err)
+{
+	if (len > AGENT_FRAME_MAX)
+		return err_set(err, EMSGSIZE, "agent frame of %zu bytes", len);
+	struct buf b;
+	buf_init(&b);
+	proto_frame_put(&b, type, chan, payload, len);
+	size_t off = 0;
+	int r = 0;
+	while (off < b.len) {
+		ssize_t n = send(sb->vm->agent_fd, b.data + off, b.len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = err_set(err, errno, "send to agent");
+			break;
+		}
+		off += (size_t)n;
+	}
+	buf_free(&b);
+	return r;
+}
+
+int sandbox_recv(struct sandbox *sb, struct agent_frame *f, int timeout_ms, int wake_fd, struct err *err)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+	for (;;) {
+		int r = proto_dec_next(&sb->dec, f);
+		if (r == 1)
+			return 1;
+		if (r < 0)
+			return err_set(err, EPROTO, "agent sent an oversized frame");
+		int wait = -1;
+		if (deadline >= 0) {
+			int64_t left = deadline - mono_ms();
+			if (left <= 0)
+				return 0;
+			wait = (int)left;
+		}
+		struct pollfd p[2] = {
+			{ .fd = sb->vm->agent_fd, .events = POLLIN },
+			{ .fd = wake_fd, .events = POLLIN },
+		};
+		int n = poll(p, wake_fd >= 0 ? 2 : 1, wait);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return err_set(err, errno, "poll");
+		if (n == 0)
+			return 0;
+		if (wake_fd >= 0 && (p[1].revents & POLLIN))
+			return -EINTR;
+		uint8_t tmp[65536];
+		ssize_t got = recv(sb->vm->agent_fd, tmp, sizeof tmp, 0);
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (got <= 0)
+			return err_set(err, EPIPE, "agent channel closed (the VM stopped)");
+		proto_dec_feed(&sb->dec, tmp, (size_t)got);
+	}
+}
+
+int sandbox_boot(const struct engine *eng, const char *rundir, int timeout_ms, int wake_fd,
+		 struct sandbox **out, struct err *err)
+{
+	*out = NULL;
+	int64_t t0 = mono_ms();
+	struct sandbox *sb = xcalloc(1, sizeof *sb);
+	proto_dec_init(&sb->dec);
+	int r = vm_start(eng, rundir, &sb->vm, err);
+	if (r < 0) {
+		proto_dec_free(&sb->dec);
+		free(sb);
+		return r;
+	}
+	r = vm_connect_agent(sb->vm, timeout_ms, err);
+	if (r < 0) {
+		with_console(sb, r, err);
+		goto fail;
+	}
+	for (;;) {
+		int left = (int)(t0 + timeout_ms - mono_ms());
+		struct agent_frame f;
+		r = sandbox_recv(sb, &f, left > 0 ? left : 0, wake_fd, err);
+		if (r == -EINTR)
+			goto fail;
+		if (r == 0) {
+			r = with_console(sb, err_set(err, ETIMEDOUT, "no answer from the agent after %d ms", timeout_ms), err);
+			goto fail;
+		}
+		if (r < 0) {
+			with_console(sb, r, err);
+			goto fail;
+		}
+		if (f.type == MSG_HELLO && f.chan == 0)
+			break;
+		/* anything before HELLO is ignored: the agent says nothing else first */
+	}
+	sb->boot_ms = mono_ms() - t0;
+	*out = sb;
+	return 0;
+fail:
+	vm_free(sb->vm);
+	proto_dec_free(&sb->dec);
+	free(sb);
+	return r;
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+	if (!sb)
+		return;
+	if (sb->vm->pid > 0 && sandbox_send(sb, MSG_POWEROFF, 0, NULL, 0, NULL) == 0)
+		vm_wait_exit(sb->vm, SANDBOX_POWEROFF_MS);
+	vm_free(sb->vm);
+	proto_dec_free(&sb->dec);
+	free(sb);
+}

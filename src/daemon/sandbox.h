@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One sandbox as a job sees it: a VM from the engine plus the conversation
+ * with its agent (docs/agent-protocol.md). Used by a single worker thread.
+ */
+#ifndef MAGS_SANDBOX_H
+#define MAGS_SANDBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../engine/engine.h"
+#include "buf.h"
+#include "err.h"
+#include "proto.h"
+
+struct sandbox {
+	struct vm *vm;
+	struct proto_dec dec;
+	int64_t boot_ms;	/* host-measured start -> HELLO */
+};
+
+/*
+ * Starts a VM in rundir and waits (up to timeout_ms) for the agent's HELLO.
+ * Returns 0, -EINTR when wake_fd became readable (a stop), or another
+ * negative code with err set (the console's tail included when it helps).
+ */
+int sandbox_boot(const struct engine *eng, const char *rundir, int timeout_ms, int wake_fd,
+		 struct sandbox **out, struct err *err);
+int sandbox_send(struct sandbox *sb, uint16_t type, uint32_t chan, const void *payload, size_t len, struct err *err);
+/*
+ * Waits up to timeout_ms (-1 = forever) for a frame. Returns 1 with *f (valid
+ * until the next call), 0 on timeout, -EINTR when wake_fd is readable, or a
+ * negative code with err set when the channel broke (the VM died).
+ */
+int sandbox_recv(struct sandbox *sb, struct agent_frame *f, int timeout_ms, int wake_fd, struct err *err);
+/* Asks the agent to power off, waits briefly, then kills what is left and frees. */
+void sandbox_free(struct sandbox *sb);
+
+#endif

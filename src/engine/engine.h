@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The VM engine: boots microVMs and hands back the agent channel. Today it
+ * drives QEMU -M microvm (qemu.c); the rest of magsd only sees this interface,
+ * so another monitor can replace QEMU without touching jobs or the API.
+ *
+ * Threads: engine_init once at start-up; the vm_* calls for one VM come from
+ * one thread (the job's worker). Each VM lives in its own run directory which
+ * vm_free removes, whatever way the VM ended.
+ */
+#ifndef MAGS_ENGINE_H
+#define MAGS_ENGINE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+enum engine_accel {
+	ENGINE_TCG,
+	ENGINE_KVM,
+};
+
+struct engine {
+	char *qemu;		/* path of qemu-system-x86_64 */
+	char *kernel;		/* guest kernel (vmlinux with PVH note, or bzImage) */
+	char *image;		/* read-only root filesystem image */
+	enum engine_accel accel;
+	char accel_why[160];	/* why this accelerator was chosen, for the log */
+	unsigned mem_mib;	/* guest RAM, default 512 */
+	unsigned vcpus;		/* default 1 */
+};
+
+struct vm {
+	pid_t pid;		/* QEMU, or 0 once reaped */
+	int status;		/* wait status once reaped */
+	char *rundir;		/* owned; removed by vm_free */
+	char *agent_path;	/* unix socket QEMU serves the agent port on */
+	char *console_path;	/* guest serial console log */
+	int agent_fd;		/* connected agent channel, -1 until vm_connect_agent */
+};
+
+/*
+ * Finds QEMU, the kernel and the image under guest_dir and picks the
+ * accelerator: accel is "auto", "kvm" or "tcg". Returns 0 or -errno with err set.
+ */
+int engine_init(struct engine *eng, const char *guest_dir, const char *accel, struct err *err);
+void engine_free(struct engine *eng);
+const char *engine_accel_name(const struct engine *eng);
+
+/*
+ * Creates rundir (must not exist), starts QEMU in it and returns the VM in
+ * *out (caller frees with vm_free). The guest boots in the background.
+ */
+int vm_start(const struct engine *eng, const char *rundir, struct vm **out, struct err *err);
+/* Connects vm->agent_fd, waiting up to timeout_ms for QEMU to listen. */
+int vm_connect_agent(struct vm *vm, int timeout_ms, struct err *err);
+/* Reaps QEMU if it has exited; waits up to timeout_ms (0 = just check). True when gone. */
+bool vm_wait_exit(struct vm *vm, int timeout_ms);
+/* SIGKILLs QEMU (if still running) and reaps it. */
+void vm_kill(struct vm *vm);
+/* Last max bytes of the guest console, for error messages. Caller frees. */
+char *vm_console_tail(const struct vm *vm, size_t max);
+/* Kills and reaps QEMU if needed, closes the channel, removes the run dir, frees. */
+void vm_free(struct vm *vm);
+
+/*
+ * Start-up recovery: kills any QEMU left running from run directories under
+ * run_root (after a crash of magsd) and removes those directories. Returns how
+ * many VMs it killed.
+ */
+int engine_reap_stale(const char *run_root);
+
+#endif

@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: MIT
+/*
+ * QEMU backend of the VM engine (engine.h): -M microvm, virtio-mmio devices,
+ * direct kernel boot, no firmware beyond QEMU's own. One QEMU process per
+ * sandbox, started in a fresh session with PR_SET_PDEATHSIG so a crash of
+ * magsd cannot leave it running; engine_reap_stale covers what slips through.
+ *
+ * Device layout (kept fixed so a snapshot of one VM fits every other):
+ *   virtio-blk  vda   read-only root image
+ *   virtio-serial     port "mags.agent" -> unix socket RUNDIR/agent.sock
+ *   isa-serial        guest console -> RUNDIR/console.log
+ */
+#include "engine.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "xmalloc.h"
+
+#define QEMU_ARGV_MAX 64
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *find_in_path(const char *name)
+{
+	const char *path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	char *copy = xstrdup(path), *save = NULL, *found = NULL;
+	for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+		char *p = xasprintf("%s/%s", dir, name);
+		if (access(p, X_OK) == 0) {
+			found = p;
+			break;
+		}
+		free(p);
+	}
+	free(copy);
+	return found;
+}
+
+/* KVM is used only when the CPU advertises vmx/svm and /dev/kvm opens. */
+static enum engine_accel pick_accel(char *why, size_t whylen)
+{
+	char *cpuinfo = NULL;
+	bool hw = false;
+	if (fs_read_file("/proc/cpuinfo", 16 << 20, &cpuinfo, NULL, NULL) == 0) {
+		for (char *l = cpuinfo; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+			if (strncmp(l, "flags", 5) != 0)
+				continue;
+			char *end = strchr(l, '\n');
+			if (end)
+				*end = '\0';
+			hw = strstr(l, " vmx") || strstr(l, " svm");
+			break;
+		}
+		free(cpuinfo);
+	}
+	if (!hw) {
+		snprintf(why, whylen, "no vmx/svm in /proc/cpuinfo (no usable hardware virtualization)");
+		return ENGINE_TCG;
+	}
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, whylen, "/dev/kvm: %s", strerror(errno));
+		return ENGINE_TCG;
+	}
+	close(fd);
+	snprintf(why, whylen, "vmx/svm present and /dev/kvm usable");
+	return ENGINE_KVM;
+}
+
+int engine_init(struct engine *eng, const char *guest_dir, const char *accel, struct err *err)
+{
+	memset(eng, 0, sizeof *eng);
+	eng->mem_mib = 512;
+	eng->vcpus = 1;
+	const char *q = getenv("MAGS_QEMU");
+	eng->qemu = q ? xstrdup(q) : find_in_path("qemu-system-x86_64");
+	if (!eng->qemu)
+		return err_set(err, ENOENT, "qemu-system-x86_64 not found in PATH (apt-get install qemu-system-x86)");
+	const char *kernels[] = { "vmlinux", "bzImage" };
+	for (size_t i = 0; i < 2 && !eng->kernel; i++) {
+		char *k = xasprintf("%s/%s", guest_dir, kernels[i]);
+		if (access(k, R_OK) == 0)
+			eng->kernel = k;
+		else
+			free(k);
+	}
+	if (!eng->kernel) {
+		engine_free(eng);
+		return err_set(err, ENOENT, "no guest kernel (vmlinux or bzImage) in %s (run make guest)", guest_dir);
+	}
+	const char *img = getenv("MAGS_IMAGE");
+	eng->image = img ? xstrdup(img) : xasprintf("%s/test.img", guest_dir);
+	if (access(eng->image, R_OK) != 0) {
+		int r = err_set(err, errno, "guest image %s", eng->image);
+		engine_free(eng);
+		return r;
+	}
+	if (!accel || !strcmp(accel, "auto")) {
+		eng->accel = pick_accel(eng->accel_why, sizeof eng->accel_why);
+	} else if (!strcmp(accel, "kvm")) {
+		eng->accel = ENGINE_KVM;
+		snprintf(eng->accel_why, sizeof eng->accel_why, "requested with --accel kvm");
+	} else if (!strcmp(accel, "tcg")) {
+		eng->accel = ENGINE_TCG;
+		snprintf(eng->accel_why, sizeof eng->accel_why, "requested with --accel tcg");
+	} else {
+		engine_free(eng);
+		return err_set(err, 400, "--accel: expected auto, kvm or tcg, not \"%s\"", accel);
+	}
+	return 0;
+}
+
+void engine_free(struct engine *eng)
+{
+	free(eng->qemu);
+	free(eng->kernel);
+	free(eng->image);
+	memset(eng, 0, sizeof *eng);
+}
+
+const char *engine_accel_name(const struct engine *eng)
+{
+	return eng->accel == ENGINE_KVM ? "kvm" : "tcg";
+}
+
+int vm_start(const struct engine *eng, const char *rundir, struct vm **out, struct err *err)
+{
+	*out = NULL;
+	if (mkdir(rundir, 0700) < 0)
+		return err_set(err, errno, "create run dir %s", rundir);
+
+	struct vm *vm = xcalloc(1, sizeof *vm);
+	vm->agent_fd = -1;
+	vm->rundir = xstrdup(rundir);
+	vm->agent_path = xasprintf("%s/agent.sock", rundir);
+	vm->console_path = xasprintf("%s/console.log", rundir);
+
+	char *machine = xstrdup("microvm,acpi=off");
+	char *accel = xstrdup(eng->accel == ENGINE_KVM ? "kvm" : "tcg");
+	char *mem = xasprintf("%u", eng->mem_mib);
+	char *smp = xasprintf("%u", eng->vcpus);
+	char *drive = xasprintf("id=root,file=%s,format=raw,if=none,readonly=on", eng->image);
+	char *agent = xasprintf("socket,id=ag,path=%s,server=on,wait=off", vm->agent_path);
+	char *console = xasprintf("file,id=con,path=%s", vm->console_path);
+	char *logpath = xasprintf("%s/qemu.log", rundir);
+	const char *append = "console=ttyS0 root=/dev/vda ro rootfstype=ext4 init=/sbin/mags-agent "
+			     "quiet panic=-1 reboot=t i8042.noaux i8042.nomux i8042.nopnp nomodule";
+	const char *argv[QEMU_ARGV_MAX];
+	int n = 0;
+	argv[n++] = eng->qemu;
+	argv[n++] = "-M";
+	argv[n++] = machine;
+	argv[n++] = "-accel";
+	argv[n++] = accel;
+	argv[n++] = "-cpu";
+	argv[n++] = eng->accel == ENGINE_KVM ? "host" : "max";
+	argv[n++] = "-m";
+	argv[n++] = mem;
+	argv[n++] = "-smp";
+	argv[n++] = smp;
+	argv[n++] = "-nodefaults";
+	argv[n++] = "-no-user-config";
+	argv[n++] = "-nographic";
+	argv[n++] = "-no-reboot";
+	argv[n++] = "-kernel";
+	argv[n++] = eng->kernel;
+	argv[n++] = "-append";
+	argv[n++] = append;
+	argv[n++] = "-drive";
+	argv[n++] = drive;
+	argv[n++] = "-device";
+	argv[n++] = "virtio-blk-device,drive=root";
+	argv[n++] = "-device";
+	argv[n++] = "virtio-serial-device";
+	argv[n++] = "-chardev";
+	argv[n++] = agent;
+	argv[n++] = "-device";
+	argv[n++] = "virtserialport,chardev=ag,name=mags.agent";
+	argv[n++] = "-chardev";
+	argv[n++] = console;
+	argv[n++] = "-serial";
+	argv[n++] = "chardev:con";
+	argv[n] = NULL;
+
+	int r = 0;
+	int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (logfd < 0 || nullfd < 0) {
+		r = err_set(err, errno, "open %s", logpath);
+		goto out;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		r = err_set(err, errno, "fork");
+		goto out;
+	}
+	if (pid == 0) {
+		/* child: only async-signal-safe calls from here on */
+		sigset_t all;
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		setsid();
+		dup2(nullfd, 0);
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	vm->pid = pid;
+	char pidbuf[32];
+	int len = snprintf(pidbuf, sizeof pidbuf, "%d\n", (int)pid);
+	char *pidfile = xasprintf("%s/qemu.pid", rundir);
+	fs_write_file(pidfile, pidbuf, (size_t)len, 0600, NULL);
+	free(pidfile);
+	*out = vm;
+	vm = NULL; /* transferred */
+out:
+	if (logfd >= 0)
+		close(logfd);
+	if (nullfd >= 0)
+		close(nullfd);
+	free(machine);
+	free(accel);
+	free(mem);
+	free(smp);
+	free(drive);
+	free(agent);
+	free(console);
+	free(logpath);
+	if (vm)
+		vm_free(vm);
+	return r;
+}
+
+bool vm_wait_exit(struct vm *vm, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	while (vm->pid > 0) {
+		int st;
+		pid_t p = waitpid(vm->pid, &st, WNOHANG);
+		if (p == vm->pid || (p < 0 && errno == ECHILD)) {
+			vm->status = p == vm->pid ? st : 0;
+			vm->pid = 0;
+			break;
+		}
+		if (now_ms() >= deadline)
+			return false;
+		usleep(5000);
+	}
+	return true;
+}
+
+int vm_connect_agent(struct vm *vm, int timeout_ms, struct err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(vm->agent_path) >= sizeof sa.sun_path)
+		return err_set(err, ENAMETOOLONG, "agent socket path %s", vm->agent_path);
+	strcpy(sa.sun_path, vm->agent_path);
+	long long deadline = now_ms() + timeout_ms;
+	for (;;) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return err_set(err, errno, "socket");
+		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+			vm->agent_fd = fd;
+			return 0;
+		}
+		int e = errno;
+		close(fd);
+		if (e != ENOENT && e != ECONNREFUSED)
+			return err_set(err, e, "connect %s", vm->agent_path);
+		if (vm_wait_exit(vm, 0))
+			return err_set(err, 500, "QEMU exited before the agent channel opened");
+		if (now_ms() >= deadline)
+			return err_set(err, ETIMEDOUT, "connect %s", vm->agent_path);
+		usleep(2000);
+	}
+}
+
+void vm_kill(struct vm *vm)
+{
+	if (vm->pid > 0) {
+		kill(vm->pid, SIGKILL);
+		vm_wait_exit(vm, 10000);
+	}
+}
+
+char *vm_console_tail(const struct vm *vm, size_t max)
+{
+	char *all = NULL;
+	size_t len = 0;
+	if (fs_read_file(vm->console_path, 64 << 20, &all, &len, NULL) < 0)
+		return xstrdup("");
+	if (len <= max)
+		return all;
+	char *t = xstrdup(all + len - max);
+	free(all);
+	return t;
+}
+
+void vm_free(struct vm *vm)
+{
+	if (!vm)
+		return;
+	vm_kill(vm);
+	if (vm->agent_fd >= 0)
+		close(vm->agent_fd);
+	fs_rm_tree(vm->rundir);
+	free(vm->rundir);
+	free(vm->agent_path);
+	free(vm->console_path);
+	free(vm);
+}
+
+/* True when /proc/PID/cmdline mentions dir: the pid was not reused by something else. */
+static bool pid_runs_in(pid_t pid, const char *dir)
+{
+	char path[64], *cmd = NULL;
+	size_t len = 0;
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	if (fs_read_file(path, 1 << 20, &cmd, &len, NULL) < 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (cmd[i] == '\0')
+			cmd[i] = ' ';
+	bool yes = strstr(cmd, dir) != NULL;
+	free(cmd);
+	return yes;
+}
+
+int engine_reap_stale(const char *run_root)
+{
+	DIR *d = opendir(run_root);
+	if (!d)
+		return 0;
+	int killed = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *dir = xasprintf("%s/%s", run_root, de->d_name);
+		char *pidfile = xasprintf("%s/qemu.pid", dir);
+		char *txt = NULL;
+		if (fs_read_file(pidfile, 64, &txt, NULL, NULL) == 0) {
+			pid_t pid = (pid_t)atoi(txt);
+			if (pid > 1 && pid_runs_in(pid, dir)) {
+				kill(pid, SIGKILL);
+				for (int i = 0; i < 200 && kill(pid, 0) == 0 && pid_runs_in(pid, dir); i++)
+					usleep(10000);
+				killed++;
+			}
+		}
+		free(txt);
+		fs_rm_tree(dir);
+		free(pidfile);
+		free(dir);
+	}
+	closedir(d);
+	return killed;
+}
