@@ -133,7 +133,7 @@ static void follow_fill(struct follow *f)
 			json_t *o = json_object();
 			json_object_set_new(o, "status", json_string(j.status));
 			json_object_set_new(o, "exit_code", j.has_exit ? json_integer(j.exit_code) : json_null());
-			json_object_set_new(o, "error", j.error ? json_string(j.error) : json_null());
+			json_object_set_new(o, "error", utf8_json_string(j.error));
 			char *s = json_dumps(o, JSON_COMPACT);
 			buf_puts(&f->pending, s);
 			buf_putc(&f->pending, '\n');

@@ -15,6 +15,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "utf8.h"
 #include "xmalloc.h"
 
 #define DB_SCHEMA_VERSION 1
@@ -230,22 +231,18 @@ json_t *db_time_json(int64_t ms)
 	return json_string(s);
 }
 
-static json_t *str_or_null(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
 
 json_t *db_job_json(const struct job_row *j)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "id", json_string(j->id));
 	json_object_set_new(o, "status", json_string(j->status));
-	json_object_set_new(o, "script", json_string(j->script ? j->script : ""));
+	json_object_set_new(o, "script", utf8_json_string(j->script ? j->script : ""));
 	json_object_set_new(o, "type", json_string(j->type));
 	json_object_set_new(o, "timeout", j->timeout ? json_integer(j->timeout) : json_null());
 	json_object_set_new(o, "exit_code", j->has_exit ? json_integer(j->exit_code) : json_null());
-	json_object_set_new(o, "error", str_or_null(j->error));
-	json_object_set_new(o, "engine", str_or_null(j->engine));
+	json_object_set_new(o, "error", utf8_json_string(j->error));
+	json_object_set_new(o, "engine", utf8_json_string(j->engine));
 	json_object_set_new(o, "created_at", db_time_json(j->created_at));
 	json_object_set_new(o, "started_at", db_time_json(j->started_at));
 	json_object_set_new(o, "finished_at", db_time_json(j->finished_at));

@@ -12,6 +12,7 @@
 
 #include "jobspec.h"
 #include "log.h"
+#include "utf8.h"
 #include "xmalloc.h"
 
 static struct MHD_Daemon *mhd;
@@ -39,8 +40,7 @@ enum MHD_Result http_reply_error(struct req *r, unsigned status, const char *fmt
 	va_end(ap);
 	json_t *o = json_object();
 	/* messages may quote user input: keep them valid UTF-8 for JSON */
-	json_t *m = json_string(msg);
-	json_object_set_new(o, "error", m ? m : json_string("invalid request"));
+	json_object_set_new(o, "error", utf8_json_string(msg));
 	json_object_set_new(o, "code", json_integer(status));
 	free(msg);
 	return http_reply_json(r, status, o);
@@ -126,9 +126,9 @@ int http_start(const char *listen, struct err *err)
 		return err_set(err, 400, "--listen: \"%s\" is not an IPv4 address", host);
 	mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
 			       0, NULL, NULL, on_request, NULL,
+			       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 			       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 			       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-			       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 			       MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
 			       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
 			       MHD_OPTION_END);

@@ -2,6 +2,8 @@
 /* UTF-8 validation per RFC 3629 (no overlongs, no surrogates, <= U+10FFFF). */
 #include "utf8.h"
 
+#include <string.h>
+
 /* Length of the valid sequence at p (1..4), or 0 when invalid or truncated. */
 static size_t seq_len(const uint8_t *p, size_t n)
 {
@@ -58,4 +60,16 @@ size_t utf8_incomplete_tail(const uint8_t *p, size_t n)
 		return want > back ? back : 0;
 	}
 	return 0;
+}
+
+json_t *utf8_json_string(const char *s)
+{
+	if (!s)
+		return json_null();
+	struct buf b;
+	buf_init(&b);
+	utf8_sanitize((const uint8_t *)s, strlen(s), &b);
+	json_t *j = json_stringn(b.data ? (const char *)b.data : "", b.len);
+	buf_free(&b);
+	return j;
 }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "buf.h"
 
 /* Appends p to out with every invalid byte sequence replaced by U+FFFD. */
@@ -16,5 +18,8 @@ void utf8_sanitize(const uint8_t *p, size_t n, struct buf *out);
  * split across two reads is not mangled.
  */
 size_t utf8_incomplete_tail(const uint8_t *p, size_t n);
+
+/* A JSON string of s (NULL gives JSON null) with invalid UTF-8 replaced; new reference. */
+json_t *utf8_json_string(const char *s);
 
 #endif
