@@ -177,8 +177,12 @@ int main(int argc, char **argv)
 		o.state_dir = xasprintf("%s/.mags/local", home && *home ? home : "/root");
 	}
 	if (optind < argc) {
-		if (!strcmp(argv[optind], "token"))
-			return token_cmd(&o, argc - optind - 1, argv + optind + 1);
+		if (!strcmp(argv[optind], "token")) {
+			int r = token_cmd(&o, argc - optind - 1, argv + optind + 1);
+			free(o.state_dir);
+			free(o.guest_dir);
+			return r;
+		}
 		die("unexpected argument \"%s\" (see magsd --help)", argv[optind]);
 	}
 	if (!o.guest_dir)

@@ -27,17 +27,20 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Appends the last lines of the guest console to err's message. */
+/* Appends the tails of QEMU's log and the guest console to err's message. */
 static int with_console(struct sandbox *sb, int r, struct err *err)
 {
 	if (!err)
 		return r;
-	char *tail = vm_console_tail(sb->vm, CONSOLE_TAIL);
-	if (*tail) {
-		size_t n = strlen(err->msg);
-		snprintf(err->msg + n, sizeof err->msg - n, "; guest console: %s", tail);
+	static const char *const files[][2] = { { "qemu.log", "qemu" }, { "console.log", "guest console" } };
+	for (size_t i = 0; i < 2; i++) {
+		char *tail = vm_log_tail(sb->vm, files[i][0], CONSOLE_TAIL);
+		if (*tail) {
+			size_t n = strlen(err->msg);
+			snprintf(err->msg + n, sizeof err->msg - n, "; %s: %s", files[i][1], tail);
+		}
+		free(tail);
 	}
-	free(tail);
 	return r;
 }
 

@@ -59,8 +59,9 @@ int vm_connect_agent(struct vm *vm, int timeout_ms, struct err *err);
 bool vm_wait_exit(struct vm *vm, int timeout_ms);
 /* SIGKILLs QEMU (if still running) and reaps it. */
 void vm_kill(struct vm *vm);
-/* Last max bytes of the guest console, for error messages. Caller frees. */
-char *vm_console_tail(const struct vm *vm, size_t max);
+/* Last max bytes of a file in the run dir ("console.log": the guest's serial
+ * console; "qemu.log": QEMU's own messages), for error messages. Caller frees. */
+char *vm_log_tail(const struct vm *vm, const char *name, size_t max);
 /* Kills and reaps QEMU if needed, closes the channel, removes the run dir, frees. */
 void vm_free(struct vm *vm);
 

@@ -309,11 +309,13 @@ void vm_kill(struct vm *vm)
 	}
 }
 
-char *vm_console_tail(const struct vm *vm, size_t max)
+char *vm_log_tail(const struct vm *vm, const char *name, size_t max)
 {
-	char *all = NULL;
+	char *all = NULL, *path = xasprintf("%s/%s", vm->rundir, name);
 	size_t len = 0;
-	if (fs_read_file(vm->console_path, 64 << 20, &all, &len, NULL) < 0)
+	int r = fs_read_file(path, 64 << 20, &all, &len, NULL);
+	free(path);
+	if (r < 0)
 		return xstrdup("");
 	if (len <= max)
 		return all;
