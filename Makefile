@@ -75,6 +75,52 @@ $(GUEST)/test.img: guest/build-test-image.sh build/bin/mags-agent
 
 guest: $(GUEST)/vmlinux $(GUEST)/test.img
 
+# ---- unit tests (cmocka), always built with ASan+UBSan ----------------------
+# Each test_<name> links the sources listed in TEST_<name>_SRCS.
+TSAN_FLAGS      = -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc/lib \
+                  -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+UNIT_TESTS      = jobspec utf8
+TEST_jobspec_SRCS = src/daemon/jobspec.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
+TEST_utf8_SRCS    = src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
+TEST_LIBS       = -lcmocka -ljansson
+
+build/tests/test_%: tests/unit/test_%.c $(LIB_SRCS) $(wildcard src/*/*.h include/mags/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(TSAN_FLAGS) -o $@ $< $(TEST_$*_SRCS) $(TEST_LIBS)
+
+unit: $(UNIT_TESTS:%=build/tests/test_%)
+	@set -e; for t in $(UNIT_TESTS); do \
+		echo "== unit: $$t"; \
+		timeout 120 env ASAN_OPTIONS=detect_leaks=1 build/tests/test_$$t; \
+	done
+
+# ---- fuzzing (libFuzzer, clang) ------------------------------------------------
+# Each fuzz/<name>_fuzz.c links FUZZ_<name>_SRCS. make fuzz runs each for FUZZ_SECONDS;
+# make fuzz-replay replays fuzz/corpus/<name>/ through a plain ASan build (no clang needed).
+FUZZERS         = jobspec
+FUZZ_jobspec_SRCS = src/daemon/jobspec.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
+FUZZ_jobspec_LIBS = -ljansson
+FUZZ_SECONDS    ?= 60
+
+build/fuzz/%_fuzz: fuzz/%_fuzz.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc/lib -o $@ $< $(FUZZ_$*_SRCS) $(FUZZ_$*_LIBS)
+
+build/fuzz/%_replay: fuzz/%_fuzz.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TSAN_FLAGS) -DFUZZ_REPLAY_MAIN -o $@ $< $(FUZZ_$*_SRCS) $(FUZZ_$*_LIBS)
+
+fuzz: $(FUZZERS:%=build/fuzz/%_fuzz)
+	@set -e; for f in $(FUZZERS); do \
+		mkdir -p build/fuzz/corpus-$$f && cp -n fuzz/corpus/$$f/* build/fuzz/corpus-$$f/ 2>/dev/null || true; \
+		build/fuzz/$${f}_fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ build/fuzz/corpus-$$f fuzz/corpus/$$f; \
+	done
+
+fuzz-replay: $(FUZZERS:%=build/fuzz/%_replay)
+	@set -e; for f in $(FUZZERS); do \
+		build/fuzz/$${f}_replay fuzz/corpus/$$f/*; \
+	done
+
 clean:
 	rm -rf build/obj build/agent-obj build/bin build/san build/tests build/fuzz
 
