@@ -387,12 +387,7 @@ static void *worker_main(void *arg)
 			J.tail = NULL;
 		pthread_mutex_unlock(&J.mu);
 
-		if (!db_job_claim(q->id, engine_accel_name(J.cfg.engine))) {
-			free(q->id);
-			free(q);
-			continue; /* stopped meanwhile */
-		}
-		bump();
+		/* registered before the claim, so a stop racing with the claim finds it */
 		struct active *a = xcalloc(1, sizeof *a);
 		snprintf(a->id, sizeof a->id, "%s", q->id);
 		free(q->id);
@@ -408,7 +403,10 @@ static void *worker_main(void *arg)
 		J.running++;
 		pthread_mutex_unlock(&J.mu);
 
-		run_job(a);
+		if (db_job_claim(a->id, engine_accel_name(J.cfg.engine))) {
+			bump();
+			run_job(a);
+		}
 
 		pthread_mutex_lock(&J.mu);
 		for (struct active **pp = &J.active; *pp; pp = &(*pp)->next)
