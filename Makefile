@@ -23,13 +23,14 @@ BIN      = $(BUILD)/bin
 OBJ      = $(BUILD)/obj
 GUEST    = build/guest
 
-LIB_SRCS    = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c src/lib/fs.c src/lib/log.c src/lib/utf8.c
+LIB_SRCS    = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c src/lib/fs.c src/lib/log.c src/lib/utf8.c src/lib/base64.c
 # the agent links only what it needs, statically and never instrumented
-AGENT_SRCS  = src/agent/main.c
+AGENT_SRCS  = src/agent/main.c src/agent/boot.c src/agent/exec.c src/agent/ops.c
 AGENT_LIB   = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c
 MAGSD_SRCS  = src/daemon/main.c src/daemon/db.c src/daemon/http.c src/daemon/api.c src/daemon/api_jobs.c \
               src/daemon/jobspec.c src/daemon/jobs.c src/daemon/sandbox.c src/engine/qemu.c
-CLI_SRCS    = src/cli/main.c
+CLI_SRCS    = src/cli/main.c src/cli/cmd_run.c src/cli/cmd_list.c src/cli/cmd_status.c src/cli/cmd_logs.c src/cli/cmd_stop.c \
+              src/cli/run_opts.c src/cli/client.c src/cli/config.c src/cli/local.c src/cli/joblog.c
 
 MAGSD_LIBS  = -lmicrohttpd -ljansson -lsqlite3 -lcrypto -lpthread
 CLI_LIBS    = -lcurl -ljansson
@@ -79,9 +80,11 @@ guest: $(GUEST)/vmlinux $(GUEST)/test.img
 # Each test_<name> links the sources listed in TEST_<name>_SRCS.
 TSAN_FLAGS      = -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc/lib \
                   -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-UNIT_TESTS      = jobspec utf8
+UNIT_TESTS      = jobspec utf8 cli_args base64
 TEST_jobspec_SRCS = src/daemon/jobspec.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_utf8_SRCS    = src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
+TEST_cli_args_SRCS = src/cli/run_opts.c src/lib/base64.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
+TEST_base64_SRCS  = src/lib/base64.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_LIBS       = -lcmocka -ljansson
 
 build/tests/test_%: tests/unit/test_%.c $(LIB_SRCS) $(wildcard src/*/*.h include/mags/*.h)
@@ -125,3 +128,26 @@ clean:
 	rm -rf build/obj build/agent-obj build/bin build/san build/tests build/fuzz
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# ---- make test, make bench, make setup ---------------------------------------------
+# make test: Debian packages (fast when present), the ASan+UBSan binaries in
+# build/san/bin and the guest, then unit tests, fuzz-corpus replay and, last, the
+# integration tests against real VMs, so pytest's summary is the final line.
+SAN_BUILD = build/san
+.PHONY: setup
+test:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory SANITIZE=address,undefined BUILD=$(SAN_BUILD) bins
+	@$(MAKE) --no-print-directory guest
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz-replay
+	@echo "== integration (bin $(SAN_BUILD)/bin, guest $(GUEST))"
+	@MAGS_BIN_DIR=$(SAN_BUILD)/bin MAGS_GUEST_DIR=$(GUEST) $(PYTHON) -m pytest -p no:cacheprovider -q tests/integration
+
+# make bench: start-up benchmark of the plain (uninstrumented) build
+bench: all
+	bench/start
+
+# make setup: packages, build, `mags` on PATH, and a first `mags run 'echo Hello World'`
+setup:
+	scripts/setup.sh

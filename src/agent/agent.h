@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mags-agent internals, shared by its files:
+ *   main.c  start-up, the event loop, the port (frames in and out), dispatch
+ *   boot.c  PID 1 duties: mounts, the writable overlay root, hostname, lo, power off
+ *   exec.c  exec channels: spawn, pipes, output, timeouts, exit reports
+ *   ops.c   one-shot requests: INIT, FILE
+ * The wire format is include/mags/proto.h, described in docs/agent-protocol.md.
+ */
+#ifndef MAGS_AGENT_H
+#define MAGS_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "proto.h"
+
+#define AGENT_NAME "mags-agent 0.1"
+#define AGENT_CHAN_MAX 256			/* exec channels alive at once */
+#define AGENT_OUT_HIGH (1024 * 1024)		/* stop reading child output above this backlog */
+#define AGENT_OUT_LOW (256 * 1024)		/* ... and resume below this */
+#define AGENT_STDIN_MAX (4 * 1024 * 1024)	/* stdin bytes queued for one child */
+#define AGENT_EXIT_GRACE_MS 200			/* wait for pipe EOF after the process exited */
+#define AGENT_ENTROPY_MAX 512			/* bytes of INIT entropy used */
+#define AGENT_RECONNECT_POLL_MS 10		/* re-check a disconnected port this often */
+
+/* epoll_data.u64 tags: kind in the high 32 bits, channel id in the low 32. */
+enum agent_ev {
+	AGENT_EV_PORT = 1,
+	AGENT_EV_SIGNAL,
+	AGENT_EV_STDOUT,
+	AGENT_EV_STDERR,
+	AGENT_EV_STDIN,
+};
+#define AGENT_EV(kind, chan) ((uint64_t)(kind) << 32 | (uint32_t)(chan))
+
+struct chan;
+
+struct agent {
+	int epfd;
+	int port_fd;
+	int sig_fd;		/* signalfd for SIGCHLD */
+	bool pid1;		/* we are the guest's init (mounts, power off, clock) */
+	bool port_virtio;	/* EOF on the port means "host not connected yet", not "gone" */
+	bool connected;		/* host side of the port is open */
+	bool port_in_epoll;
+	bool port_wants_out;	/* EPOLLOUT currently requested */
+	bool paused;		/* child output reading paused (out backlog high) */
+	struct buf out;		/* frames not yet written to the port */
+	size_t out_off;		/* bytes of out already written */
+	struct proto_dec dec;
+	uint64_t skip;		/* bytes of an oversized frame still to discard */
+	struct chan *chans;	/* live exec channels */
+	unsigned nchans;
+};
+
+/* main.c */
+void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int64_t agent_now_ms(void);
+void agent_send(struct agent *a, uint16_t type, uint32_t chan, const void *payload, size_t len);
+void agent_send_error(struct agent *a, uint32_t chan, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Writes out as much buffered output as the port takes, blocking up to timeout_ms. */
+void agent_flush(struct agent *a, int timeout_ms);
+void agent_epoll_add(struct agent *a, int fd, uint32_t events, uint64_t tag);
+void agent_epoll_mod(struct agent *a, int fd, uint32_t events, uint64_t tag);
+
+/* boot.c */
+void boot_pid1(void);
+void boot_env(void);
+/* Kills every other process, syncs and powers off; returns only when not PID 1. */
+void boot_poweroff(struct agent *a);
+/* ms since kernel boot (from /proc/uptime), or 0. */
+long long boot_uptime_ms(void);
+
+/* exec.c */
+void exec_start(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len);
+void exec_stdin(struct agent *a, uint32_t chan, const uint8_t *p, size_t len);
+void exec_signal(struct agent *a, uint32_t chan, const uint8_t *p, size_t len);
+void exec_event(struct agent *a, enum agent_ev kind, uint32_t chan, uint32_t events);
+/* Reaps every exited child (PID 1 adopts orphans too). */
+void exec_reap(struct agent *a);
+/* Fires timeouts and exit graces; returns ms until the next deadline or -1. */
+int exec_timers(struct agent *a);
+/* Pauses or resumes reading child output (back-pressure from the port). */
+void exec_pause(struct agent *a, bool pause);
+bool exec_busy(struct agent *a, uint32_t chan);
+
+/* ops.c */
+void ops_init(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len);
+void ops_file(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len);
+/* Writes all of p to path through a temporary file and rename(2). Returns 0 or -errno. */
+int ops_write_file(const char *path, const void *p, size_t len, mode_t mode);
+
+#endif

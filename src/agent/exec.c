@@ -1,0 +1,522 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Exec channels of mags-agent. MSG_EXEC on channel N starts `/bin/sh -c cmd`
+ * (or a script file) in a session of its own; its stdout and stderr come back
+ * as MSG_STDOUT/MSG_STDERR frames on N, and MSG_EXIT ends the channel once
+ * the process has exited and both pipes reached EOF, or AGENT_EXIT_GRACE_MS
+ * after the exit when a background child still holds a pipe. A job's
+ * timeout fires here: exec_timers() kills the whole process group and the
+ * exit report says 124 with AGENT_EXIT_TIMEOUT. See docs/agent-protocol.md.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "xmalloc.h"
+
+#define EXEC_ENV_MAX 1024		/* "env" entries in one EXEC */
+#define EXEC_TIMEOUT_MAX (30LL * 86400)	/* seconds */
+#define EXEC_DRAIN_MAX (1024 * 1024)	/* bytes read from a pipe at the exit grace */
+
+struct chan {
+	struct chan *next;
+	uint32_t id;
+	pid_t pid;		/* process group leader; stays set after it is reaped */
+	bool exited;		/* reaped; status is valid */
+	int status;		/* from waitpid */
+	bool timed_out;		/* we killed it at the deadline */
+	int fd_out, fd_err;	/* read ends of stdout/stderr, -1 after EOF */
+	int fd_in;		/* write end of stdin, -1 when stdin is /dev/null or closed */
+	bool in_polled;		/* fd_in is in epoll (waiting for EPOLLOUT) */
+	bool in_eof;		/* close fd_in once in is written */
+	struct buf in;		/* stdin bytes not yet taken by the child */
+	size_t in_off;
+	int64_t deadline;	/* CLOCK_MONOTONIC ms of the timeout, or -1 */
+	int64_t grace;		/* ms after which open pipes are abandoned, or -1 */
+	char *script;		/* temporary script file to remove, or NULL */
+};
+
+static struct chan *chan_find(struct agent *a, uint32_t id)
+{
+	for (struct chan *c = a->chans; c; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+bool exec_busy(struct agent *a, uint32_t chan)
+{
+	return chan_find(a, chan) != NULL;
+}
+
+static void close_fd(struct agent *a, int *fd)
+{
+	if (*fd < 0)
+		return;
+	epoll_ctl(a->epfd, EPOLL_CTL_DEL, *fd, NULL);
+	close(*fd);
+	*fd = -1;
+}
+
+static void chan_free(struct agent *a, struct chan *c)
+{
+	for (struct chan **pp = &a->chans; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	a->nchans--;
+	close_fd(a, &c->fd_out);
+	close_fd(a, &c->fd_err);
+	close_fd(a, &c->fd_in);
+	if (c->script) {
+		unlink(c->script);
+		free(c->script);
+	}
+	buf_free(&c->in);
+	free(c);
+}
+
+/* Sends EXIT and frees the channel once the process is gone and its pipes are done. */
+static void chan_maybe_finish(struct agent *a, struct chan *c)
+{
+	if (!c->exited || c->fd_out >= 0 || c->fd_err >= 0)
+		return;
+	struct agent_exit ex = { 0 };
+	if (WIFSIGNALED(c->status)) {
+		ex.signal = WTERMSIG(c->status);
+		ex.code = 128 + ex.signal;
+	} else {
+		ex.code = WEXITSTATUS(c->status);
+	}
+	if (c->timed_out) {
+		ex.code = 124;
+		ex.flags |= AGENT_EXIT_TIMEOUT;
+	}
+	uint8_t p[12];
+	proto_exit_encode(p, &ex);
+	agent_send(a, MSG_EXIT, c->id, p, sizeof p);
+	chan_free(a, c);
+}
+
+/*
+ * Reads up to max bytes from one output pipe and sends them. Returns false
+ * when the pipe reached EOF (or failed) and was closed.
+ */
+static bool pipe_pump(struct agent *a, struct chan *c, int *fd, uint16_t type, size_t max)
+{
+	static uint8_t chunk[AGENT_OUTPUT_CHUNK];
+	size_t done = 0;
+	while (*fd >= 0 && done < max) {
+		ssize_t n = read(*fd, chunk, sizeof chunk);
+		if (n > 0) {
+			agent_send(a, type, c->id, chunk, (size_t)n);
+			done += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return true;
+		close_fd(a, fd);
+		return false;
+	}
+	return *fd >= 0;
+}
+
+static void stdin_pump(struct agent *a, struct chan *c)
+{
+	while (c->fd_in >= 0 && c->in_off < c->in.len) {
+		ssize_t n = write(c->fd_in, c->in.data + c->in_off, c->in.len - c->in_off);
+		if (n > 0) {
+			c->in_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		/* EPIPE: the child closed its stdin; what is left has no reader */
+		close_fd(a, &c->fd_in);
+		c->in_polled = false;
+	}
+	if (c->in_off == c->in.len) {
+		buf_reset(&c->in);
+		c->in_off = 0;
+		if (c->in_eof)
+			close_fd(a, &c->fd_in);
+	}
+	if (c->fd_in < 0) {
+		c->in_polled = false;
+		return;
+	}
+	bool want = c->in_off < c->in.len;
+	if (want && !c->in_polled)
+		agent_epoll_add(a, c->fd_in, EPOLLOUT, AGENT_EV(AGENT_EV_STDIN, c->id));
+	else if (!want && c->in_polled)
+		epoll_ctl(a->epfd, EPOLL_CTL_DEL, c->fd_in, NULL);
+	c->in_polled = want;
+}
+
+void exec_event(struct agent *a, enum agent_ev kind, uint32_t id, uint32_t events)
+{
+	struct chan *c = chan_find(a, id);
+	if (!c)
+		return;
+	switch (kind) {
+	case AGENT_EV_STDOUT:
+		pipe_pump(a, c, &c->fd_out, MSG_STDOUT, 4 * AGENT_OUTPUT_CHUNK);
+		break;
+	case AGENT_EV_STDERR:
+		pipe_pump(a, c, &c->fd_err, MSG_STDERR, 4 * AGENT_OUTPUT_CHUNK);
+		break;
+	case AGENT_EV_STDIN:
+		if (events & EPOLLERR) {
+			close_fd(a, &c->fd_in);
+			c->in_polled = false;
+		}
+		stdin_pump(a, c);
+		break;
+	default:
+		break;
+	}
+	chan_maybe_finish(a, c);
+}
+
+void exec_pause(struct agent *a, bool pause)
+{
+	a->paused = pause;
+	for (struct chan *c = a->chans; c; c = c->next) {
+		if (c->fd_out >= 0)
+			agent_epoll_mod(a, c->fd_out, pause ? 0 : EPOLLIN, AGENT_EV(AGENT_EV_STDOUT, c->id));
+		if (c->fd_err >= 0)
+			agent_epoll_mod(a, c->fd_err, pause ? 0 : EPOLLIN, AGENT_EV(AGENT_EV_STDERR, c->id));
+	}
+}
+
+void exec_reap(struct agent *a)
+{
+	for (;;) {
+		int st;
+		pid_t pid = waitpid(-1, &st, WNOHANG);
+		if (pid <= 0)
+			return;
+		for (struct chan *c = a->chans; c; c = c->next) {
+			if (c->pid == pid && !c->exited) {
+				c->exited = true;
+				c->status = st;
+				c->deadline = -1;
+				c->grace = agent_now_ms() + AGENT_EXIT_GRACE_MS;
+				close_fd(a, &c->fd_in);
+				c->in_polled = false;
+				chan_maybe_finish(a, c);
+				break;
+			}
+		}
+	}
+}
+
+int exec_timers(struct agent *a)
+{
+	int64_t now = agent_now_ms(), next = -1;
+	struct chan *c = a->chans, *nc;
+	for (; c; c = nc) {
+		nc = c->next;
+		if (c->deadline >= 0 && now >= c->deadline) {
+			c->timed_out = true;
+			c->deadline = -1;
+			if (kill(-c->pid, SIGKILL) < 0)
+				kill(c->pid, SIGKILL);
+		}
+		if (c->exited && c->grace >= 0 && now >= c->grace) {
+			/* a background child keeps a pipe open: take what was written, then stop */
+			pipe_pump(a, c, &c->fd_out, MSG_STDOUT, EXEC_DRAIN_MAX);
+			pipe_pump(a, c, &c->fd_err, MSG_STDERR, EXEC_DRAIN_MAX);
+			close_fd(a, &c->fd_out);
+			close_fd(a, &c->fd_err);
+			chan_maybe_finish(a, c);
+			continue;
+		}
+		int64_t t = c->deadline >= 0 ? c->deadline : (c->exited ? c->grace : -1);
+		if (t >= 0 && (next < 0 || t < next))
+			next = t;
+	}
+	if (next < 0)
+		return -1;
+	return next <= now ? 0 : (int)(next - now > INT_MAX ? INT_MAX : next - now);
+}
+
+/* Parses a decimal number of at most 18 digits; returns -1 when it is not one. */
+static long long parse_num(const uint8_t *p, size_t n)
+{
+	long long v = 0;
+	if (n == 0 || n > 18)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v;
+}
+
+/* What one EXEC asks for; pointers go into the frame's payload. */
+struct exec_req {
+	const uint8_t *cmd;
+	size_t cmd_len;
+	char *cwd;		/* owned */
+	char **env;		/* owned, NULL-terminated */
+	size_t nenv;
+	long long timeout;	/* seconds, 0 = none */
+	bool file;
+	bool want_stdin;
+};
+
+static void req_free(struct exec_req *r)
+{
+	free(r->cwd);
+	for (size_t i = 0; i < r->nenv; i++)
+		free(r->env[i]);
+	free(r->env);
+}
+
+static bool has_nul(const uint8_t *p, size_t n)
+{
+	return memchr(p, 0, n) != NULL;
+}
+
+/* Fills r from the KV payload; returns NULL or a message for MSG_ERROR. */
+static const char *req_parse(struct exec_req *r, const uint8_t *kv, size_t len)
+{
+	struct proto_kv_iter it;
+	const char *k;
+	const uint8_t *v;
+	size_t kl, vl;
+	int rc;
+
+	memset(r, 0, sizeof *r);
+	r->env = xcalloc(1, sizeof *r->env);
+	proto_kv_iter_init(&it, kv, len);
+	while ((rc = proto_kv_next(&it, &k, &kl, &v, &vl)) == 1) {
+		if (proto_kv_is(k, kl, "cmd")) {
+			r->cmd = v;
+			r->cmd_len = vl;
+		} else if (proto_kv_is(k, kl, "cwd")) {
+			if (vl == 0 || vl >= PATH_MAX || has_nul(v, vl))
+				return "bad cwd";
+			free(r->cwd);
+			r->cwd = xstrndup((const char *)v, vl);
+		} else if (proto_kv_is(k, kl, "env")) {
+			const uint8_t *eq = memchr(v, '=', vl);
+			if (!eq || eq == v || has_nul(v, vl))
+				return "bad env entry (want K=V)";
+			if (r->nenv >= EXEC_ENV_MAX)
+				return "too many env entries";
+			r->env = xrealloc(r->env, (r->nenv + 2) * sizeof *r->env);
+			r->env[r->nenv++] = xstrndup((const char *)v, vl);
+			r->env[r->nenv] = NULL;
+		} else if (proto_kv_is(k, kl, "timeout")) {
+			r->timeout = parse_num(v, vl);
+			if (r->timeout < 0 || r->timeout > EXEC_TIMEOUT_MAX)
+				return "bad timeout";
+		} else if (proto_kv_is(k, kl, "file")) {
+			r->file = vl == 1 && v[0] == '1';
+		} else if (proto_kv_is(k, kl, "stdin")) {
+			r->want_stdin = vl == 1 && v[0] == '1';
+		}
+		/* unknown keys are ignored: newer hosts may send more */
+	}
+	if (rc < 0)
+		return "malformed key/value payload";
+	if (!r->cmd)
+		return "missing cmd";
+	if (!r->file && (r->cmd_len == 0 || has_nul(r->cmd, r->cmd_len)))
+		return "bad cmd";
+	return NULL;
+}
+
+/* In the child: never returns. */
+static void __attribute__((noreturn)) child_run(const struct exec_req *r, char *const argv[], int in, int out, int err)
+{
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	setsid();
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+		_exit(127);
+	for (size_t i = 0; i < r->nenv; i++)
+		putenv(r->env[i]);
+	if (r->cwd && chdir(r->cwd) < 0) {
+		dprintf(2, "mags-agent: cd %s: %s\n", r->cwd, strerror(errno));
+		_exit(126);
+	}
+	execv(argv[0], argv);
+	int e = errno;
+	dprintf(2, "mags-agent: exec %s: %s\n", argv[0], strerror(e));
+	_exit(e == ENOENT ? 127 : 126);
+}
+
+static void set_nonblock(int fd)
+{
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+void exec_start(struct agent *a, uint32_t id, const uint8_t *kv, size_t len)
+{
+	struct exec_req r;
+	char *script = NULL;
+	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, pi[2] = { -1, -1 };
+	const char *bad;
+
+	if (id == 0) {
+		agent_send_error(a, 0, "EXEC needs a nonzero channel");
+		return;
+	}
+	if (chan_find(a, id)) {
+		agent_send_error(a, id, "channel %u is busy", id);
+		return;
+	}
+	if (a->nchans >= AGENT_CHAN_MAX) {
+		agent_send_error(a, id, "too many channels (max %d)", AGENT_CHAN_MAX);
+		return;
+	}
+	if ((bad = req_parse(&r, kv, len)) != NULL) {
+		agent_send_error(a, id, "EXEC: %s", bad);
+		goto out;
+	}
+
+	char *argv[4];
+	char *cmd = NULL; /* the payload is not NUL-terminated: sh -c gets a copy */
+	if (r.file) {
+		script = xasprintf("/tmp/.mags-script-%u", id);
+		int e = ops_write_file(script, r.cmd, r.cmd_len, 0755);
+		if (e < 0) {
+			agent_send_error(a, id, "write %s: %s", script, strerror(-e));
+			goto out;
+		}
+		if (r.cmd_len >= 2 && r.cmd[0] == '#' && r.cmd[1] == '!') {
+			argv[0] = script;
+			argv[1] = NULL;
+		} else {
+			argv[0] = (char *)"/bin/sh";
+			argv[1] = script;
+			argv[2] = NULL;
+		}
+	} else {
+		cmd = xstrndup((const char *)r.cmd, r.cmd_len);
+		argv[0] = (char *)"/bin/sh";
+		argv[1] = (char *)"-c";
+		argv[2] = cmd;
+		argv[3] = NULL;
+	}
+
+	int devnull = -1;
+	if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 ||
+	    (r.want_stdin ? pipe2(pi, O_CLOEXEC) : (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC))) < 0) {
+		agent_send_error(a, id, "pipe: %s", strerror(errno));
+		free(cmd);
+		goto fail;
+	}
+	pid_t pid = fork();
+	if (pid == 0)
+		child_run(&r, argv, r.want_stdin ? pi[0] : devnull, po[1], pe[1]);
+	int fork_errno = errno;
+	free(cmd);
+	if (devnull >= 0)
+		close(devnull);
+	if (pid < 0) {
+		agent_send_error(a, id, "fork: %s", strerror(fork_errno));
+		goto fail;
+	}
+	close(po[1]);
+	close(pe[1]);
+	if (pi[0] >= 0)
+		close(pi[0]);
+
+	struct chan *c = xcalloc(1, sizeof *c);
+	c->id = id;
+	c->pid = pid;
+	c->fd_out = po[0];
+	c->fd_err = pe[0];
+	c->fd_in = pi[1];
+	c->deadline = r.timeout > 0 ? agent_now_ms() + r.timeout * 1000 : -1;
+	c->grace = -1;
+	c->script = script;
+	buf_init(&c->in);
+	set_nonblock(c->fd_out);
+	set_nonblock(c->fd_err);
+	if (c->fd_in >= 0)
+		set_nonblock(c->fd_in);
+	agent_epoll_add(a, c->fd_out, a->paused ? 0 : EPOLLIN, AGENT_EV(AGENT_EV_STDOUT, id));
+	agent_epoll_add(a, c->fd_err, a->paused ? 0 : EPOLLIN, AGENT_EV(AGENT_EV_STDERR, id));
+	c->next = a->chans;
+	a->chans = c;
+	a->nchans++;
+	req_free(&r);
+	return;
+
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (po[i] >= 0)
+			close(po[i]);
+		if (pe[i] >= 0)
+			close(pe[i]);
+		if (pi[i] >= 0)
+			close(pi[i]);
+	}
+out:
+	if (script) {
+		unlink(script);
+		free(script);
+	}
+	req_free(&r);
+}
+
+void exec_stdin(struct agent *a, uint32_t id, const uint8_t *p, size_t len)
+{
+	struct chan *c = chan_find(a, id);
+	/* a channel that just ended, or one without a stdin pipe: nothing reads it */
+	if (!c || c->fd_in < 0 || c->in_eof)
+		return;
+	if (len == 0) {
+		c->in_eof = true;
+	} else if (c->in.len - c->in_off + len > AGENT_STDIN_MAX) {
+		agent_log("channel %u: more than %d bytes of stdin queued; closing its stdin", id, AGENT_STDIN_MAX);
+		buf_reset(&c->in);
+		c->in_off = 0;
+		c->in_eof = true;
+	} else {
+		buf_append(&c->in, p, len);
+	}
+	stdin_pump(a, c);
+}
+
+void exec_signal(struct agent *a, uint32_t id, const uint8_t *p, size_t len)
+{
+	struct chan *c = chan_find(a, id);
+	if (len != 4) {
+		agent_send_error(a, id, "SIGNAL: payload must be 4 bytes");
+		return;
+	}
+	int32_t sig = (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+	if (sig < 1 || sig > 64) {
+		agent_send_error(a, id, "SIGNAL: bad signal %d", sig);
+		return;
+	}
+	if (!c)
+		return; /* raced with the exit: the host already has or will get EXIT */
+	if (kill(-c->pid, sig) < 0 && !c->exited)
+		kill(c->pid, sig);
+}

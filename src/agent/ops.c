@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One-shot requests of mags-agent, answered with MSG_OK or MSG_ERROR on the
+ * request's channel: INIT (what differs between sandboxes and so comes after
+ * boot or snapshot restore: wall clock, hostname, entropy) and FILE (write
+ * one file atomically). Payloads are described in docs/agent-protocol.md.
+ * Outside PID 1 (tests on the host) INIT checks its input but changes nothing.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/random.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "xmalloc.h"
+
+#define OPS_HOSTNAME_MAX 64
+
+static int hexval(uint8_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Mixes seed bytes into the kernel pool and credits them (the host's getrandom). */
+static int add_entropy(const uint8_t *seed, size_t n, bool credit)
+{
+	int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = 0;
+	if (credit) {
+		struct {
+			struct rand_pool_info info;
+			uint8_t buf[AGENT_ENTROPY_MAX];
+		} req;
+		req.info.entropy_count = (int)(n * 8);
+		req.info.buf_size = (int)n;
+		memcpy(req.buf, seed, n);
+		if (ioctl(fd, RNDADDENTROPY, &req) < 0)
+			r = -errno;
+	} else if (write(fd, seed, n) < 0) {
+		r = -errno;
+	}
+	close(fd);
+	return r;
+}
+
+static int parse_u64(const uint8_t *p, size_t n, unsigned long long *out)
+{
+	unsigned long long v = 0;
+	if (n == 0 || n > 19)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static bool hostname_ok(const uint8_t *p, size_t n)
+{
+	if (n == 0 || n > OPS_HOSTNAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = p[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+void ops_init(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
+{
+	struct proto_kv_iter it;
+	const char *k;
+	const uint8_t *v;
+	size_t kl, vl;
+	int rc;
+
+	proto_kv_iter_init(&it, kv, len);
+	while ((rc = proto_kv_next(&it, &k, &kl, &v, &vl)) == 1) {
+		if (proto_kv_is(k, kl, "time_ns")) {
+			unsigned long long ns;
+			if (parse_u64(v, vl, &ns) < 0) {
+				agent_send_error(a, chan, "INIT: bad time_ns");
+				return;
+			}
+			struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ULL), .tv_nsec = (long)(ns % 1000000000ULL) };
+			if (a->pid1 && clock_settime(CLOCK_REALTIME, &ts) < 0) {
+				agent_send_error(a, chan, "INIT: set clock: %s", strerror(errno));
+				return;
+			}
+		} else if (proto_kv_is(k, kl, "hostname")) {
+			if (!hostname_ok(v, vl)) {
+				agent_send_error(a, chan, "INIT: bad hostname");
+				return;
+			}
+			if (a->pid1 && sethostname((const char *)v, vl) < 0) {
+				agent_send_error(a, chan, "INIT: sethostname: %s", strerror(errno));
+				return;
+			}
+		} else if (proto_kv_is(k, kl, "entropy")) {
+			uint8_t seed[AGENT_ENTROPY_MAX];
+			size_t n = 0;
+			if (vl % 2) {
+				agent_send_error(a, chan, "INIT: bad entropy (odd hex length)");
+				return;
+			}
+			for (size_t i = 0; i + 1 < vl && n < sizeof seed; i += 2) {
+				int hi = hexval(v[i]), lo = hexval(v[i + 1]);
+				if (hi < 0 || lo < 0) {
+					agent_send_error(a, chan, "INIT: bad entropy (not hex)");
+					return;
+				}
+				seed[n++] = (uint8_t)(hi << 4 | lo);
+			}
+			int r = n ? add_entropy(seed, n, a->pid1) : 0;
+			if (r < 0)
+				agent_log("entropy: %s", strerror(-r));
+		}
+		/* other keys are for newer agents */
+	}
+	if (rc < 0) {
+		agent_send_error(a, chan, "INIT: malformed key/value payload");
+		return;
+	}
+	agent_send(a, MSG_OK, chan, NULL, 0);
+}
+
+/* mkdir -p of path's parent directories. Returns 0 or -errno. */
+static int make_parents(const char *path)
+{
+	char *p = xstrdup(path);
+	int r = 0;
+	for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
+		*s = 0;
+		if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+			r = -errno;
+			break;
+		}
+		*s = '/';
+	}
+	free(p);
+	return r;
+}
+
+int ops_write_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+	int r = make_parents(path);
+	if (r < 0)
+		return r;
+	char *tmp = xasprintf("%s.mags-tmp-XXXXXX", path);
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		free(tmp);
+		return r;
+	}
+	const uint8_t *p = data;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = write(fd, p + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : -EIO;
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (r == 0 && fchmod(fd, mode) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	free(tmp);
+	return r;
+}
+
+/* Absolute, no "." or ".." components, no empty components, bounded. */
+static bool path_ok(const uint8_t *p, size_t n)
+{
+	if (n < 2 || n >= PATH_MAX || p[0] != '/' || p[n - 1] == '/' || memchr(p, 0, n))
+		return false;
+	size_t i = 1;
+	while (i < n) {
+		size_t j = i;
+		while (j < n && p[j] != '/')
+			j++;
+		size_t cl = j - i;
+		if (cl == 0 || (cl == 1 && p[i] == '.') || (cl == 2 && p[i] == '.' && p[i + 1] == '.'))
+			return false;
+		i = j + 1;
+	}
+	return true;
+}
+
+void ops_file(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
+{
+	struct proto_kv_iter it;
+	const char *k;
+	const uint8_t *v, *path = NULL, *data = NULL;
+	size_t kl, vl, path_len = 0, data_len = 0;
+	unsigned mode = 0644;
+	int rc;
+
+	if (chan && exec_busy(a, chan)) {
+		agent_send_error(a, chan, "channel %u is busy", chan);
+		return;
+	}
+	proto_kv_iter_init(&it, kv, len);
+	while ((rc = proto_kv_next(&it, &k, &kl, &v, &vl)) == 1) {
+		if (proto_kv_is(k, kl, "path")) {
+			path = v;
+			path_len = vl;
+		} else if (proto_kv_is(k, kl, "data")) {
+			data = v;
+			data_len = vl;
+		} else if (proto_kv_is(k, kl, "mode")) {
+			if (vl == 0 || vl > 4)
+				goto bad_mode;
+			mode = 0;
+			for (size_t i = 0; i < vl; i++) {
+				if (v[i] < '0' || v[i] > '7')
+					goto bad_mode;
+				mode = mode * 8 + (v[i] - '0');
+			}
+		}
+	}
+	if (rc < 0) {
+		agent_send_error(a, chan, "FILE: malformed key/value payload");
+		return;
+	}
+	if (!path || !path_ok(path, path_len)) {
+		agent_send_error(a, chan, "FILE: path must be absolute without . or .. components");
+		return;
+	}
+	char *p = xstrndup((const char *)path, path_len);
+	int r = ops_write_file(p, data ? data : (const uint8_t *)"", data_len, (mode_t)mode);
+	if (r < 0)
+		agent_send_error(a, chan, "FILE %s: %s", p, strerror(-r));
+	else
+		agent_send(a, MSG_OK, chan, NULL, 0);
+	free(p);
+	return;
+bad_mode:
+	agent_send_error(a, chan, "FILE: bad mode (want octal, e.g. 644)");
+}

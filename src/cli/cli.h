@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared pieces of the mags CLI: exit codes, the per-invocation context, the
+ * command entry points that main.c's commands[] table dispatches to, and the
+ * helper that turns config + environment into a connected API client.
+ */
+#ifndef MAGS_CLI_H
+#define MAGS_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+
+#define CLI_VERSION "0.1.0"
+
+enum cli_exit {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_FAIL = 1,		/* an error, one "mags: ..." line on stderr */
+	CLI_EXIT_USAGE = 2,		/* bad command line */
+	CLI_EXIT_INTERRUPTED = 130,	/* SIGINT/SIGTERM during mags run */
+};
+
+struct client;
+
+/* One invocation of mags. */
+struct cli {
+	bool verbose;		/* -v/--verbose or MAGS_VERBOSE: notes on stderr */
+};
+
+/* A command: argv[0] is the command name. Returns the process exit code. */
+int cmd_run(struct cli *cli, int argc, char **argv);
+int cmd_list(struct cli *cli, int argc, char **argv);
+int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_logs(struct cli *cli, int argc, char **argv);
+int cmd_stop(struct cli *cli, int argc, char **argv);
+
+/* "mags: <message>" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "mags: <message>" and a hint to see --help; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints the usage of command name on stdout (for its --help). */
+void cli_print_usage(const char *name);
+
+/*
+ * Resolves the API URL and token (environment, ~/.mags/config.json, local
+ * single-user mode which may start magsd) and returns a new client in *out
+ * (the caller frees it with client_free). Returns 0 or negative with err set.
+ */
+int cli_connect(struct cli *cli, struct client **out, struct err *err);
+
+/*
+ * Parses the arguments of a command taking one job ID and flags from the
+ * table: names are "--json", "-f" etc.; flags[i] is set when names[i] occurs
+ * (a name may list alternatives separated by '|': "-f|--follow").
+ * Returns 0, or prints a usage error and returns CLI_EXIT_USAGE.
+ */
+int cli_parse_id_cmd(int argc, char **argv, const char *const *names, bool *flags, size_t nflags, const char **id, bool *help);
+
+#endif

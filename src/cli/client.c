@@ -1,0 +1,310 @@
+// SPDX-License-Identifier: MIT
+/*
+ * REST client over a libcurl easy handle; see client.h. Every request is
+ * bounded: connect within CLIENT_CONNECT_S, and abort when fewer than one
+ * byte arrives in CLIENT_STALL_S (magsd sends an empty heartbeat line on an
+ * idle log stream every 15 s, so a live stream never stalls that long).
+ */
+#include "client.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "xmalloc.h"
+
+#define CLIENT_CONNECT_S 10
+#define CLIENT_STALL_S 60
+#define CLIENT_ERROR_BODY_MAX (64u * 1024)	/* we only want its "error" text */
+
+struct client {
+	CURL *curl;
+	char *base;			/* "http://host:port", no trailing slash; owned */
+	char *token;			/* bearer token or NULL; owned */
+	volatile sig_atomic_t *intr;	/* abort transfers while set; may be NULL */
+	char errbuf[CURL_ERROR_SIZE];	/* libcurl's detail for the last failure */
+};
+
+/* One request in flight. */
+struct client_xfer {
+	struct client *c;
+	struct buf body;	/* the answer; for streams, the unfinished line */
+	long status;		/* HTTP status, read on the first data callback */
+	size_t max;		/* bound on body */
+	bool too_big;
+	client_line_cb cb;	/* NULL: collect the whole body */
+	void *arg;
+	struct err *err;
+	bool cb_failed;
+};
+
+struct client *client_new(const char *base_url, const char *token)
+{
+	static bool global_done;
+	if (!global_done) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		global_done = true;
+	}
+	struct client *c = xcalloc(1, sizeof *c);
+	c->curl = curl_easy_init();
+	if (!c->curl) {
+		fprintf(stderr, "mags: cannot initialise libcurl\n");
+		abort();
+	}
+	c->base = xstrdup(base_url);
+	c->token = token ? xstrdup(token) : NULL;
+	return c;
+}
+
+void client_free(struct client *c)
+{
+	if (!c)
+		return;
+	curl_easy_cleanup(c->curl);
+	free(c->base);
+	free(c->token);
+	free(c);
+}
+
+const char *client_base_url(const struct client *c)
+{
+	return c->base;
+}
+
+void client_set_token(struct client *c, const char *token)
+{
+	free(c->token);
+	c->token = token ? xstrdup(token) : NULL;
+}
+
+void client_set_interrupt(struct client *c, volatile sig_atomic_t *flag)
+{
+	c->intr = flag;
+}
+
+bool client_interrupted(const struct client *c)
+{
+	return c->intr && *c->intr;
+}
+
+char *client_escape(struct client *c, const char *s)
+{
+	char *e = curl_easy_escape(c->curl, s, 0);
+	if (!e) {
+		fprintf(stderr, "mags: out of memory\n");
+		abort();
+	}
+	char *r = xstrdup(e);
+	curl_free(e);
+	return r;
+}
+
+/* Delivers every complete line in x->body to x->cb; keeps the rest. */
+static int client_split_lines(struct client_xfer *x, bool final)
+{
+	size_t start = 0;
+	char *data = (char *)x->body.data;
+	for (;;) {
+		char *nl = memchr(data + start, '\n', x->body.len - start);
+		size_t end;
+		if (nl)
+			end = (size_t)(nl - data);
+		else if (final && start < x->body.len)
+			end = x->body.len;
+		else
+			break;
+		size_t len = end - start;
+		char *line = data + start;
+		char saved = data[end];
+		data[end] = '\0';
+		while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+			line[--len] = '\0';
+		int r = 0;
+		if (len)	/* empty lines are heartbeats */
+			r = x->cb(x->arg, line, len, x->err);
+		data[end] = saved;
+		start = end + (nl ? 1 : 0);
+		if (r < 0) {
+			x->cb_failed = true;
+			return -1;
+		}
+	}
+	buf_consume(&x->body, start);
+	return 0;
+}
+
+static size_t client_write_cb(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct client_xfer *x = arg;
+	size_t n = size * nmemb;
+	if (!x->status)
+		curl_easy_getinfo(x->c->curl, CURLINFO_RESPONSE_CODE, &x->status);
+	bool streaming = x->cb && x->status >= 200 && x->status < 300;
+	size_t max = streaming ? CLIENT_LINE_MAX : x->status >= 300 ? CLIENT_ERROR_BODY_MAX : x->max;
+	if (x->body.len + n > max) {
+		if (!streaming && x->status >= 300)
+			return n;	/* keep the start of an error body, drop the rest */
+		x->too_big = true;
+		return 0;
+	}
+	buf_append(&x->body, p, n);
+	if (streaming && memchr(p, '\n', n) && client_split_lines(x, false) < 0)
+		return 0;
+	return n;
+}
+
+static int client_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct client *c = arg;
+	return c->intr && *c->intr ? 1 : 0;
+}
+
+/* Sets err from an error answer (status >= 300) and returns CLIENT_E_HTTP. */
+static int client_http_error(struct client_xfer *x, struct err *err)
+{
+	long st = x->status;
+	if (st == 401) {
+		err_set(err, 401, "not authenticated (set MAGS_TOKEN or run mags login)");
+		return CLIENT_E_HTTP;
+	}
+	json_t *j = x->body.len ? json_loadb((const char *)x->body.data, x->body.len, 0, NULL) : NULL;
+	const char *msg = json_string_value(json_object_get(j, "error"));
+	if (msg && *msg) {
+		err_set(err, (int)st, "%s", msg);
+	} else {
+		/* not magsd's error shape: show the status and the first line of what came */
+		size_t n = 0;
+		const char *b = x->body.data ? (const char *)x->body.data : "";
+		while (n < x->body.len && n < 200 && b[n] != '\n' && b[n] != '\r')
+			n++;
+		if (n)
+			err_set(err, (int)st, "HTTP %ld from %s: %.*s", st, x->c->base, (int)n, b);
+		else
+			err_set(err, (int)st, "HTTP %ld from %s", st, x->c->base);
+	}
+	json_decref(j);
+	return CLIENT_E_HTTP;
+}
+
+/*
+ * Runs one request. For streams (x->cb set) the lines go to the callback;
+ * otherwise the body is left in x->body. Returns a client_result.
+ */
+static int client_perform(struct client *c, const char *method, const char *path, const char *body,
+			  struct client_xfer *x, long timeout_ms, struct err *err)
+{
+	CURL *h = c->curl;
+	curl_easy_reset(h);
+	char *url = xasprintf("%s/api/v1%s", c->base, path);
+	char *auth = c->token ? xasprintf("Authorization: Bearer %s", c->token) : NULL;
+	struct curl_slist *hdrs = NULL;
+	hdrs = curl_slist_append(hdrs, "Accept: application/json, application/x-ndjson");
+	hdrs = curl_slist_append(hdrs, "Expect:");	/* no 100-continue round trip */
+	if (auth)
+		hdrs = curl_slist_append(hdrs, auth);
+	if (body)
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	c->errbuf[0] = '\0';
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "mags/" CLI_VERSION);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)CLIENT_CONNECT_S);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)CLIENT_STALL_S);
+	if (timeout_ms)
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, client_write_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, client_progress_cb);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	if (!strcmp(method, "POST")) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
+	} else if (strcmp(method, "GET")) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+		if (body) {
+			curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+		}
+	}
+	CURLcode cc = curl_easy_perform(h);
+	int r = CLIENT_OK;
+	if (!x->status)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->status);
+	if (cc == CURLE_OK && x->cb && x->status >= 200 && x->status < 300 && x->body.len &&
+	    client_split_lines(x, true) < 0)
+		cc = CURLE_WRITE_ERROR;
+	if (cc != CURLE_OK) {
+		const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc);
+		if (c->intr && *c->intr) {
+			err_set(err, 0, "interrupted");
+			r = CLIENT_E_INTR;
+		} else if (x->cb_failed) {
+			r = CLIENT_E_CB;	/* err already says why */
+		} else if (x->too_big) {
+			err_set(err, 0, "answer from magsd at %s is too large", c->base);
+			r = CLIENT_E_PROTO;
+		} else if (x->status) {
+			err_set(err, 0, "lost connection to magsd at %s: %s", c->base, detail);
+			r = CLIENT_E_CONN;
+		} else {
+			err_set(err, 0, "cannot reach magsd at %s: %s", c->base, detail);
+			r = CLIENT_E_CONN;
+		}
+	} else if (x->status < 200 || x->status >= 300) {
+		r = client_http_error(x, err);
+	}
+	curl_slist_free_all(hdrs);
+	free(auth);
+	free(url);
+	return r;
+}
+
+int client_call(struct client *c, const char *method, const char *path, json_t *body, json_t **resp,
+		struct err *err)
+{
+	if (resp)
+		*resp = NULL;
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	struct client_xfer x = { .c = c, .max = CLIENT_BODY_MAX, .err = err };
+	buf_init(&x.body);
+	int r = client_perform(c, method, path, text, &x, 0, err);
+	if (r == CLIENT_OK && resp) {
+		json_error_t je;
+		json_t *j = json_loadb(x.body.data ? (const char *)x.body.data : "", x.body.len, JSON_ALLOW_NUL, &je);
+		if (!j) {
+			err_set(err, 0, "invalid JSON from magsd at %s: %s", c->base, je.text);
+			r = CLIENT_E_PROTO;
+		} else {
+			*resp = j;
+		}
+	}
+	buf_free(&x.body);
+	free(text);
+	return r;
+}
+
+int client_stream(struct client *c, const char *path, client_line_cb cb, void *arg, struct err *err)
+{
+	struct client_xfer x = { .c = c, .max = CLIENT_LINE_MAX, .cb = cb, .arg = arg, .err = err };
+	buf_init(&x.body);
+	int r = client_perform(c, "GET", path, NULL, &x, 0, err);
+	buf_free(&x.body);
+	return r;
+}
+
+int client_health(struct client *c, long timeout_ms)
+{
+	struct client_xfer x = { .c = c, .max = CLIENT_ERROR_BODY_MAX };
+	buf_init(&x.body);
+	int r = client_perform(c, "GET", "/health", NULL, &x, timeout_ms, NULL);
+	buf_free(&x.body);
+	return r;
+}

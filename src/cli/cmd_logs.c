@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mags logs [-f] ID: print a job's stored output to the matching streams;
+ * with -f keep following it until the job ends (the same code as mags run).
+ * Interrupting `logs -f` leaves the job running.
+ */
+#include <stdio.h>
+
+#include "cli.h"
+#include "client.h"
+#include "joblog.h"
+
+int cmd_logs(struct cli *cli, int argc, char **argv)
+{
+	static const char *const names[] = { "-f|--follow" };
+	bool flags[1] = { false }, help;
+	const char *id;
+	int r = cli_parse_id_cmd(argc, argv, names, flags, 1, &id, &help);
+	if (r)
+		return r;
+	if (help) {
+		cli_print_usage("logs");
+		return CLI_EXIT_OK;
+	}
+	struct err err;
+	struct client *c = NULL;
+	struct joblog_end end = { 0 };
+	int ret = CLI_EXIT_FAIL;
+	if (cli_connect(cli, &c, &err) < 0) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	if (flags[0])
+		r = joblog_follow(c, id, &end, &err);
+	else
+		r = joblog_dump(c, id, 0, NULL, &err);
+	if (r < 0) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	ret = CLI_EXIT_OK;
+out:
+	joblog_end_free(&end);
+	client_free(c);
+	return ret;
+}

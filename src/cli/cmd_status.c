@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+/* mags status [--json] ID: GET /mags-jobs/ID as "key: value" lines or as JSON. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "client.h"
+#include "xmalloc.h"
+
+/* Shown first, in this order; other fields follow as magsd sent them. */
+static const char *const status_keys[] = {
+	"id", "status", "exit_code", "error", "script", "type", "timeout", "engine",
+	"created_at", "started_at", "finished_at", "url", "workspace",
+};
+
+#define STATUS_KEYS_N (sizeof status_keys / sizeof status_keys[0])
+#define STATUS_SCRIPT_MAX 200	/* bytes of a long script shown */
+
+static void status_print_value(const char *key, json_t *v)
+{
+	printf("%s: ", key);
+	if (!v || json_is_null(v)) {
+		puts("-");
+	} else if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		if (!strcmp(key, "script")) {
+			/* the first line only: scripts may be whole files */
+			size_t n = strcspn(s, "\n");
+			bool cut = s[n] != '\0' || n > STATUS_SCRIPT_MAX;
+			if (n > STATUS_SCRIPT_MAX)
+				n = STATUS_SCRIPT_MAX;
+			printf("%.*s%s\n", (int)n, s, cut ? " ..." : "");
+		} else {
+			puts(s);
+		}
+	} else {
+		char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		puts(s ? s : "?");
+		free(s);
+	}
+}
+
+int cmd_status(struct cli *cli, int argc, char **argv)
+{
+	static const char *const names[] = { "--json" };
+	bool flags[1] = { false }, help;
+	const char *id;
+	int r = cli_parse_id_cmd(argc, argv, names, flags, 1, &id, &help);
+	if (r)
+		return r;
+	if (help) {
+		cli_print_usage("status");
+		return CLI_EXIT_OK;
+	}
+	struct err err;
+	struct client *c = NULL;
+	json_t *job = NULL;
+	char *path = NULL;
+	int ret = CLI_EXIT_FAIL;
+	if (cli_connect(cli, &c, &err) < 0) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	char *esc = client_escape(c, id);
+	path = xasprintf("/mags-jobs/%s", esc);
+	free(esc);
+	if (client_call(c, "GET", path, NULL, &job, &err) < 0) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	if (flags[0]) {
+		char *s = json_dumps(job, JSON_INDENT(2));
+		puts(s);
+		free(s);
+	} else {
+		for (size_t i = 0; i < STATUS_KEYS_N; i++)
+			if (json_object_get(job, status_keys[i]))
+				status_print_value(status_keys[i], json_object_get(job, status_keys[i]));
+		const char *key;
+		json_t *v;
+		json_object_foreach(job, key, v) {
+			size_t i = 0;
+			while (i < STATUS_KEYS_N && strcmp(status_keys[i], key))
+				i++;
+			if (i == STATUS_KEYS_N)
+				status_print_value(key, v);
+		}
+	}
+	ret = CLI_EXIT_OK;
+out:
+	free(path);
+	json_decref(job);
+	client_free(c);
+	return ret;
+}

@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mags: the command-line client of magsd. main() reads the global flags and
+ * dispatches through commands[] to cmd_<verb>() in cmd_<verb>.c; every
+ * command talks to magsd only through the REST API (client.c), reached as
+ * config.c and local.c decide.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "client.h"
+#include "config.h"
+#include "local.h"
+#include "run_opts.h"
+
+struct command {
+	const char *name;
+	int (*fn)(struct cli *cli, int argc, char **argv);
+	const char *args;	/* for the command list in --help */
+	const char *summary;
+	const char *usage;	/* `mags help NAME`; NULL: "usage: mags NAME ARGS" */
+};
+
+static int main_help(struct cli *cli, int argc, char **argv);
+static int main_version(struct cli *cli, int argc, char **argv);
+
+static const struct command commands[] = {
+	{ "run", cmd_run, "[flags] SCRIPT", "run a script in a new sandbox, streaming its output", run_opts_usage },
+	{ "list", cmd_list, "[--json] [--status S] [--limit N]", "list jobs, newest first", NULL },
+	{ "status", cmd_status, "[--json] ID", "show a job", NULL },
+	{ "logs", cmd_logs, "[-f] ID", "print a job's output (-f: follow until it ends)", NULL },
+	{ "stop", cmd_stop, "ID", "stop a queued or running job", NULL },
+	{ "help", main_help, "[COMMAND]", "show help", NULL },
+	{ "version", main_version, "", "print the version", NULL },
+};
+
+#define COMMANDS_N (sizeof commands / sizeof commands[0])
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	fflush(stdout);
+	fputs("mags: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("mags: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cmd)
+		fprintf(stderr, " (see mags help %s)\n", cmd);
+	else
+		fputs(" (see mags --help)\n", stderr);
+	return CLI_EXIT_USAGE;
+}
+
+static const struct command *main_find(const char *name)
+{
+	for (size_t i = 0; i < COMMANDS_N; i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+static void main_command_usage(const struct command *cmd, FILE *f)
+{
+	if (cmd->usage)
+		fputs(cmd->usage, f);
+	else
+		fprintf(f, "usage: mags %s %s\n\n%s.\n", cmd->name, cmd->args, cmd->summary);
+}
+
+static void main_usage(FILE *f)
+{
+	fputs("usage: mags [-v] COMMAND [ARGS]\n"
+	      "\n"
+	      "Runs scripts in microVM sandboxes on a magsd server.\n"
+	      "\n"
+	      "commands:\n", f);
+	for (size_t i = 0; i < COMMANDS_N; i++) {
+		char left[64];
+		snprintf(left, sizeof left, "%s %s", commands[i].name, commands[i].args);
+		fprintf(f, "  %-42s %s\n", left, commands[i].summary);
+	}
+	fputs("\n"
+	      "global flags:\n"
+	      "  -v, --verbose   notes on stderr (the job id of mags run); also MAGS_VERBOSE=1\n"
+	      "  -h, --help      this text\n"
+	      "      --version   print the version\n"
+	      "\n"
+	      "environment:\n"
+	      "  MAGS_API_URL    magsd's base URL (e.g. http://127.0.0.1:7557); default: the\n"
+	      "                  \"api_url\" in ~/.mags/config.json, else a local magsd, started\n"
+	      "                  on demand from the directory of this mags binary\n"
+	      "  MAGS_TOKEN      API token (alias MAGS_API_TOKEN); default: \"token\" in the config\n", f);
+}
+
+static int main_help(struct cli *cli, int argc, char **argv)
+{
+	if (argc < 2) {
+		main_usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	const struct command *cmd = main_find(argv[1]);
+	if (!cmd)
+		return cli_usage_error(NULL, "unknown command \"%s\"", argv[1]);
+	main_command_usage(cmd, stdout);
+	return CLI_EXIT_OK;
+}
+
+static int main_version(struct cli *cli, int argc, char **argv)
+{
+	printf("mags %s\n", CLI_VERSION);
+	return CLI_EXIT_OK;
+}
+
+int cli_connect(struct cli *cli, struct client **out, struct err *err)
+{
+	*out = NULL;
+	struct config cfg;
+	int r = config_load(&cfg, err);
+	if (r < 0)
+		goto out;
+	struct client *c = client_new(cfg.api_url, cfg.token);
+	if (cfg.local && (r = local_ensure(&cfg, c, err)) < 0) {
+		client_free(c);
+		goto out;
+	}
+	*out = c; /* transferred */
+out:
+	config_free(&cfg);
+	return r;
+}
+
+/* Whether arg is one of the '|'-separated names in spec. */
+static bool main_flag_is(const char *spec, const char *arg)
+{
+	size_t n = strlen(arg);
+	for (const char *p = spec; *p;) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+		if (len == n && !strncmp(p, arg, n))
+			return true;
+		p += len + (bar ? 1 : 0);
+	}
+	return false;
+}
+
+int cli_parse_id_cmd(int argc, char **argv, const char *const *names, bool *flags, size_t nflags, const char **id, bool *help)
+{
+	*id = NULL;
+	*help = false;
+	bool only_args = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!only_args && !strcmp(a, "--")) {
+			only_args = true;
+			continue;
+		}
+		if (!only_args && a[0] == '-' && a[1]) {
+			if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+				*help = true;
+				return 0;
+			}
+			size_t k = 0;
+			while (k < nflags && !main_flag_is(names[k], a))
+				k++;
+			if (k == nflags)
+				return cli_usage_error(argv[0], "%s: unknown flag %s", argv[0], a);
+			flags[k] = true;
+			continue;
+		}
+		if (*id)
+			return cli_usage_error(argv[0], "%s: unexpected argument \"%s\"", argv[0], a);
+		if (!*a)
+			return cli_usage_error(argv[0], "%s: empty ID", argv[0]);
+		*id = a;
+	}
+	if (!*id)
+		return cli_usage_error(argv[0], "%s: missing ID", argv[0]);
+	return 0;
+}
+
+void cli_print_usage(const char *name)
+{
+	const struct command *cmd = main_find(name);
+	if (cmd)
+		main_command_usage(cmd, stdout);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	const char *v = getenv("MAGS_VERBOSE");
+	if (v && *v && strcmp(v, "0"))
+		cli.verbose = true;
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			cli.verbose = true;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			main_usage(stdout);
+			return CLI_EXIT_OK;
+		} else if (!strcmp(a, "--version") || !strcmp(a, "-V")) {
+			return main_version(&cli, 0, NULL);
+		} else {
+			return cli_usage_error(NULL, "unknown flag %s", a);
+		}
+	}
+	if (i >= argc) {
+		main_usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	const struct command *cmd = main_find(argv[i]);
+	if (!cmd)
+		return cli_usage_error(NULL, "unknown command \"%s\"", argv[i]);
+	return cmd->fn(&cli, argc - i, argv + i);
+}

@@ -1,0 +1,388 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `mags run` flag parsing and the submit body; see run_opts.h. The parser is
+ * table-driven and has no global state (unlike getopt), so tests can call it
+ * repeatedly. Short flags may be clustered (-pv) and take values attached or
+ * as the next argument (-wNAME, -w NAME); long flags take --flag=VALUE or
+ * --flag VALUE.
+ */
+#include "run_opts.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base64.h"
+#include "buf.h"
+#include "fs.h"
+#include "xmalloc.h"
+
+const char run_opts_usage[] =
+	"usage: mags run [flags] SCRIPT\n"
+	"\n"
+	"Runs SCRIPT in a new sandbox and streams its output; exits with its exit\n"
+	"code (124 when it timed out). SCRIPT is an inline shell command, or the path\n"
+	"of a local script file, which is uploaded and run.\n"
+	"\n"
+	"flags:\n"
+	"  -w, --workspace NAME  named workspace, to reconnect to later\n"
+	"  -p, --persist         sync the workspace to the object store\n"
+	"  -f, --file PATH       upload PATH into the working directory (repeatable)\n"
+	"      --url             enable a public URL (see --port)\n"
+	"      --port P          port the public URL forwards to (default 8080)\n"
+	"      --ssh             enable SSH access\n"
+	"      --startup CMD     command to run when the sandbox starts\n"
+	"      --base-image      make the workspace a read-only base image\n"
+	"      --from NAME       start from base image workspace NAME\n"
+	"      --ephemeral       no workspace at all (fastest)\n"
+	"      --timeout SECONDS stop the script after SECONDS (exit code 124)\n"
+	"      --always-on       keep the sandbox running as a server\n"
+	"  -v, --verbose         print the job id on stderr\n"
+	"  -h, --help            this text\n";
+
+enum run_flag {
+	RF_WORKSPACE, RF_PERSIST, RF_FILE, RF_URL, RF_PORT, RF_SSH, RF_STARTUP,
+	RF_BASE_IMAGE, RF_FROM, RF_EPHEMERAL, RF_TIMEOUT, RF_ALWAYS_ON, RF_VERBOSE, RF_HELP,
+};
+
+struct run_flag_def {
+	char short_name;	/* 0 when none */
+	const char *long_name;
+	bool has_value;
+	enum run_flag id;
+};
+
+static const struct run_flag_def run_flags[] = {
+	{ 'w', "workspace", true, RF_WORKSPACE },
+	{ 'p', "persist", false, RF_PERSIST },
+	{ 'f', "file", true, RF_FILE },
+	{ 0, "url", false, RF_URL },
+	{ 0, "port", true, RF_PORT },
+	{ 0, "ssh", false, RF_SSH },
+	{ 0, "startup", true, RF_STARTUP },
+	{ 0, "base-image", false, RF_BASE_IMAGE },
+	{ 0, "from", true, RF_FROM },
+	{ 0, "ephemeral", false, RF_EPHEMERAL },
+	{ 0, "timeout", true, RF_TIMEOUT },
+	{ 0, "always-on", false, RF_ALWAYS_ON },
+	{ 'v', "verbose", false, RF_VERBOSE },
+	{ 'h', "help", false, RF_HELP },
+};
+
+#define RUN_FLAGS_N (sizeof run_flags / sizeof run_flags[0])
+
+static const struct run_flag_def *run_flag_long(const char *name, size_t len)
+{
+	for (size_t i = 0; i < RUN_FLAGS_N; i++)
+		if (strlen(run_flags[i].long_name) == len && !strncmp(run_flags[i].long_name, name, len))
+			return &run_flags[i];
+	return NULL;
+}
+
+static const struct run_flag_def *run_flag_short(char c)
+{
+	for (size_t i = 0; i < RUN_FLAGS_N; i++)
+		if (run_flags[i].short_name && run_flags[i].short_name == c)
+			return &run_flags[i];
+	return NULL;
+}
+
+/* Parses a whole decimal number in [min, max]. */
+static int run_parse_long(const char *s, long min, long max, long *out)
+{
+	if (!*s || *s == '+' || *s == '-' || *s == ' ')
+		return -1;
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static void run_set_str(char **field, const char *v)
+{
+	free(*field);
+	*field = xstrdup(v);
+}
+
+/* Applies one flag; name is how the user spelled it, for messages. */
+static int run_apply(struct run_opts *o, const struct run_flag_def *f, const char *name, const char *v,
+		     struct err *err)
+{
+	long n;
+	switch (f->id) {
+	case RF_WORKSPACE:
+		if (!*v)
+			return err_set(err, 0, "%s: workspace name is empty", name);
+		run_set_str(&o->workspace, v);
+		break;
+	case RF_PERSIST: o->persist = true; break;
+	case RF_FILE:
+		if (!*v)
+			return err_set(err, 0, "%s: file path is empty", name);
+		o->files = xrealloc(o->files, (o->nfiles + 1) * sizeof *o->files);
+		o->files[o->nfiles++] = xstrdup(v);
+		break;
+	case RF_URL: o->url = true; break;
+	case RF_PORT:
+		if (run_parse_long(v, 1, 65535, &n) < 0)
+			return err_set(err, 0, "%s: \"%s\" is not a port number (1-65535)", name, v);
+		o->port = (int)n;
+		break;
+	case RF_SSH: o->ssh = true; break;
+	case RF_STARTUP:
+		if (!*v)
+			return err_set(err, 0, "%s: command is empty", name);
+		run_set_str(&o->startup, v);
+		break;
+	case RF_BASE_IMAGE: o->base_image = true; break;
+	case RF_FROM:
+		if (!*v)
+			return err_set(err, 0, "%s: workspace name is empty", name);
+		run_set_str(&o->from, v);
+		break;
+	case RF_EPHEMERAL: o->ephemeral = true; break;
+	case RF_TIMEOUT:
+		if (run_parse_long(v, 1, RUN_TIMEOUT_MAX, &n) < 0)
+			return err_set(err, 0, "%s: \"%s\" is not a whole number of seconds from 1 to %d",
+				       name, v, RUN_TIMEOUT_MAX);
+		o->timeout = n;
+		break;
+	case RF_ALWAYS_ON: o->always_on = true; break;
+	case RF_VERBOSE: o->verbose = true; break;
+	case RF_HELP: o->help = true; break;
+	}
+	return 0;
+}
+
+/* Parses argv[*i], a "--name[=value]" option; may consume the next argument. */
+static int run_parse_long_opt(struct run_opts *o, int argc, char **argv, int *i, struct err *err)
+{
+	const char *arg = argv[*i] + 2;
+	const char *eq = strchr(arg, '=');
+	size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+	const struct run_flag_def *f = run_flag_long(arg, len);
+	if (!f)
+		return err_set(err, 0, "unknown flag --%.*s", (int)len, arg);
+	char name[64];
+	snprintf(name, sizeof name, "--%s", f->long_name);
+	if (!f->has_value) {
+		if (eq)
+			return err_set(err, 0, "%s takes no value", name);
+		return run_apply(o, f, name, NULL, err);
+	}
+	const char *v;
+	if (eq) {
+		v = eq + 1;
+	} else {
+		if (*i + 1 >= argc)
+			return err_set(err, 0, "%s needs a value", name);
+		v = argv[++*i];
+	}
+	return run_apply(o, f, name, v, err);
+}
+
+/* Parses argv[*i], a cluster of short options ("-pv", "-wNAME", "-w NAME"). */
+static int run_parse_short_opts(struct run_opts *o, int argc, char **argv, int *i, struct err *err)
+{
+	const char *arg = argv[*i];
+	for (size_t k = 1; arg[k]; k++) {
+		const struct run_flag_def *f = run_flag_short(arg[k]);
+		if (!f)
+			return err_set(err, 0, "unknown flag -%c", arg[k]);
+		char name[3] = { '-', arg[k], 0 };
+		if (!f->has_value) {
+			int r = run_apply(o, f, name, NULL, err);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		const char *v;
+		if (arg[k + 1]) {
+			v = arg + k + 1;
+		} else {
+			if (*i + 1 >= argc)
+				return err_set(err, 0, "%s needs a value", name);
+			v = argv[++*i];
+		}
+		return run_apply(o, f, name, v, err);
+	}
+	return 0;
+}
+
+int run_opts_parse(int argc, char **argv, struct run_opts *o, struct err *err)
+{
+	memset(o, 0, sizeof *o);
+	err_clear(err);
+	int i = 1;
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		int r = 0;
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		}
+		if (a[0] != '-' || a[1] == '\0')
+			break;	/* SCRIPT starts here ("-" alone is a script, odd as it is) */
+		if (a[1] == '-')
+			r = run_parse_long_opt(o, argc, argv, &i, err);
+		else
+			r = run_parse_short_opts(o, argc, argv, &i, err);
+		if (r < 0)
+			return -1;
+	}
+	if (o->help)
+		return 0;
+	if (i >= argc)
+		return err_set(err, 0, "missing SCRIPT (an inline command or a script file)");
+	struct buf b;
+	buf_init(&b);
+	for (int k = i; k < argc; k++) {
+		if (k > i)
+			buf_putc(&b, ' ');
+		buf_puts(&b, argv[k]);
+	}
+	o->script = buf_steal(&b);
+	if (!*o->script)
+		return err_set(err, 0, "SCRIPT is empty");
+	return 0;
+}
+
+void run_opts_free(struct run_opts *o)
+{
+	free(o->script);
+	free(o->workspace);
+	for (size_t i = 0; i < o->nfiles; i++)
+		free(o->files[i]);
+	free(o->files);
+	free(o->startup);
+	free(o->from);
+	memset(o, 0, sizeof *o);
+}
+
+static const char *run_basename(const char *path)
+{
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	const char *s = path + n;
+	while (s > path && s[-1] != '/')
+		s--;
+	return s;
+}
+
+/* {"name": basename, "mode": permission bits, "content_base64": ...}; new reference in *out. */
+static int run_file_json(const char *path, json_t **out, struct err *err)
+{
+	*out = NULL;
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return err_set(err, errno, "-f %s", path);
+	if (!S_ISREG(st.st_mode))
+		return err_set(err, 0, "-f %s: not a regular file", path);
+	char *data = NULL;
+	size_t len = 0;
+	int r = fs_read_file(path, RUN_FILE_MAX, &data, &len, err);
+	if (r < 0)
+		return err_wrap(err, "-f");
+	const char *name = run_basename(path);
+	if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) {
+		free(data);
+		return err_set(err, 0, "-f %s: no file name", path);
+	}
+	struct buf b64;
+	buf_init(&b64);
+	base64_encode(data, len, &b64);
+	json_t *f = json_object();
+	json_object_set_new(f, "name", json_string(name));
+	json_object_set_new(f, "mode", json_integer(st.st_mode & 07777));
+	json_object_set_new(f, "content_base64", json_stringn((const char *)b64.data, b64.len));
+	buf_free(&b64);
+	free(data);
+	*out = f;
+	return 0;
+}
+
+int run_opts_to_json(const struct run_opts *o, json_t **out, struct err *err)
+{
+	*out = NULL;
+	json_t *body = json_object();
+	int r = 0;
+	struct stat st;
+	if (stat(o->script, &st) == 0 && S_ISREG(st.st_mode)) {
+		char *content = NULL;
+		size_t len = 0;
+		if ((r = fs_read_file(o->script, RUN_SCRIPT_MAX, &content, &len, err)) < 0) {
+			err_wrap(err, "script file");
+			goto out;
+		}
+		if (memchr(content, '\0', len)) {
+			free(content);
+			r = err_set(err, 0, "script file %s: contains NUL bytes (not a script?)", o->script);
+			goto out;
+		}
+		json_t *s = json_stringn(content, len);
+		free(content);
+		if (!s) {
+			r = err_set(err, 0, "script file %s: not valid UTF-8 text", o->script);
+			goto out;
+		}
+		json_object_set_new(body, "script", s);
+		json_object_set_new(body, "type", json_string("file"));
+	} else {
+		json_t *s = json_string(o->script);
+		if (!s) {
+			r = err_set(err, 0, "SCRIPT is not valid UTF-8");
+			goto out;
+		}
+		json_object_set_new(body, "script", s);
+		json_object_set_new(body, "type", json_string("inline"));
+	}
+	if (o->workspace)
+		json_object_set_new(body, "workspace", json_string(o->workspace));
+	if (o->persist)
+		json_object_set_new(body, "persist", json_true());
+	if (o->url)
+		json_object_set_new(body, "url", json_true());
+	if (o->port)
+		json_object_set_new(body, "port", json_integer(o->port));
+	if (o->ssh)
+		json_object_set_new(body, "ssh", json_true());
+	if (o->startup)
+		json_object_set_new(body, "startup_command", json_string(o->startup));
+	if (o->base_image)
+		json_object_set_new(body, "base_image", json_true());
+	if (o->from)
+		json_object_set_new(body, "from", json_string(o->from));
+	if (o->ephemeral)
+		json_object_set_new(body, "ephemeral", json_true());
+	if (o->timeout)
+		json_object_set_new(body, "timeout", json_integer(o->timeout));
+	if (o->always_on)
+		json_object_set_new(body, "always_on", json_true());
+	if (o->nfiles) {
+		json_t *arr = json_array();
+		json_object_set_new(body, "files", arr);
+		for (size_t i = 0; i < o->nfiles; i++) {
+			json_t *f;
+			if ((r = run_file_json(o->files[i], &f, err)) < 0)
+				goto out;
+			json_array_append_new(arr, f);
+		}
+	}
+	/* strings from argv may be invalid UTF-8: jansson then returns NULL and set_new drops them */
+	if ((o->workspace && !json_object_get(body, "workspace")) || (o->startup && !json_object_get(body, "startup_command")) ||
+	    (o->from && !json_object_get(body, "from"))) {
+		r = err_set(err, 0, "flag values must be valid UTF-8");
+		goto out;
+	}
+	*out = body;
+	body = NULL; /* transferred */
+out:
+	json_decref(body);
+	return r;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The flags of `mags run` (REFERENCE.md, "mags run flags"), parsed into a
+ * struct and turned into the JSON body of POST /api/v1/mags-jobs
+ * (docs/api-contract.md). Kept apart from cmd_run.c so it is unit-tested
+ * (tests/unit/test_cli_args.c).
+ */
+#ifndef MAGS_RUN_OPTS_H
+#define MAGS_RUN_OPTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "err.h"
+
+#define RUN_TIMEOUT_MAX 86400		/* seconds; the API's limit */
+#define RUN_PORT_DEFAULT 8080		/* --url without --port (the server applies it) */
+#define RUN_SCRIPT_MAX (256 * 1024)	/* the API's limit on "script" */
+#define RUN_FILE_MAX (1024 * 1024)	/* one -f file; the whole body is capped at 1 MiB */
+
+struct run_opts {
+	char *script;		/* the SCRIPT argument(s), joined by spaces; owned */
+	char *workspace;	/* -w NAME; owned, NULL when absent */
+	bool persist;		/* -p */
+	char **files;		/* -f PATH, in order; owned array of owned strings */
+	size_t nfiles;
+	bool url;		/* --url */
+	int port;		/* --port P, 0 when absent */
+	bool ssh;		/* --ssh */
+	char *startup;		/* --startup CMD; owned */
+	bool base_image;	/* --base-image */
+	char *from;		/* --from NAME; owned */
+	bool ephemeral;		/* --ephemeral */
+	long timeout;		/* --timeout SECONDS, 0 when absent */
+	bool always_on;		/* --always-on */
+	bool verbose;		/* -v/--verbose */
+	bool help;		/* -h/--help: print usage, nothing else is checked */
+};
+
+/*
+ * Parses argv[1..argc) (argv[0] is the command name). Options come first; the
+ * first other argument (or everything after "--") starts SCRIPT, and the
+ * remaining arguments are joined to it with spaces. Returns 0, or -1 with a
+ * one-line message in err (the caller prints it and exits 2). o is cleared on
+ * entry and must be freed with run_opts_free in both cases.
+ */
+int run_opts_parse(int argc, char **argv, struct run_opts *o, struct err *err);
+void run_opts_free(struct run_opts *o);
+
+/*
+ * Builds the submit body in *out (new reference). When SCRIPT names an
+ * existing regular file its content is sent with "type": "file"; -f files
+ * are read and sent base64-encoded. Returns 0 or negative with err set.
+ */
+int run_opts_to_json(const struct run_opts *o, json_t **out, struct err *err);
+
+extern const char run_opts_usage[];
+
+#endif

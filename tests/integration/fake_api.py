@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""FAKE magsd REST API -- for developing the mags CLI only.
+
+This is NOT magsd and tests nothing about it: it speaks the job endpoints of
+docs/api-contract.md with canned behaviour so the CLI's request building,
+NDJSON stream parsing (lines split across chunks, heartbeats, broken streams),
+error paths and local-mode auto-start can be exercised without VMs. The real
+integration tests (conftest.py) run the real magsd.
+
+Usage: fake_api.py [--port P] [--token T] [--token-file F] [--pidfile F]
+                   [--reject FIELD,...]
+
+The script decides what a fake job does:
+  "exit N"    exits N (stdout "bye")         "TIMEOUT"   exit 124 + system note
+  "BOOTFAIL"  exit_code null, error          "SLOW"      runs until stopped
+  "SPLIT"     stream lines cut into pieces   "BREAK"     first stream breaks mid-way
+  "BREAKALL"  every stream breaks            "MANY"      500 stdout entries
+  anything else: stdout "ran: SCRIPT\\n", stderr "note\\n", exit 0.
+GET /_fake/requests returns every request seen (method, path, body).
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+KNOWN_FIELDS = {"script", "type", "workspace", "persist", "url", "ssh", "startup_command",
+                "base_image", "ephemeral", "timeout", "always_on", "from", "port", "files"}
+
+LOCK = threading.Condition()
+JOBS = {}       # id -> job dict (the API's job object)
+LOGS = {}       # id -> [entry]
+STOPPED = set()
+REQUESTS = []
+FOLLOWS = {}    # id -> number of follow connections opened
+ARGS = None
+
+
+def now_iso():
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int(t % 1 * 1000)
+
+
+def add_log(jid, stream, data):
+    with LOCK:
+        logs = LOGS[jid]
+        logs.append({"seq": len(logs) + 1, "stream": stream, "data": data, "time": now_iso()})
+        LOCK.notify_all()
+
+
+def finish(jid, exit_code, error):
+    with LOCK:
+        j = JOBS[jid]
+        if j["status"] in ("completed", "failed"):
+            return
+        j["exit_code"] = exit_code
+        j["error"] = error
+        j["status"] = "completed" if exit_code == 0 else "failed"
+        j["finished_at"] = now_iso()
+        LOCK.notify_all()
+
+
+def run_job(jid):
+    j = JOBS[jid]
+    s = j["script"]
+    with LOCK:
+        j["status"] = "running"
+        j["started_at"] = now_iso()
+    time.sleep(0.05)
+    m = re.match(r"exit (\d+)$", s)
+    if m:
+        add_log(jid, "stdout", "bye\n")
+        finish(jid, int(m.group(1)), None)
+    elif s == "TIMEOUT":
+        add_log(jid, "stdout", "working\n")
+        add_log(jid, "system", "timed out after 1s")
+        finish(jid, 124, "timed out after 1s")
+    elif s == "BOOTFAIL":
+        add_log(jid, "system", "sandbox failed: kernel panic\nsecond line")
+        finish(jid, None, "sandbox failed to boot: kernel panic")
+    elif s == "SLOW":
+        i = 0
+        while jid not in STOPPED:
+            add_log(jid, "stdout", "tick %d\n" % i)
+            i += 1
+            time.sleep(0.1)
+        add_log(jid, "system", "stopped")
+        finish(jid, None, "stopped")
+    elif s == "MANY":
+        for i in range(500):
+            add_log(jid, "stdout", "line %d\n" % i)
+        finish(jid, 0, None)
+    elif s in ("SPLIT", "BREAK", "BREAKALL"):
+        for i in range(6):
+            add_log(jid, "stdout" if i % 2 == 0 else "stderr", "%s %d \u00e9\n" % (s.lower(), i))
+            time.sleep(0.1)
+        finish(jid, 3, None)
+    else:
+        prefix = "file: " if j["type"] == "file" else "ran: "
+        add_log(jid, "stdout", prefix + s.split("\n")[0] + "\n")
+        add_log(jid, "stderr", "note\n")
+        finish(jid, 0, None)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def reply(self, code, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def error(self, code, msg):
+        self.reply(code, {"error": msg, "code": code})
+
+    def authed(self):
+        token = ARGS.token
+        if ARGS.token_file:
+            with open(ARGS.token_file) as f:
+                token = f.read().strip()
+        if self.headers.get("Authorization") != "Bearer " + token:
+            self.error(401, "missing or invalid token")
+            return False
+        return True
+
+    def body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def record(self, body):
+        with LOCK:
+            REQUESTS.append({"method": self.command, "path": self.path,
+                             "body": body.decode("utf-8", "replace"),
+                             "content_type": self.headers.get("Content-Type")})
+
+    def do_GET(self):
+        u = urlparse(self.path)
+        if not u.path.startswith("/_fake/"):
+            self.record(b"")
+        q = parse_qs(u.query)
+        if u.path == "/api/v1/health":
+            return self.reply(200, {"status": "ok", "version": "0.0.0-fake", "engine": "tcg"})
+        if u.path == "/_fake/requests":
+            with LOCK:
+                return self.reply(200, {"requests": REQUESTS, "follows": FOLLOWS})
+        if not self.authed():
+            return
+        if u.path == "/api/v1/mags-jobs":
+            with LOCK:
+                jobs = sorted(JOBS.values(), key=lambda j: j["created_at"], reverse=True)
+            return self.reply(200, {"jobs": jobs})
+        m = re.match(r"^/api/v1/mags-jobs/([^/]+)(/logs)?$", u.path)
+        if not m or m.group(1) not in JOBS:
+            return self.error(404, 'job "%s" not found' % (m.group(1) if m else u.path))
+        jid = m.group(1)
+        if not m.group(2):
+            with LOCK:
+                return self.reply(200, JOBS[jid])
+        since = int(q.get("since", ["0"])[0])
+        if q.get("follow", [""])[0] in ("true", "1"):
+            try:
+                return self.follow(jid, since)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client went away (e.g. interrupted)
+                return
+        with LOCK:
+            logs = [dict(e) for e in LOGS[jid] if e["seq"] > since]
+            j = JOBS[jid]
+            return self.reply(200, {"id": jid, "status": j["status"], "exit_code": j["exit_code"],
+                                    "logs": logs})
+
+    def chunk(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def follow(self, jid, since):
+        with LOCK:
+            FOLLOWS[jid] = FOLLOWS.get(jid, 0) + 1
+            nth = FOLLOWS[jid]
+        script = JOBS[jid]["script"]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        sent = 0
+        last_beat = time.time()
+        while True:
+            with LOCK:
+                new = [e for e in LOGS[jid] if e["seq"] > since]
+                j = JOBS[jid]
+                done = j["status"] in ("completed", "failed") and not new
+                if not new and not done:
+                    LOCK.wait(0.05)
+                    new = [e for e in LOGS[jid] if e["seq"] > since]
+            for e in new:
+                line = json.dumps({"seq": e["seq"], "stream": e["stream"], "data": e["data"]}) + "\n"
+                since = e["seq"]
+                sent += 1
+                if script == "SPLIT":
+                    # cut every line in three pieces, with a heartbeat-style pause between
+                    a, b = len(line) // 3, 2 * len(line) // 3
+                    for piece in (line[:a], line[a:b], line[b:]):
+                        self.chunk(piece)
+                        time.sleep(0.02)
+                    self.chunk("\n")  # an empty heartbeat line
+                else:
+                    self.chunk(line)
+                if (script == "BREAK" and nth == 1 and sent == 2) or (script == "BREAKALL" and sent == 1):
+                    # break the transfer mid-line without the terminating chunk
+                    self.chunk('{"seq": 99, "stream": "std')
+                    self.close_connection = True
+                    self.wfile.flush()
+                    self.connection.shutdown(2)
+                    return
+            if done:
+                final = {"status": j["status"], "exit_code": j["exit_code"], "error": j["error"]}
+                self.chunk(json.dumps(final) + "\n")
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            if time.time() - last_beat > 0.3:
+                self.chunk("\n")
+                last_beat = time.time()
+
+    def do_POST(self):
+        body = self.body()
+        self.record(body)
+        if not self.authed():
+            return
+        u = urlparse(self.path)
+        if u.path == "/api/v1/mags-jobs":
+            try:
+                req = json.loads(body)
+            except ValueError:
+                return self.error(400, "malformed JSON")
+            if not isinstance(req, dict) or not isinstance(req.get("script"), str) or not req["script"]:
+                return self.error(400, '"script" is required')
+            for k in req:
+                if k not in KNOWN_FIELDS:
+                    return self.error(400, 'unknown field "%s"' % k)
+                if k in ARGS.reject:
+                    return self.error(400, '"%s" is not supported yet' % k)
+            jid = str(uuid.uuid4())
+            job = {"id": jid, "status": "queued", "script": req["script"],
+                   "type": req.get("type", "inline"), "timeout": req.get("timeout"),
+                   "exit_code": None, "error": None, "engine": "tcg", "created_at": now_iso(),
+                   "started_at": None, "finished_at": None, "url": None,
+                   "workspace": req.get("workspace")}
+            with LOCK:
+                JOBS[jid] = job
+                LOGS[jid] = []
+            threading.Thread(target=run_job, args=(jid,), daemon=True).start()
+            return self.reply(201, job)
+        m = re.match(r"^/api/v1/mags-jobs/([^/]+)/stop$", u.path)
+        if m:
+            jid = m.group(1)
+            if jid not in JOBS:
+                return self.error(404, 'job "%s" not found' % jid)
+            with LOCK:
+                if JOBS[jid]["status"] in ("completed", "failed"):
+                    return self.error(409, "job %s already %s" % (jid, JOBS[jid]["status"]))
+                STOPPED.add(jid)
+            if JOBS[jid]["script"] != "SLOW":
+                finish(jid, None, "stopped")
+            for _ in range(50):
+                if JOBS[jid]["status"] in ("completed", "failed"):
+                    break
+                time.sleep(0.02)
+            with LOCK:
+                return self.reply(200, JOBS[jid])
+        return self.error(404, "no such endpoint")
+
+
+def main():
+    global ARGS
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--token", default="good-token")
+    p.add_argument("--token-file")
+    p.add_argument("--pidfile")
+    p.add_argument("--portfile", help="write the bound port here once listening")
+    p.add_argument("--reject", default="", help="comma-separated fields answered with 400")
+    ARGS = p.parse_args()
+    ARGS.reject = set(filter(None, ARGS.reject.split(",")))
+    srv = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
+    srv.daemon_threads = True
+    if ARGS.pidfile:
+        with open(ARGS.pidfile, "w") as f:
+            f.write(str(os.getpid()))
+    if ARGS.portfile:
+        with open(ARGS.portfile + ".tmp", "w") as f:
+            f.write(str(srv.server_address[1]))
+        os.rename(ARGS.portfile + ".tmp", ARGS.portfile)
+    sys.stdout.flush()
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
