@@ -21,6 +21,7 @@
 #define AGENT_CHAN_MAX 256			/* exec channels alive at once */
 #define AGENT_OUT_HIGH (1024 * 1024)		/* stop reading child output above this backlog */
 #define AGENT_OUT_LOW (256 * 1024)		/* ... and resume below this */
+#define AGENT_OUT_MAX (16 * 1024 * 1024)	/* stop reading requests above this backlog */
 #define AGENT_STDIN_MAX (4 * 1024 * 1024)	/* stdin bytes queued for one child */
 #define AGENT_EXIT_GRACE_MS 200			/* wait for pipe EOF after the process exited */
 #define AGENT_ENTROPY_MAX 512			/* bytes of INIT entropy used */
@@ -45,8 +46,9 @@ struct agent {
 	bool pid1;		/* we are the guest's init (mounts, power off, clock) */
 	bool port_virtio;	/* EOF on the port means "host not connected yet", not "gone" */
 	bool connected;		/* host side of the port is open */
+	int64_t disconnected_ms;	/* when it was last seen closed */
 	bool port_in_epoll;
-	bool port_wants_out;	/* EPOLLOUT currently requested */
+	uint32_t port_events;	/* epoll events currently requested for the port */
 	bool paused;		/* child output reading paused (out backlog high) */
 	struct buf out;		/* frames not yet written to the port */
 	size_t out_off;		/* bytes of out already written */

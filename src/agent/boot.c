@@ -153,7 +153,11 @@ void boot_poweroff(struct agent *a)
 	agent_flush(a, 1000);
 	if (!a->pid1)
 		exit(0);
-	reboot(RB_POWER_OFF);
+	/*
+	 * Without ACPI (QEMU -M microvm,acpi=off) power-off would only halt the
+	 * CPU; the engine runs QEMU with -no-reboot, so a reboot ends the VM.
+	 */
+	reboot(access("/sys/firmware/acpi", F_OK) == 0 ? RB_POWER_OFF : RB_AUTOBOOT);
 	agent_log("reboot: %s", strerror(errno));
 	for (;;)
 		pause();

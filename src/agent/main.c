@@ -80,16 +80,21 @@ static size_t out_pending(const struct agent *a)
 	return a->out.len - a->out_off;
 }
 
-/* Sets the port's epoll interest from the state: EPOLLOUT only while output waits. */
+/*
+ * Sets the port's epoll interest from the state: EPOLLOUT only while output
+ * waits, and no EPOLLIN while a host that does not read has AGENT_OUT_MAX
+ * queued (its requests would only queue more answers).
+ */
 static void port_update(struct agent *a)
 {
 	if (!a->port_in_epoll)
 		return;
-	bool want = out_pending(a) > 0;
-	if (want == a->port_wants_out)
+	size_t pend = out_pending(a);
+	uint32_t ev = (pend < AGENT_OUT_MAX ? EPOLLIN : 0) | (pend ? EPOLLOUT : 0);
+	if (ev == a->port_events)
 		return;
-	a->port_wants_out = want;
-	agent_epoll_mod(a, a->port_fd, EPOLLIN | (want ? EPOLLOUT : 0), AGENT_EV(AGENT_EV_PORT, 0));
+	a->port_events = ev;
+	agent_epoll_mod(a, a->port_fd, ev, AGENT_EV(AGENT_EV_PORT, 0));
 }
 
 void agent_send(struct agent *a, uint16_t type, uint32_t chan, const void *payload, size_t len)
@@ -191,8 +196,8 @@ static void port_connected(struct agent *a)
 	a->out_off = 0;
 	a->connected = true;
 	a->port_in_epoll = true;
-	a->port_wants_out = true;
-	agent_epoll_add(a, a->port_fd, EPOLLIN | EPOLLOUT, AGENT_EV(AGENT_EV_PORT, 0));
+	a->port_events = EPOLLIN | EPOLLOUT;
+	agent_epoll_add(a, a->port_fd, a->port_events, AGENT_EV(AGENT_EV_PORT, 0));
 	port_write(a);
 }
 
@@ -212,8 +217,9 @@ static void port_disconnected(struct agent *a)
 	if (a->port_in_epoll)
 		epoll_ctl(a->epfd, EPOLL_CTL_DEL, a->port_fd, NULL);
 	a->port_in_epoll = false;
-	a->port_wants_out = false;
+	a->port_events = 0;
 	a->connected = false;
+	a->disconnected_ms = agent_now_ms();
 	/* frames not begun stay queued; a half-written one is unrecoverable */
 	if (a->out_off > 0) {
 		buf_reset(&a->out);
@@ -490,6 +496,7 @@ int main(int argc, char **argv)
 		}
 		return 1;
 	}
+	a.disconnected_ms = agent_now_ms();
 	if (a.port_virtio)
 		port_check_connected(&a);
 	else
@@ -497,8 +504,12 @@ int main(int argc, char **argv)
 
 	for (;;) {
 		int timeout = exec_timers(&a);
-		if (!a.connected && (timeout < 0 || timeout > AGENT_RECONNECT_POLL_MS))
-			timeout = AGENT_RECONNECT_POLL_MS;
+		if (!a.connected) {
+			/* poll briskly for a host that is about to connect, lazily for one that is gone */
+			int poll_ms = agent_now_ms() - a.disconnected_ms < 2000 ? AGENT_RECONNECT_POLL_MS : 100;
+			if (timeout < 0 || timeout > poll_ms)
+				timeout = poll_ms;
+		}
 		struct epoll_event evs[32];
 		int n = epoll_wait(a.epfd, evs, 32, timeout);
 		if (n < 0 && errno != EINTR) {

@@ -43,15 +43,13 @@ static int add_entropy(const uint8_t *seed, size_t n, bool credit)
 		return -errno;
 	int r = 0;
 	if (credit) {
-		struct {
-			struct rand_pool_info info;
-			uint8_t buf[AGENT_ENTROPY_MAX];
-		} req;
-		req.info.entropy_count = (int)(n * 8);
-		req.info.buf_size = (int)n;
-		memcpy(req.buf, seed, n);
-		if (ioctl(fd, RNDADDENTROPY, &req) < 0)
+		struct rand_pool_info *req = xmalloc(sizeof *req + n);
+		req->entropy_count = (int)(n * 8);
+		req->buf_size = (int)n;
+		memcpy(req->buf, seed, n);
+		if (ioctl(fd, RNDADDENTROPY, req) < 0)
 			r = -errno;
+		free(req);
 	} else if (write(fd, seed, n) < 0) {
 		r = -errno;
 	}

@@ -72,7 +72,8 @@ class Agent:
                     name = MSG.get(typ, str(typ))
                     if self.verbose:
                         shown = kv_parse(p) if name == "HELLO" else (
-                            struct.unpack("<iiI", p) if name == "EXIT" else p[:200])
+                            struct.unpack("<iiI", p) if name == "EXIT" else
+                            (p[:60] + (b"...(%d bytes)" % len(p) if len(p) > 60 else b"")))
                         print(f"  {self.ms():8.1f} ms  {name:7} chan {chan}: {shown}")
                     return name, chan, p
             left = end - time.monotonic()
@@ -84,7 +85,7 @@ class Agent:
                 raise EOFError("agent closed the connection")
             self.buf += d
 
-    def run(self, chan, cmd, timeout=60, **kw):
+    def run(self, chan, cmd, wait=60, **kw):
         """EXEC and collect: returns (stdout, stderr, (code, signal, flags)) or ('ERROR', text)."""
         pairs = [("cmd", cmd)]
         for k, v in kw.items():
@@ -95,7 +96,7 @@ class Agent:
         self.send("EXEC", chan, kv(*pairs))
         out, err = b"", b""
         while True:
-            name, c, p = self.recv(timeout)
+            name, c, p = self.recv(wait)
             if c != chan:
                 continue
             if name == "STDOUT":
@@ -186,6 +187,13 @@ def exercise(a, failures, in_vm):
     check(a.wait_for(99, ("ERROR",))[0] == "ERROR", "bad SIGNAL -> ERROR", failures)
     check(a.wait_for(0, ("ERROR",))[0] == "ERROR", "unknown type -> ERROR", failures)
 
+    # an oversized frame is refused and skipped; the stream stays in step
+    big = (1 << 20) + 1
+    a.s.sendall(HDR.pack(big, M["STDIN"], 0, 30) + b"\0" * big)
+    a.send("PING", 0, b"after")
+    check(a.wait_for(30, ("ERROR",))[0] == "ERROR", "oversized frame -> ERROR", failures)
+    check(a.wait_for(0, ("PONG",))[1] == b"after", "stream in step after an oversized frame", failures)
+
     # two channels at once, large output
     a.send("EXEC", 20, kv(("cmd", "head -c 300000 /dev/zero")))
     a.send("EXEC", 21, kv(("cmd", "echo quick")))
@@ -234,6 +242,7 @@ def run_vm(args):
         t_hello = a.ms()
         check(name == "HELLO" and chan == 0 and dict(kv_parse(p)).get("version") == b"1", "HELLO first", failures)
         t_exit = exercise(a, failures, in_vm=True)
+        t_off = a.ms()
         a.send("POWEROFF", 0)
         check(a.wait_for(0, ("OK",), timeout=30)[0] == "OK", "POWEROFF answered OK", failures)
         try:
@@ -242,8 +251,8 @@ def run_vm(args):
             pass
         t_gone = a.ms()
         check(q.poll() is not None, f"QEMU exited (status {q.returncode})", failures)
-        print(f"timings: QEMU start -> HELLO {t_hello:.0f} ms; -> first EXIT {t_exit:.0f} ms; "
-              f"POWEROFF -> QEMU gone at {t_gone:.0f} ms")
+        print(f"timings: QEMU start -> HELLO {t_hello:.0f} ms (guest boot_ms {int(dict(kv_parse(p))['boot_ms'])}); "
+              f"-> first EXIT {t_exit:.0f} ms; POWEROFF -> QEMU gone {t_gone - t_off:.0f} ms")
     finally:
         if q.poll() is None:
             q.kill()
