@@ -80,11 +80,12 @@ guest: $(GUEST)/vmlinux $(GUEST)/test.img
 # Each test_<name> links the sources listed in TEST_<name>_SRCS.
 TSAN_FLAGS      = -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc/lib \
                   -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-UNIT_TESTS      = jobspec utf8 cli_args base64
+UNIT_TESTS      = jobspec utf8 cli_args base64 proto
 TEST_jobspec_SRCS = src/daemon/jobspec.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_utf8_SRCS    = src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_cli_args_SRCS = src/cli/run_opts.c src/lib/base64.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_base64_SRCS  = src/lib/base64.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
+TEST_proto_SRCS   = src/lib/proto.c src/lib/buf.c src/lib/xmalloc.c
 TEST_LIBS       = -lcmocka -ljansson
 
 build/tests/test_%: tests/unit/test_%.c $(LIB_SRCS) $(wildcard src/*/*.h include/mags/*.h)
@@ -100,9 +101,11 @@ unit: $(UNIT_TESTS:%=build/tests/test_%)
 # ---- fuzzing (libFuzzer, clang) ------------------------------------------------
 # Each fuzz/<name>_fuzz.c links FUZZ_<name>_SRCS. make fuzz runs each for FUZZ_SECONDS;
 # make fuzz-replay replays fuzz/corpus/<name>/ through a plain ASan build (no clang needed).
-FUZZERS         = jobspec
+FUZZERS         = jobspec proto
 FUZZ_jobspec_SRCS = src/daemon/jobspec.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 FUZZ_jobspec_LIBS = -ljansson
+FUZZ_proto_SRCS   = src/lib/proto.c src/lib/buf.c src/lib/xmalloc.c
+FUZZ_proto_LIBS   =
 FUZZ_SECONDS    ?= 60
 
 build/fuzz/%_fuzz: fuzz/%_fuzz.c $(LIB_SRCS)

@@ -31,7 +31,7 @@
 
 #include "xmalloc.h"
 
-#define PORT_WAIT_MS 10000	/* how long PID 1 waits for the port to appear */
+#define PORT_WAIT_MS 60000	/* how long PID 1 waits for the port to appear */
 #define READ_CHUNK 65536
 
 static int log_fd = 2;
