@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "err.h"
 
 #define CLI_VERSION "0.1.0"
@@ -49,6 +51,13 @@ void cli_print_usage(const char *name);
  * (the caller frees it with client_free). Returns 0 or negative with err set.
  */
 int cli_connect(struct cli *cli, struct client **out, struct err *err);
+
+/*
+ * Connects and calls METHOD /mags-jobs/ID (or /mags-jobs/ID/ACTION when
+ * action is not NULL). On success returns 0 and, when out is not NULL, the
+ * reply in *out (new reference). On failure prints the error and returns -1.
+ */
+int cli_job_call(struct cli *cli, const char *method, const char *id, const char *action, json_t **out);
 
 /*
  * Parses the arguments of a command taking one job ID and flags from the

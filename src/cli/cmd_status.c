@@ -53,22 +53,9 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		cli_print_usage("status");
 		return CLI_EXIT_OK;
 	}
-	struct err err;
-	struct client *c = NULL;
 	json_t *job = NULL;
-	char *path = NULL;
-	int ret = CLI_EXIT_FAIL;
-	if (cli_connect(cli, &c, &err) < 0) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
-	char *esc = client_escape(c, id);
-	path = xasprintf("/mags-jobs/%s", esc);
-	free(esc);
-	if (client_call(c, "GET", path, NULL, &job, &err) < 0) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
+	if (cli_job_call(cli, "GET", id, NULL, &job) < 0)
+		return CLI_EXIT_FAIL;
 	if (flags[0]) {
 		char *s = json_dumps(job, JSON_INDENT(2));
 		puts(s);
@@ -87,10 +74,6 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 				status_print_value(key, v);
 		}
 	}
-	ret = CLI_EXIT_OK;
-out:
-	free(path);
 	json_decref(job);
-	client_free(c);
-	return ret;
+	return CLI_EXIT_OK;
 }

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "client.h"
 #include "config.h"
+#include "xmalloc.h"
 #include "local.h"
 #include "run_opts.h"
 
@@ -140,6 +141,25 @@ int cli_connect(struct cli *cli, struct client **out, struct err *err)
 out:
 	config_free(&cfg);
 	return r;
+}
+
+int cli_job_call(struct cli *cli, const char *method, const char *id, const char *action, json_t **out)
+{
+	struct err err;
+	struct client *c = NULL;
+	char *path = NULL;
+	int r = cli_connect(cli, &c, &err);
+	if (r == 0) {
+		char *esc = client_escape(c, id);
+		path = xasprintf("/mags-jobs/%s%s%s", esc, action ? "/" : "", action ? action : "");
+		free(esc);
+		r = client_call(c, method, path, NULL, out, &err);
+	}
+	if (r < 0)
+		cli_error("%s", err.msg);
+	free(path);
+	client_free(c);
+	return r < 0 ? -1 : 0;
 }
 
 /* Whether arg is one of the '|'-separated names in spec. */
