@@ -360,9 +360,10 @@ static void run_job(struct active *a)
 out:
 	store_output(&jr, LOG_STDOUT, NULL, 0, true);
 	store_output(&jr, LOG_STDERR, NULL, 0, true);
-	sandbox_free(sb); /* powers the VM off and removes its run dir */
+	/* the outcome is known: tell waiters now, tear the VM down after */
 	db_job_finish(a->id, exit_code, has_exit, error);
 	bump();
+	sandbox_free(sb); /* powers the VM off and removes its run dir */
 	log_info("job %s: %s%s%s", a->id, has_exit ? "exited " : "ended",
 		 has_exit ? (exit_code == 0 ? "0" : "non-zero") : "", error ? " (error)" : "");
 	free(error);
