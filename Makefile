@@ -119,7 +119,8 @@ build/fuzz/%_replay: fuzz/%_fuzz.c $(LIB_SRCS)
 fuzz: $(FUZZERS:%=build/fuzz/%_fuzz)
 	@set -e; for f in $(FUZZERS); do \
 		mkdir -p build/fuzz/corpus-$$f && cp -n fuzz/corpus/$$f/* build/fuzz/corpus-$$f/ 2>/dev/null || true; \
-		build/fuzz/$${f}_fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/ build/fuzz/corpus-$$f fuzz/corpus/$$f; \
+		build/fuzz/$${f}_fuzz -max_total_time=$(FUZZ_SECONDS) -dict=fuzz/$$f.dict -artifact_prefix=fuzz/ \
+			build/fuzz/corpus-$$f fuzz/corpus/$$f; \
 	done
 
 fuzz-replay: $(FUZZERS:%=build/fuzz/%_replay)
