@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Printing and following job output; see joblog.h. The follow stream is
- * NDJSON (docs/api-contract.md): {"seq":N,"stream":S,"data":D} entries, empty
+ * NDJSON (docs/api.yaml, logs?follow=true): {"seq":N,"stream":S,"data":D} entries, empty
  * heartbeat lines (dropped by the client), and a final
  * {"status":..,"exit_code":..,"error":..}. Entries carry increasing seq
  * numbers, so a resumed stream (since=LAST) never prints anything twice.

@@ -3,7 +3,7 @@
 """FAKE magsd REST API -- for developing the mags CLI only.
 
 This is NOT magsd and tests nothing about it: it speaks the job endpoints of
-docs/api-contract.md with canned behaviour so the CLI's request building,
+docs/api.yaml with canned behaviour so the CLI's request building,
 NDJSON stream parsing (lines split across chunks, heartbeats, broken streams),
 error paths and local-mode auto-start can be exercised without VMs. The real
 integration tests (conftest.py) run the real magsd.
