@@ -27,6 +27,8 @@ import urllib.request
 
 import pytest
 
+from openapi import check_reply
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN_DIR = os.path.abspath(os.environ.get("MAGS_BIN_DIR", os.path.join(ROOT, "build/san/bin")))
 GUEST_DIR = os.path.abspath(os.environ.get("MAGS_GUEST_DIR", os.path.join(ROOT, "build/guest")))
@@ -244,9 +246,13 @@ class Magsd:
             status = resp.status if hasattr(resp, "status") else resp.code
             text = resp.read().decode(errors="replace")
         try:
-            return status, json.loads(text)
+            body = json.loads(text)
         except ValueError:
             return status, text
+        path = path[len("/api/v1"):] if path.startswith("/api/v1") else path
+        if not path.startswith("/api/"):
+            check_reply(method, path, status, body)  # docs/api.yaml is the contract
+        return status, body
 
     # ---- helpers used by many tests ---------------------------------------
     def submit(self, script, **fields):
