@@ -112,9 +112,9 @@ build/fuzz/%_fuzz: fuzz/%_fuzz.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc/lib -o $@ $< $(FUZZ_$*_SRCS) $(FUZZ_$*_LIBS)
 
-build/fuzz/%_replay: fuzz/%_fuzz.c $(LIB_SRCS)
+build/fuzz/%_replay: fuzz/%_fuzz.c fuzz/replay.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
-	$(CC) $(TSAN_FLAGS) -DFUZZ_REPLAY_MAIN -o $@ $< $(FUZZ_$*_SRCS) $(FUZZ_$*_LIBS)
+	$(CC) $(TSAN_FLAGS) -o $@ $< fuzz/replay.c $(FUZZ_$*_SRCS) $(FUZZ_$*_LIBS)
 
 fuzz: $(FUZZERS:%=build/fuzz/%_fuzz)
 	@set -e; for f in $(FUZZERS); do \

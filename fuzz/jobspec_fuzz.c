@@ -3,7 +3,7 @@
  * libFuzzer harness for the job submission path: the untrusted JSON body of
  * POST /api/v1/mags-jobs (jobspec_parse), plus the UTF-8 sanitiser every
  * piece of program output and error text goes through on its way into JSON.
- * Built with -DFUZZ_REPLAY_MAIN it replays files given as arguments instead
+ * fuzz/replay.c supplies a main() that replays files without libFuzzer
  * (make test replays fuzz/corpus/jobspec/ this way).
  */
 #include <stdint.h>
@@ -43,22 +43,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf_free(&b);
 	return 0;
 }
-
-#ifdef FUZZ_REPLAY_MAIN
-int main(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		if (!f) {
-			perror(argv[i]);
-			return 1;
-		}
-		static uint8_t buf[2 << 20];
-		size_t n = fread(buf, 1, sizeof buf, f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	printf("jobspec_fuzz: replayed %d input(s)\n", argc - 1);
-	return 0;
-}
-#endif

@@ -5,7 +5,7 @@
  * decoder in pieces whose sizes come from the input itself, and every frame's
  * payload goes through the key/value iterator and the exit decoder. Checks
  * the decoder's invariants and re-encodes each frame to compare bytes.
- * Built with -DFUZZ_REPLAY_MAIN it replays files given as arguments instead.
+ * fuzz/replay.c supplies a main() that replays files without libFuzzer.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -90,22 +90,3 @@ out:
 	proto_dec_free(&d);
 	return 0;
 }
-
-#ifdef FUZZ_REPLAY_MAIN
-int main(int argc, char **argv)
-{
-	static uint8_t buf[4 << 20];
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		if (!f) {
-			perror(argv[i]);
-			return 1;
-		}
-		size_t n = fread(buf, 1, sizeof buf, f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	printf("proto_fuzz: replayed %d input(s)\n", argc - 1);
-	return 0;
-}
-#endif
