@@ -63,7 +63,8 @@ int cli_job_call(struct cli *cli, const char *method, const char *id, const char
  * Parses the arguments of a command taking one job ID and flags from the
  * table: names are "--json", "-f" etc.; flags[i] is set when names[i] occurs
  * (a name may list alternatives separated by '|': "-f|--follow").
- * Returns 0, or prints a usage error and returns CLI_EXIT_USAGE.
+ * Returns 0, or prints a usage error and returns CLI_EXIT_USAGE. With -h or
+ * --help it prints the command's usage, sets *help and returns 0.
  */
 int cli_parse_id_cmd(int argc, char **argv, const char *const *names, bool *flags, size_t nflags, const char **id, bool *help);
 

@@ -16,12 +16,8 @@ int cmd_logs(struct cli *cli, int argc, char **argv)
 	bool flags[1] = { false }, help;
 	const char *id;
 	int r = cli_parse_id_cmd(argc, argv, names, flags, 1, &id, &help);
-	if (r)
-		return r;
-	if (help) {
-		cli_print_usage("logs");
-		return CLI_EXIT_OK;
-	}
+	if (r || help)
+		return r; /* a usage error, or --help was printed */
 	struct err err;
 	struct client *c = NULL;
 	struct joblog_end end = { 0 };

@@ -47,12 +47,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	bool flags[1] = { false }, help;
 	const char *id;
 	int r = cli_parse_id_cmd(argc, argv, names, flags, 1, &id, &help);
-	if (r)
-		return r;
-	if (help) {
-		cli_print_usage("status");
-		return CLI_EXIT_OK;
-	}
+	if (r || help)
+		return r; /* a usage error, or --help was printed */
 	json_t *job = NULL;
 	if (cli_job_call(cli, "GET", id, NULL, &job) < 0)
 		return CLI_EXIT_FAIL;

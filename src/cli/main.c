@@ -189,6 +189,7 @@ int cli_parse_id_cmd(int argc, char **argv, const char *const *names, bool *flag
 		}
 		if (!only_args && a[0] == '-' && a[1]) {
 			if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+				cli_print_usage(argv[0]);
 				*help = true;
 				return 0;
 			}
