@@ -33,6 +33,9 @@ static void check_payload(const struct agent_frame *f)
 			abort();
 		seen = (size_t)(v + vl - f->payload);
 		(void)proto_kv_is(k, kl, "cmd");
+		uint64_t num;
+		if (proto_kv_u64(v, vl, &num) == 0 && (vl == 0 || vl > 19))
+			abort(); /* only 1..19 digits parse */
 	}
 	if (r == 0 && seen != f->len)
 		abort();

@@ -257,20 +257,6 @@ int exec_timers(struct agent *a)
 	return next <= now ? 0 : (int)(next - now > INT_MAX ? INT_MAX : next - now);
 }
 
-/* Parses a decimal number of at most 18 digits; returns -1 when it is not one. */
-static long long parse_num(const uint8_t *p, size_t n)
-{
-	long long v = 0;
-	if (n == 0 || n > 18)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return -1;
-		v = v * 10 + (p[i] - '0');
-	}
-	return v;
-}
-
 /* What one EXEC asks for; pointers go into the frame's payload. */
 struct exec_req {
 	const uint8_t *cmd;
@@ -327,9 +313,10 @@ static const char *req_parse(struct exec_req *r, const uint8_t *kv, size_t len)
 			r->env[r->nenv++] = xstrndup((const char *)v, vl);
 			r->env[r->nenv] = NULL;
 		} else if (proto_kv_is(k, kl, "timeout")) {
-			r->timeout = parse_num(v, vl);
-			if (r->timeout < 0 || r->timeout > EXEC_TIMEOUT_MAX)
+			uint64_t t;
+			if (proto_kv_u64(v, vl, &t) < 0 || t > EXEC_TIMEOUT_MAX)
 				return "bad timeout";
+			r->timeout = (long long)t;
 		} else if (proto_kv_is(k, kl, "file")) {
 			r->file = vl == 1 && v[0] == '1';
 		} else if (proto_kv_is(k, kl, "stdin")) {

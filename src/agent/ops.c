@@ -57,20 +57,6 @@ static int add_entropy(const uint8_t *seed, size_t n, bool credit)
 	return r;
 }
 
-static int parse_u64(const uint8_t *p, size_t n, unsigned long long *out)
-{
-	unsigned long long v = 0;
-	if (n == 0 || n > 19)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return -1;
-		v = v * 10 + (p[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 static bool hostname_ok(const uint8_t *p, size_t n)
 {
 	if (n == 0 || n > OPS_HOSTNAME_MAX)
@@ -94,8 +80,8 @@ void ops_init(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
 	proto_kv_iter_init(&it, kv, len);
 	while ((rc = proto_kv_next(&it, &k, &kl, &v, &vl)) == 1) {
 		if (proto_kv_is(k, kl, "time_ns")) {
-			unsigned long long ns;
-			if (parse_u64(v, vl, &ns) < 0) {
+			uint64_t ns;
+			if (proto_kv_u64(v, vl, &ns) < 0) {
 				agent_send_error(a, chan, "INIT: bad time_ns");
 				return;
 			}

@@ -129,6 +129,21 @@ int proto_kv_next(struct proto_kv_iter *it, const char **key, size_t *klen, cons
 	return 1;
 }
 
+int proto_kv_u64(const uint8_t *val, size_t vlen, uint64_t *out)
+{
+	uint64_t v = 0;
+	*out = 0;
+	if (vlen == 0 || vlen > 19)
+		return PROTO_EBADKV;
+	for (size_t i = 0; i < vlen; i++) {
+		if (val[i] < '0' || val[i] > '9')
+			return PROTO_EBADKV;
+		v = v * 10 + (uint64_t)(val[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
 int proto_kv_is(const char *key, size_t klen, const char *name)
 {
 	return strlen(name) == klen && memcmp(key, name, klen) == 0;

@@ -48,6 +48,11 @@ struct proto_kv_iter {
 void proto_kv_iter_init(struct proto_kv_iter *it, const uint8_t *p, size_t len);
 /* Returns 1 with the next record, 0 at the end, PROTO_EBADKV when malformed. */
 int proto_kv_next(struct proto_kv_iter *it, const char **key, size_t *klen, const uint8_t **val, size_t *vlen);
+/*
+ * Parses a KV value holding a decimal number (1 to 19 ASCII digits, so it
+ * always fits in 64 bits). Returns 0 with *out set, or PROTO_EBADKV.
+ */
+int proto_kv_u64(const uint8_t *val, size_t vlen, uint64_t *out);
 /* True when key (klen bytes) equals the C string name. */
 int proto_kv_is(const char *key, size_t klen, const char *name);
 

@@ -305,6 +305,23 @@ static void test_kv_long_key(void **state)
 	buf_free(&b);
 }
 
+static void test_kv_u64(void **state)
+{
+	uint64_t v = 1;
+	assert_int_equal(proto_kv_u64((const uint8_t *)"0", 1, &v), 0);
+	assert_true(v == 0);
+	assert_int_equal(proto_kv_u64((const uint8_t *)"1764400000123456789", 19, &v), 0);
+	assert_true(v == 1764400000123456789ULL);
+	assert_int_equal(proto_kv_u64((const uint8_t *)"9999999999999999999", 19, &v), 0);
+	assert_true(v == 9999999999999999999ULL);
+	assert_int_equal(proto_kv_u64((const uint8_t *)"10000000000000000000", 20, &v), PROTO_EBADKV);
+	assert_int_equal(proto_kv_u64((const uint8_t *)"", 0, &v), PROTO_EBADKV);
+	assert_int_equal(proto_kv_u64((const uint8_t *)"-1", 2, &v), PROTO_EBADKV);
+	assert_int_equal(proto_kv_u64((const uint8_t *)"12a", 3, &v), PROTO_EBADKV);
+	assert_int_equal(proto_kv_u64((const uint8_t *)" 1", 2, &v), PROTO_EBADKV);
+	assert_true(v == 0);
+}
+
 static void test_exit(void **state)
 {
 	struct agent_exit in = { .code = 124, .signal = 9, .flags = AGENT_EXIT_TIMEOUT }, out;
@@ -346,6 +363,7 @@ int main(void)
 		cmocka_unit_test(test_kv_round_trip),
 		cmocka_unit_test(test_kv_malformed),
 		cmocka_unit_test(test_kv_long_key),
+		cmocka_unit_test(test_kv_u64),
 		cmocka_unit_test(test_exit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
