@@ -35,7 +35,7 @@ static int hexval(uint8_t c)
 	return -1;
 }
 
-/* Mixes seed bytes into the kernel pool and credits them (the host's getrandom). */
+/* Mixes seed bytes into the kernel pool, credits them (the host's getrandom) and reseeds the CRNG. */
 static int add_entropy(const uint8_t *seed, size_t n, bool credit)
 {
 	int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
@@ -50,6 +50,14 @@ static int add_entropy(const uint8_t *seed, size_t n, bool credit)
 		if (ioctl(fd, RNDADDENTROPY, req) < 0)
 			r = -errno;
 		free(req);
+		/*
+		 * A restored snapshot resumes with the template's CRNG state, so
+		 * every sandbox from one snapshot would draw the same numbers until
+		 * the kernel's next scheduled reseed. Reseed now, from a pool that
+		 * holds this sandbox's own seed.
+		 */
+		if (r == 0 && ioctl(fd, RNDRESEEDCRNG) < 0)
+			r = -errno;
 	} else if (write(fd, seed, n) < 0) {
 		r = -errno;
 	}

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "fast.h"
 #include "http.h"
 
 #define MAGS_VERSION "0.1.0"
@@ -45,6 +46,7 @@ enum MHD_Result api_route(struct req *r)
 		json_object_set_new(o, "status", json_string("ok"));
 		json_object_set_new(o, "version", json_string(MAGS_VERSION));
 		json_object_set_new(o, "engine", json_string(api_engine_name ? api_engine_name : "none"));
+		json_object_set_new(o, "fast_start", fast_status());
 		return http_reply_json(r, MHD_HTTP_OK, o);
 	}
 	r->user_id = authenticate(r);

@@ -13,12 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "db.h"
+#include "fast.h"
 #include "log.h"
 #include "proto.h"
 #include "sandbox.h"
@@ -218,29 +218,6 @@ static void store_output(struct jobrun *jr, int stream, const uint8_t *p, size_t
 	buf_free(&b);
 }
 
-static void send_init(struct sandbox *sb, const char *id, struct err *err)
-{
-	struct buf kv;
-	buf_init(&kv);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	char num[32];
-	snprintf(num, sizeof num, "%lld", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
-	proto_kv_puts(&kv, "time_ns", num);
-	char host[32];
-	snprintf(host, sizeof host, "mags-%.8s", id);
-	proto_kv_puts(&kv, "hostname", host);
-	uint8_t rnd[32];
-	char hex[65];
-	if (getrandom(rnd, sizeof rnd, 0) == (ssize_t)sizeof rnd) {
-		for (size_t i = 0; i < sizeof rnd; i++)
-			sprintf(hex + 2 * i, "%02x", rnd[i]);
-		proto_kv_puts(&kv, "entropy", hex);
-	}
-	sandbox_send(sb, MSG_INIT, 0, kv.data, kv.len, err);
-	buf_free(&kv);
-}
-
 static int send_exec(struct sandbox *sb, const struct job_row *j, struct err *err)
 {
 	struct buf kv;
@@ -279,6 +256,51 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * A running sandbox whose agent has taken INIT: restored from the template
+ * when one is ready, else cold booted. A restore that fails or does not
+ * answer drops the template (fast.c rebuilds it) and the job cold boots.
+ */
+static int start_sandbox(struct active *a, struct sandbox **out, struct err *err)
+{
+	char host[32];
+	snprintf(host, sizeof host, "mags-%.8s", a->id);
+	struct sandbox *sb = NULL;
+	int r = fast_take(&sb, err);
+	if (r == 0) {
+		int64_t restored = sb->boot_ms;
+		r = sandbox_init(sb, host, JOB_RESTORE_INIT_MS, a->wake[0], err);
+		if (r == 0) {
+			log_info("job %s: restored from the template in %lld ms", a->id, (long long)restored);
+			*out = sb;
+			return 0;
+		}
+		if (r != -EINTR) {
+			log_warn("job %s: restored sandbox failed (%s); cold booting", a->id, err->msg);
+			fast_invalidate(sb->snap_gen, err->msg);
+		}
+		sandbox_free(sb);
+		if (r == -EINTR)
+			return r;
+	} else if (r != -ENOENT) {
+		log_warn("job %s: restore failed (%s); cold booting", a->id, err->msg);
+	}
+	err_clear(err);
+	char *rundir = xasprintf("%s/%s", J.cfg.run_root, a->id);
+	r = sandbox_boot(J.cfg.engine, rundir, NULL, JOB_BOOT_TIMEOUT_MS, a->wake[0], &sb, err);
+	free(rundir);
+	if (r < 0)
+		return r;
+	log_info("job %s: cold booted in %lld ms", a->id, (long long)sb->boot_ms);
+	r = sandbox_init(sb, host, JOB_BOOT_TIMEOUT_MS, a->wake[0], err);
+	if (r < 0) {
+		sandbox_free(sb);
+		return r;
+	}
+	*out = sb;
+	return 0;
+}
+
 /* Runs one claimed job to its end and records the outcome. */
 static void run_job(struct active *a)
 {
@@ -291,9 +313,8 @@ static void run_job(struct active *a)
 	bool has_exit = false;
 	int exit_code = 0;
 	char *error = NULL;
-	char *rundir = xasprintf("%s/%s", J.cfg.run_root, a->id);
 
-	int r = sandbox_boot(J.cfg.engine, rundir, JOB_BOOT_TIMEOUT_MS, a->wake[0], &sb, &err);
+	int r = start_sandbox(a, &sb, &err);
 	if (r == -EINTR) {
 		error = xstrdup(stop_text(stop_reason(a)));
 		goto out;
@@ -304,8 +325,6 @@ static void run_job(struct active *a)
 		log_warn("job %s: %s", a->id, error);
 		goto out;
 	}
-	log_debug("job %s: sandbox ready in %lld ms", a->id, (long long)sb->boot_ms);
-	send_init(sb, a->id, &err);
 	if (send_exec(sb, &j, &err) < 0) {
 		error = xasprintf("could not start the script: %s", err.msg);
 		goto out;
@@ -367,7 +386,6 @@ out:
 	log_info("job %s: %s%s%s", a->id, has_exit ? "exited " : "ended",
 		 has_exit ? (exit_code == 0 ? "0" : "non-zero") : "", error ? " (error)" : "");
 	free(error);
-	free(rundir);
 	db_job_row_free(&j);
 }
 

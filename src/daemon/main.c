@@ -7,7 +7,8 @@
  *
  *   magsd [--state-dir DIR] [--listen HOST:PORT] [--guest-dir DIR]
  *         [--max-concurrent N] [--accel auto|kvm|tcg] [--daemon] [--log-file F]
- *         [--shutdown-grace SECONDS] [--debug]
+ *         [--shutdown-grace SECONDS] [--pool-size N] [--no-snapshot]
+ *         [--template-dir DIR] [--debug]
  *   magsd [--state-dir DIR] token create [--user NAME]
  */
 #include <errno.h>
@@ -24,6 +25,7 @@
 
 #include "../engine/engine.h"
 #include "db.h"
+#include "fast.h"
 #include "fs.h"
 #include "http.h"
 #include "jobs.h"
@@ -41,6 +43,9 @@ struct options {
 	bool daemon;
 	const char *log_file;
 	int shutdown_grace;
+	int pool_size;		/* QEMUs waiting for a restore */
+	bool no_snapshot;	/* always cold boot */
+	char *template_dir;
 	bool debug;
 };
 
@@ -49,7 +54,8 @@ static void __attribute__((noreturn)) usage(int code)
 	fprintf(code ? stderr : stdout,
 		"usage: magsd [--state-dir DIR] [--listen HOST:PORT] [--guest-dir DIR]\n"
 		"             [--max-concurrent N] [--accel auto|kvm|tcg] [--daemon] [--log-file FILE]\n"
-		"             [--shutdown-grace SECONDS] [--debug]\n"
+		"             [--shutdown-grace SECONDS] [--pool-size N] [--no-snapshot]\n"
+		"             [--template-dir DIR] [--debug]\n"
 		"       magsd [--state-dir DIR] token create [--user NAME]\n");
 	exit(code);
 }
@@ -142,7 +148,7 @@ static int daemonize(void)
 
 int main(int argc, char **argv)
 {
-	struct options o = { .listen = "127.0.0.1:7557", .accel = "auto", .shutdown_grace = 10 };
+	struct options o = { .listen = "127.0.0.1:7557", .accel = "auto", .shutdown_grace = 10, .pool_size = 2 };
 	static const struct option longopts[] = {
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -152,6 +158,9 @@ int main(int argc, char **argv)
 		{ "daemon", no_argument, NULL, 'd' },
 		{ "log-file", required_argument, NULL, 'L' },
 		{ "shutdown-grace", required_argument, NULL, 'G' },
+		{ "pool-size", required_argument, NULL, 'P' },
+		{ "no-snapshot", no_argument, NULL, 'N' },
+		{ "template-dir", required_argument, NULL, 'T' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -159,14 +168,17 @@ int main(int argc, char **argv)
 	int c;
 	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 's': o.state_dir = xstrdup(optarg); break;
+		case 's': free(o.state_dir); o.state_dir = xstrdup(optarg); break;
 		case 'l': o.listen = optarg; break;
-		case 'g': o.guest_dir = xstrdup(optarg); break;
+		case 'g': free(o.guest_dir); o.guest_dir = xstrdup(optarg); break;
 		case 'c': o.max_concurrent = parse_int(optarg, "--max-concurrent", 1, 1024); break;
 		case 'a': o.accel = optarg; break;
 		case 'd': o.daemon = true; break;
 		case 'L': o.log_file = optarg; break;
 		case 'G': o.shutdown_grace = parse_int(optarg, "--shutdown-grace", 0, 3600); break;
+		case 'P': o.pool_size = parse_int(optarg, "--pool-size", 0, 256); break;
+		case 'N': o.no_snapshot = true; break;
+		case 'T': free(o.template_dir); o.template_dir = xstrdup(optarg); break;
 		case 'D': o.debug = true; break;
 		case 'h': usage(0);
 		default: usage(2);
@@ -244,8 +256,15 @@ int main(int argc, char **argv)
 	struct jobs_config jc = { .engine = &eng, .run_root = run_root, .max_concurrent = o.max_concurrent };
 	if (jobs_start(&jc, &err) < 0)
 		die("%s", err.msg);
+	if (!o.template_dir)
+		o.template_dir = xasprintf("%s/templates", o.state_dir);
+	struct fast_config fc = { .engine = &eng, .template_root = o.template_dir, .run_root = run_root,
+				  .pool_size = o.pool_size };
+	if (!o.no_snapshot && fast_start(&fc, &err) < 0)
+		log_warn("fast start disabled: %s", err.msg);
 	if (http_start(o.listen, &err) < 0) {
 		jobs_shutdown(0);
+		fast_stop();
 		die("%s", err.msg);
 	}
 	log_info("listening on http://%s/api/v1", o.listen);
@@ -260,6 +279,7 @@ int main(int argc, char **argv)
 	sigwait(&stopset, &sig);
 	log_info("signal %d: shutting down (grace %ds for running jobs)", sig, o.shutdown_grace);
 	jobs_shutdown(o.shutdown_grace * 1000);
+	fast_stop();
 	http_stop();
 	db_close();
 	engine_free(&eng);
@@ -267,6 +287,7 @@ int main(int argc, char **argv)
 	free(run_root);
 	free(o.state_dir);
 	free(o.guest_dir);
+	free(o.template_dir);
 	log_info("magsd stopped");
 	return 0;
 }

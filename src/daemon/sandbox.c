@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,14 +107,90 @@ int sandbox_recv(struct sandbox *sb, struct agent_frame *f, int timeout_ms, int 
 	}
 }
 
-int sandbox_boot(const struct engine *eng, const char *rundir, int timeout_ms, int wake_fd,
+struct sandbox *sandbox_wrap(struct vm *vm)
+{
+	struct sandbox *sb = xcalloc(1, sizeof *sb);
+	proto_dec_init(&sb->dec);
+	sb->vm = vm;
+	return sb;
+}
+
+/* Waits for a frame of type want on chan (an ERROR there fails); other frames are skipped. */
+static int recv_reply(struct sandbox *sb, uint32_t chan, uint16_t want, struct agent_frame *f, int64_t deadline,
+		      int wake_fd, struct err *err)
+{
+	for (;;) {
+		int left = (int)(deadline - mono_ms());
+		int r = sandbox_recv(sb, f, left > 0 ? left : 0, wake_fd, err);
+		if (r == 0)
+			return err_set(err, ETIMEDOUT, "no answer from the agent");
+		if (r < 0)
+			return r;
+		if (f->chan != chan)
+			continue;
+		if (f->type == MSG_ERROR)
+			return err_set(err, EPROTO, "agent: %.*s", (int)(f->len > 300 ? 300 : f->len), (const char *)f->payload);
+		if (f->type == want)
+			return 0;
+	}
+}
+
+int sandbox_init(struct sandbox *sb, const char *hostname, int timeout_ms, int wake_fd, struct err *err)
+{
+	struct buf kv;
+	buf_init(&kv);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	char num[32];
+	snprintf(num, sizeof num, "%lld", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+	proto_kv_puts(&kv, "time_ns", num);
+	proto_kv_puts(&kv, "hostname", hostname);
+	uint8_t rnd[32];
+	char hex[2 * sizeof rnd + 1];
+	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+		buf_free(&kv);
+		return err_set(err, errno, "getrandom");
+	}
+	for (size_t i = 0; i < sizeof rnd; i++)
+		sprintf(hex + 2 * i, "%02x", rnd[i]);
+	proto_kv_puts(&kv, "entropy", hex);
+	int r = sandbox_send(sb, MSG_INIT, 0, kv.data, kv.len, err);
+	buf_free(&kv);
+	if (r < 0)
+		return r;
+	struct agent_frame f;
+	r = recv_reply(sb, 0, MSG_OK, &f, mono_ms() + timeout_ms, wake_fd, err);
+	return r < 0 && r != -EINTR ? with_console(sb, err_wrap(err, "INIT"), err) : r;
+}
+
+int sandbox_run_quiet(struct sandbox *sb, uint32_t chan, const char *cmd, int timeout_ms, struct err *err)
+{
+	struct buf kv;
+	buf_init(&kv);
+	proto_kv_puts(&kv, "cmd", cmd);
+	proto_kv_puts(&kv, "cwd", "/");
+	int r = sandbox_send(sb, MSG_EXEC, chan, kv.data, kv.len, err);
+	buf_free(&kv);
+	if (r < 0)
+		return r;
+	struct agent_frame f;
+	r = recv_reply(sb, chan, MSG_EXIT, &f, mono_ms() + timeout_ms, -1, err);
+	if (r < 0)
+		return with_console(sb, err_wrap(err, "%s", cmd), err);
+	struct agent_exit ex;
+	if (proto_exit_decode(f.payload, f.len, &ex) < 0)
+		return err_set(err, EPROTO, "malformed exit report from the agent");
+	return ex.code;
+}
+
+int sandbox_boot(const struct engine *eng, const char *rundir, const struct vm_mem *mem, int timeout_ms, int wake_fd,
 		 struct sandbox **out, struct err *err)
 {
 	*out = NULL;
 	int64_t t0 = mono_ms();
 	struct sandbox *sb = xcalloc(1, sizeof *sb);
 	proto_dec_init(&sb->dec);
-	int r = vm_start(eng, rundir, &sb->vm, err);
+	int r = vm_start(eng, rundir, mem, &sb->vm, err);
 	if (r < 0) {
 		proto_dec_free(&sb->dec);
 		free(sb);

@@ -17,7 +17,8 @@
 struct sandbox {
 	struct vm *vm;
 	struct proto_dec dec;
-	int64_t boot_ms;	/* host-measured start -> HELLO */
+	int64_t boot_ms;	/* host-measured start -> HELLO (cold) or -> resumed (restored) */
+	unsigned snap_gen;	/* template generation it was restored from; 0 = cold boot */
 };
 
 /*
@@ -25,8 +26,21 @@ struct sandbox {
  * Returns 0, -EINTR when wake_fd became readable (a stop), or another
  * negative code with err set (the console's tail included when it helps).
  */
-int sandbox_boot(const struct engine *eng, const char *rundir, int timeout_ms, int wake_fd,
+int sandbox_boot(const struct engine *eng, const char *rundir, const struct vm_mem *mem, int timeout_ms, int wake_fd,
 		 struct sandbox **out, struct err *err);
+/* Wraps a VM whose agent channel is connected (a restore). Takes vm. */
+struct sandbox *sandbox_wrap(struct vm *vm);
+/*
+ * Gives the agent what differs between sandboxes (wall clock, fresh entropy,
+ * hostname) and waits up to timeout_ms for its OK. Returns 0, -EINTR (wake_fd),
+ * or a negative code with err set (no answer, an ERROR, a dead VM).
+ */
+int sandbox_init(struct sandbox *sb, const char *hostname, int timeout_ms, int wake_fd, struct err *err);
+/*
+ * Runs cmd on channel chan and discards its output; waits up to timeout_ms for
+ * it to exit. Returns its exit code (>= 0) or a negative code with err set.
+ */
+int sandbox_run_quiet(struct sandbox *sb, uint32_t chan, const char *cmd, int timeout_ms, struct err *err);
 int sandbox_send(struct sandbox *sb, uint16_t type, uint32_t chan, const void *payload, size_t len, struct err *err);
 /*
  * Waits up to timeout_ms (-1 = forever) for a frame. Returns 1 with *f (valid

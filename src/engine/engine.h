@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "err.h"
+#include "qmp.h"
 
 enum engine_accel {
 	ENGINE_TCG,
@@ -31,6 +32,19 @@ struct engine {
 	unsigned vcpus;		/* default 1 */
 };
 
+/*
+ * Guest RAM backed by a file, for snapshots (NULL to vm_start = plain RAM, a
+ * cold boot). A template VM maps mem_path shared, so the file holds its RAM
+ * and a snapshot is the file plus a small device-state stream. A restore VM
+ * (incoming) maps the same file private: it starts from the template's pages
+ * and copies only those it writes. The file must never change once restored
+ * VMs map it; a new template is a new file.
+ */
+struct vm_mem {
+	const char *mem_path;
+	bool incoming;		/* restore target: -incoming defer, share=off */
+};
+
 struct vm {
 	pid_t pid;		/* QEMU, or 0 once reaped */
 	int status;		/* wait status once reaped */
@@ -38,6 +52,7 @@ struct vm {
 	char *agent_path;	/* unix socket QEMU serves the agent port on */
 	char *console_path;	/* guest serial console log */
 	int agent_fd;		/* connected agent channel, -1 until vm_connect_agent */
+	struct qmp qmp;		/* connected for vm_mem VMs (fd -1 otherwise) */
 };
 
 /*
@@ -49,10 +64,27 @@ void engine_free(struct engine *eng);
 const char *engine_accel_name(const struct engine *eng);
 
 /*
- * Creates rundir (must not exist), starts QEMU in it and returns the VM in
- * *out (caller frees with vm_free). The guest boots in the background.
+ * Identifies everything a snapshot depends on: QEMU, kernel and image (path,
+ * inode, size, mtime), memory, vCPUs, accelerator, CPU model, kernel command
+ * line and the device layout. Writes a hex SHA-256 of that to key.
  */
-int vm_start(const struct engine *eng, const char *rundir, struct vm **out, struct err *err);
+void engine_snapshot_key(const struct engine *eng, char key[65]);
+
+/*
+ * Creates rundir (must not exist), starts QEMU in it and returns the VM in
+ * *out (caller frees with vm_free). mem NULL: the guest boots in the
+ * background. With mem, QMP is connected before this returns; an incoming
+ * VM then waits for vm_restore.
+ */
+int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *mem, struct vm **out,
+	     struct err *err);
+/*
+ * Template VM: pauses the guest and writes its device state to state_path
+ * (RAM stays in the shared mem file). The VM stays paused; free it after.
+ */
+int vm_snapshot(struct vm *vm, const char *state_path, struct err *err);
+/* Incoming VM: loads state_path and resumes the guest. */
+int vm_restore(struct vm *vm, const char *state_path, struct err *err);
 /* Connects vm->agent_fd, waiting up to timeout_ms for QEMU to listen. */
 int vm_connect_agent(struct vm *vm, int timeout_ms, struct err *err);
 /* Reaps QEMU if it has exited; waits up to timeout_ms (0 = just check). True when gone. */

@@ -9,6 +9,7 @@
  *   virtio-blk  vda   read-only root image
  *   virtio-serial     port "mags.agent" -> unix socket RUNDIR/agent.sock
  *   isa-serial        guest console -> RUNDIR/console.log
+ * VMs used for snapshots also get RAM from a file and QMP on RUNDIR/qmp.sock.
  */
 #include "engine.h"
 
@@ -29,10 +30,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "fs.h"
 #include "xmalloc.h"
 
 #define QEMU_ARGV_MAX 64
+#define QMP_START_MS 10000	/* QEMU start -> QMP greeting */
+#define QMP_CALL_MS 10000	/* one QMP command */
+#define QMP_MIGRATE_MS 30000	/* a whole snapshot save or load */
 
 static long long now_ms(void)
 {
@@ -146,7 +152,121 @@ const char *engine_accel_name(const struct engine *eng)
 	return eng->accel == ENGINE_KVM ? "kvm" : "tcg";
 }
 
-int vm_start(const struct engine *eng, const char *rundir, struct vm **out, struct err *err)
+/* A QEMU command line under construction; owned strings are freed with it. */
+struct qargv {
+	const char *v[QEMU_ARGV_MAX];
+	int n;
+	char *owned[16];
+	int nowned;
+};
+
+static void qa(struct qargv *a, const char *s)
+{
+	if (a->n < QEMU_ARGV_MAX - 1)
+		a->v[a->n++] = s;
+	a->v[a->n] = NULL;
+}
+
+static void qa2(struct qargv *a, const char *opt, char *owned)
+{
+	qa(a, opt);
+	if (a->nowned < (int)(sizeof a->owned / sizeof *a->owned))
+		a->owned[a->nowned++] = owned;
+	qa(a, owned);
+}
+
+static void qargv_free(struct qargv *a)
+{
+	for (int i = 0; i < a->nowned; i++)
+		free(a->owned[i]);
+}
+
+#define KERNEL_APPEND "console=ttyS0 root=/dev/vda ro rootfstype=ext4 init=/sbin/mags-agent " \
+		      "quiet panic=-1 reboot=t i8042.noaux i8042.nomux i8042.nopnp nomodule"
+
+/*
+ * The QEMU command line for a VM in rundir. Every VM gets the same devices in
+ * the same order, so a snapshot of one fits all; only file paths differ.
+ * With mem, RAM is the file-backed object "mem" and QMP listens on
+ * rundir/qmp.sock.
+ */
+static void build_argv(const struct engine *eng, const char *rundir, const struct vm_mem *mem, struct qargv *a)
+{
+	memset(a, 0, sizeof *a);
+	qa(a, eng->qemu);
+	qa2(a, "-M", xstrdup(mem ? "microvm,acpi=off,memory-backend=mem" : "microvm,acpi=off"));
+	qa(a, "-accel");
+	qa(a, eng->accel == ENGINE_KVM ? "kvm" : "tcg");
+	qa(a, "-cpu");
+	qa(a, eng->accel == ENGINE_KVM ? "host" : "max");
+	qa2(a, "-m", xasprintf("%u", eng->mem_mib));
+	qa2(a, "-smp", xasprintf("%u", eng->vcpus));
+	if (mem) {
+		qa2(a, "-object", xasprintf("memory-backend-file,id=mem,size=%uM,mem-path=%s,share=%s", eng->mem_mib,
+					    mem->mem_path, mem->incoming ? "off" : "on"));
+		qa2(a, "-qmp", xasprintf("unix:%s/qmp.sock,server=on,wait=off", rundir));
+		if (mem->incoming) {
+			qa(a, "-incoming");
+			qa(a, "defer");
+		}
+	}
+	qa(a, "-nodefaults");
+	qa(a, "-no-user-config");
+	qa(a, "-nographic");
+	qa(a, "-no-reboot");
+	qa(a, "-kernel");
+	qa(a, eng->kernel);
+	qa(a, "-append");
+	qa(a, KERNEL_APPEND);
+	qa2(a, "-drive", xasprintf("id=root,file=%s,format=raw,if=none,readonly=on", eng->image));
+	qa(a, "-device");
+	qa(a, "virtio-blk-device,drive=root");
+	qa(a, "-device");
+	qa(a, "virtio-serial-device");
+	qa2(a, "-chardev", xasprintf("socket,id=ag,path=%s/agent.sock,server=on,wait=off", rundir));
+	qa(a, "-device");
+	qa(a, "virtserialport,chardev=ag,name=mags.agent");
+	qa2(a, "-chardev", xasprintf("file,id=con,path=%s/console.log", rundir));
+	qa(a, "-serial");
+	qa(a, "chardev:con");
+}
+
+static void key_add_file(EVP_MD_CTX *c, const char *what, const char *path)
+{
+	struct stat st;
+	char line[PATH_MAX + 160];
+	if (stat(path, &st) < 0)
+		memset(&st, 0, sizeof st);
+	int n = snprintf(line, sizeof line, "%s %s dev=%llu ino=%llu size=%lld mtime=%lld.%09ld\n", what, path,
+			 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size,
+			 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	EVP_DigestUpdate(c, line, n > 0 && (size_t)n < sizeof line ? (size_t)n : 0);
+}
+
+void engine_snapshot_key(const struct engine *eng, char key[65])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	/* bump when the agent/engine handshake around a snapshot changes */
+	EVP_DigestUpdate(c, "mags-snapshot-v1\n", 17);
+	key_add_file(c, "qemu", eng->qemu);
+	key_add_file(c, "kernel", eng->kernel);
+	key_add_file(c, "image", eng->image);
+	struct vm_mem mem = { .mem_path = "MEM", .incoming = false };
+	struct qargv a;
+	build_argv(eng, "RUNDIR", &mem, &a);
+	for (int i = 0; i < a.n; i++)
+		EVP_DigestUpdate(c, a.v[i], strlen(a.v[i]) + 1);
+	qargv_free(&a);
+	unsigned char h[32];
+	EVP_DigestFinal_ex(c, h, NULL);
+	EVP_MD_CTX_free(c);
+	for (int i = 0; i < 32; i++)
+		sprintf(key + 2 * i, "%02x", h[i]);
+}
+
+int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *mem, struct vm **out,
+	     struct err *err)
 {
 	*out = NULL;
 	if (mkdir(rundir, 0700) < 0)
@@ -154,56 +274,13 @@ int vm_start(const struct engine *eng, const char *rundir, struct vm **out, stru
 
 	struct vm *vm = xcalloc(1, sizeof *vm);
 	vm->agent_fd = -1;
+	vm->qmp.fd = -1;
 	vm->rundir = xstrdup(rundir);
 	vm->agent_path = xasprintf("%s/agent.sock", rundir);
 	vm->console_path = xasprintf("%s/console.log", rundir);
-
-	char *machine = xstrdup("microvm,acpi=off");
-	char *accel = xstrdup(eng->accel == ENGINE_KVM ? "kvm" : "tcg");
-	char *mem = xasprintf("%u", eng->mem_mib);
-	char *smp = xasprintf("%u", eng->vcpus);
-	char *drive = xasprintf("id=root,file=%s,format=raw,if=none,readonly=on", eng->image);
-	char *agent = xasprintf("socket,id=ag,path=%s,server=on,wait=off", vm->agent_path);
-	char *console = xasprintf("file,id=con,path=%s", vm->console_path);
 	char *logpath = xasprintf("%s/qemu.log", rundir);
-	const char *append = "console=ttyS0 root=/dev/vda ro rootfstype=ext4 init=/sbin/mags-agent "
-			     "quiet panic=-1 reboot=t i8042.noaux i8042.nomux i8042.nopnp nomodule";
-	const char *argv[QEMU_ARGV_MAX];
-	int n = 0;
-	argv[n++] = eng->qemu;
-	argv[n++] = "-M";
-	argv[n++] = machine;
-	argv[n++] = "-accel";
-	argv[n++] = accel;
-	argv[n++] = "-cpu";
-	argv[n++] = eng->accel == ENGINE_KVM ? "host" : "max";
-	argv[n++] = "-m";
-	argv[n++] = mem;
-	argv[n++] = "-smp";
-	argv[n++] = smp;
-	argv[n++] = "-nodefaults";
-	argv[n++] = "-no-user-config";
-	argv[n++] = "-nographic";
-	argv[n++] = "-no-reboot";
-	argv[n++] = "-kernel";
-	argv[n++] = eng->kernel;
-	argv[n++] = "-append";
-	argv[n++] = append;
-	argv[n++] = "-drive";
-	argv[n++] = drive;
-	argv[n++] = "-device";
-	argv[n++] = "virtio-blk-device,drive=root";
-	argv[n++] = "-device";
-	argv[n++] = "virtio-serial-device";
-	argv[n++] = "-chardev";
-	argv[n++] = agent;
-	argv[n++] = "-device";
-	argv[n++] = "virtserialport,chardev=ag,name=mags.agent";
-	argv[n++] = "-chardev";
-	argv[n++] = console;
-	argv[n++] = "-serial";
-	argv[n++] = "chardev:con";
-	argv[n] = NULL;
+	struct qargv a;
+	build_argv(eng, rundir, mem, &a);
 
 	int r = 0;
 	int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -227,7 +304,7 @@ int vm_start(const struct engine *eng, const char *rundir, struct vm **out, stru
 		dup2(nullfd, 0);
 		dup2(logfd, 1);
 		dup2(logfd, 2);
-		execv(argv[0], (char *const *)argv);
+		execv(a.v[0], (char *const *)a.v);
 		_exit(127);
 	}
 	vm->pid = pid;
@@ -236,6 +313,13 @@ int vm_start(const struct engine *eng, const char *rundir, struct vm **out, stru
 	char *pidfile = xasprintf("%s/qemu.pid", rundir);
 	fs_write_file(pidfile, pidbuf, (size_t)len, 0600, NULL);
 	free(pidfile);
+	if (mem) {
+		char *qmp = xasprintf("%s/qmp.sock", rundir);
+		r = qmp_connect(&vm->qmp, qmp, QMP_START_MS, err);
+		free(qmp);
+		if (r < 0)
+			goto out;
+	}
 	*out = vm;
 	vm = NULL; /* transferred */
 out:
@@ -243,17 +327,94 @@ out:
 		close(logfd);
 	if (nullfd >= 0)
 		close(nullfd);
-	free(machine);
-	free(accel);
-	free(mem);
-	free(smp);
-	free(drive);
-	free(agent);
-	free(console);
 	free(logpath);
+	qargv_free(&a);
 	if (vm)
 		vm_free(vm);
 	return r;
+}
+
+static int set_ignore_shared(struct vm *vm, struct err *err)
+{
+	json_t *caps = json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability", "x-ignore-shared", "state", 1);
+	return qmp_call(&vm->qmp, "migrate-set-capabilities", caps, -1, NULL, QMP_CALL_MS, err);
+}
+
+/* Hands fd to QEMU under the name "mags-state" (QMP getfd). */
+static int pass_fd(struct vm *vm, int fd, struct err *err)
+{
+	return qmp_call(&vm->qmp, "getfd", json_pack("{s:s}", "fdname", "mags-state"), fd, NULL, QMP_CALL_MS, err);
+}
+
+/* Polls query-migrate until the migration completed or failed. */
+static int wait_migration(struct vm *vm, struct err *err)
+{
+	long long deadline = now_ms() + QMP_MIGRATE_MS;
+	for (;;) {
+		json_t *ret;
+		int r = qmp_call(&vm->qmp, "query-migrate", NULL, -1, &ret, QMP_CALL_MS, err);
+		if (r < 0)
+			return r;
+		const char *st = json_string_value(json_object_get(ret, "status"));
+		if (st && !strcmp(st, "completed")) {
+			json_decref(ret);
+			return 0;
+		}
+		if (st && (!strcmp(st, "failed") || !strcmp(st, "cancelled"))) {
+			r = err_set(err, EIO, "migration %s: %s", st,
+				    json_string_value(json_object_get(ret, "error-desc")) ?: "no reason given");
+			json_decref(ret);
+			return r;
+		}
+		json_decref(ret);
+		if (now_ms() >= deadline)
+			return err_set(err, ETIMEDOUT, "migration still \"%s\" after %d ms", st ? st : "?", QMP_MIGRATE_MS);
+		usleep(500);
+	}
+}
+
+int vm_snapshot(struct vm *vm, const char *state_path, struct err *err)
+{
+	if (vm->qmp.fd < 0)
+		return err_set(err, EINVAL, "snapshot of a VM without file-backed memory");
+	int fd = open(state_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_set(err, errno, "create %s", state_path);
+	int r = qmp_call(&vm->qmp, "stop", NULL, -1, NULL, QMP_CALL_MS, err);
+	if (r == 0)
+		r = set_ignore_shared(vm, err);
+	if (r == 0)
+		r = pass_fd(vm, fd, err);
+	if (r == 0)
+		r = qmp_call(&vm->qmp, "migrate", json_pack("{s:s}", "uri", "fd:mags-state"), -1, NULL, QMP_CALL_MS, err);
+	if (r == 0)
+		r = wait_migration(vm, err);
+	if (r == 0 && fsync(fd) < 0)
+		r = err_set(err, errno, "fsync %s", state_path);
+	close(fd);
+	return r < 0 ? err_wrap(err, "snapshot") : 0;
+}
+
+int vm_restore(struct vm *vm, const char *state_path, struct err *err)
+{
+	if (vm->qmp.fd < 0)
+		return err_set(err, EINVAL, "restore into a VM that is not waiting for one");
+	int fd = open(state_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(err, errno, "open %s", state_path);
+	int r = set_ignore_shared(vm, err);
+	if (r == 0)
+		r = pass_fd(vm, fd, err);
+	close(fd); /* QEMU holds its own copy now */
+	if (r == 0)
+		r = qmp_call(&vm->qmp, "migrate-incoming", json_pack("{s:s}", "uri", "fd:mags-state"), -1, NULL,
+			     QMP_CALL_MS, err);
+	if (r == 0)
+		r = wait_migration(vm, err);
+	/* the template was paused when it was saved, so the copy comes up paused */
+	if (r == 0)
+		r = qmp_call(&vm->qmp, "cont", NULL, -1, NULL, QMP_CALL_MS, err);
+	return r < 0 ? err_wrap(err, "restore") : 0;
 }
 
 bool vm_wait_exit(struct vm *vm, int timeout_ms)
@@ -331,6 +492,7 @@ void vm_free(struct vm *vm)
 	vm_kill(vm);
 	if (vm->agent_fd >= 0)
 		close(vm->agent_fd);
+	qmp_close(&vm->qmp);
 	fs_rm_tree(vm->rundir);
 	free(vm->rundir);
 	free(vm->agent_path);

@@ -11,6 +11,11 @@ harness stops magsd with SIGTERM and fails the test when
   - a QEMU process that belongs to this state directory is still alive,
   - a per-sandbox run directory is left under STATE/run/.
 
+Fast start: unless a test passes its own --template-dir or --no-snapshot, every
+magsd shares one template directory (SHARED_TEMPLATES, made once per session),
+so the template snapshot is built once and most jobs run in restored sandboxes.
+Tests that corrupt or replace a template use a directory of their own.
+
 State directories are kept short on purpose: the agent's unix socket lives in
 STATE/run/<job id>/ and unix socket paths are limited to 108 bytes.
 """
@@ -42,6 +47,8 @@ SAN_ENV = {
     "LSAN_OPTIONS": "print_suppressions=0",
 }
 SAN_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+SHARED_TEMPLATES = tempfile.mkdtemp(prefix="mags-tmpl-", dir="/tmp")
 
 # generous bounds: they only keep a broken build from hanging the suite
 START_TIMEOUT = 30
@@ -152,6 +159,8 @@ class Magsd:
                "--guest-dir", GUEST_DIR]
         if self.max_concurrent:
             cmd += ["--max-concurrent", str(self.max_concurrent)]
+        if "--template-dir" not in self.extra_args and "--no-snapshot" not in self.extra_args:
+            cmd += ["--template-dir", SHARED_TEMPLATES]
         cmd += self.extra_args
         self.starts += 1
         with open(self.log_path, "ab") as log:
@@ -253,6 +262,31 @@ class Magsd:
         if not path.startswith("/api/"):
             check_reply(method, path, status, body)  # docs/api.yaml is the contract
         return status, body
+
+    def fast_start(self):
+        st, h = self.api("GET", "/health", token=False)
+        assert st == 200, (st, h)
+        return h["fast_start"]
+
+    def wait_template(self, timeout=JOB_TIMEOUT):
+        """Waits until the template snapshot is ready; returns the health's fast_start."""
+        deadline = time.time() + timeout
+        while True:
+            fs = self.fast_start()
+            if fs["template"] == "ready":
+                return fs
+            if time.time() > deadline:
+                pytest.fail("template not ready after %ds: %r\n%s" % (timeout, fs, self.log()[-4000:]))
+            time.sleep(0.2)
+
+    def how_started(self, jid):
+        """'restored' or 'cold', from magsd's log line for the job."""
+        for line in self.log().splitlines():
+            if "job %s: restored" % jid in line:
+                return "restored"
+            if "job %s: cold booted" % jid in line:
+                return "cold"
+        return None
 
     # ---- helpers used by many tests ---------------------------------------
     def submit(self, script, **fields):
@@ -357,6 +391,11 @@ def magsd_factory(mags_tmp):
 @pytest.fixture
 def magsd(magsd_factory):
     return magsd_factory()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    kill_pids(qemu_pids(SHARED_TEMPLATES))
+    shutil.rmtree(SHARED_TEMPLATES, ignore_errors=True)
 
 
 def pytest_report_header(config):

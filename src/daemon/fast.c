@@ -1,0 +1,544 @@
+// SPDX-License-Identifier: MIT
+/* Template snapshots and the restore pool; see fast.h. */
+#include "fast.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "fs.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define TEMPLATE_BOOT_MS 120000	/* template VM start -> HELLO */
+#define TEMPLATE_WARM_MS 60000	/* the warm-up command */
+#define TEMPLATE_RETRY_MS 30000	/* after a failed build */
+#define POOL_RETRY_MS 1000	/* after a pool QEMU failed to start */
+#define AGENT_CONNECT_MS 10000
+#define DIGEST_BLOCK 65536
+#define BUILD_STALE_S 3600	/* another builder's leftovers older than this go */
+/*
+ * Run once before the snapshot, so every restored sandbox finds the shell
+ * and a few common programs already in its page cache and the agent's exec
+ * path already touched.
+ */
+#define WARM_CMD "echo warm >/dev/null; cat /dev/null; uname >/dev/null"
+
+enum tstate {
+	T_NONE,		/* none yet: the thread checks or builds one */
+	T_BUILDING,
+	T_READY,
+	T_FAILED,	/* build failed; retried at retry_at */
+};
+
+static const char *const tstate_name[] = { "building", "building", "ready", "failed" };
+
+struct pooled {
+	struct vm *vm;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct fast_config cfg;
+	pthread_t thread;
+	bool running, stop;
+	enum tstate state;
+	unsigned gen;		/* generation of the ready template */
+	char key[65];
+	char *dir, *mem_path, *state_path;
+	struct pooled *pool;
+	int npool;
+	unsigned seq;		/* names of run dirs */
+	int64_t retry_at;
+} F = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *unique_path(const char *root, const char *prefix)
+{
+	pthread_mutex_lock(&F.mu);
+	unsigned n = ++F.seq;
+	pthread_mutex_unlock(&F.mu);
+	return xasprintf("%s/%s-%d-%u", root, prefix, (int)getpid(), n);
+}
+
+static void hex(const unsigned char *h, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", h[i]);
+}
+
+/*
+ * SHA-256 of a file's content, or of its non-zero DIGEST_BLOCK blocks with
+ * their offsets when sparse (the RAM file: zero blocks and holes hash alike,
+ * so a copy that keeps or fills holes has the same digest).
+ */
+static int file_digest(const char *path, bool sparse, char out[65], off_t *size, struct err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(err, errno, "open %s", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int r = err_set(err, errno, "stat %s", path);
+		close(fd);
+		return r;
+	}
+	*size = st.st_size;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	static const unsigned char zero[DIGEST_BLOCK];
+	unsigned char *blk = xmalloc(DIGEST_BLOCK);
+	int r = 0;
+	off_t off = 0;
+	while (off < st.st_size) {
+		if (sparse) {
+			off_t data = lseek(fd, off, SEEK_DATA);
+			if (data < 0)
+				break; /* ENXIO: only a hole is left */
+			off = data - data % DIGEST_BLOCK;
+		}
+		ssize_t n = pread(fd, blk, DIGEST_BLOCK, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = err_set(err, errno, "read %s", path);
+			break;
+		}
+		if (n == 0)
+			break;
+		if (!sparse) {
+			EVP_DigestUpdate(c, blk, (size_t)n);
+		} else if (memcmp(blk, zero, (size_t)n) != 0) {
+			unsigned long long at = (unsigned long long)off;
+			EVP_DigestUpdate(c, &at, sizeof at);
+			EVP_DigestUpdate(c, blk, (size_t)n);
+		}
+		off += n;
+	}
+	unsigned char h[32];
+	EVP_DigestFinal_ex(c, h, NULL);
+	EVP_MD_CTX_free(c);
+	free(blk);
+	close(fd);
+	if (r == 0)
+		hex(h, sizeof h, out);
+	return r;
+}
+
+/* Looks up "name value" in meta text; copies value (up to the line end). */
+static bool meta_get(const char *meta, const char *name, char *out, size_t outlen)
+{
+	size_t nl = strlen(name);
+	for (const char *l = meta; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, name, nl) != 0 || l[nl] != ' ')
+			continue;
+		const char *v = l + nl + 1, *e = strchr(v, '\n');
+		size_t n = e ? (size_t)(e - v) : strlen(v);
+		if (n >= outlen)
+			return false;
+		memcpy(out, v, n);
+		out[n] = '\0';
+		return true;
+	}
+	return false;
+}
+
+/* Checks a template directory against its meta file. */
+static int template_check(const char *dir, const char *key, struct err *err)
+{
+	char *path = xasprintf("%s/meta", dir), *meta = NULL;
+	int r = fs_read_file(path, 4096, &meta, NULL, err);
+	free(path);
+	if (r < 0)
+		return r;
+	char want_key[80], mem_digest[80], state_digest[80], mem_size[32], got[65];
+	if (!meta_get(meta, "key", want_key, sizeof want_key) || !meta_get(meta, "mem_digest", mem_digest, sizeof mem_digest) ||
+	    !meta_get(meta, "state_digest", state_digest, sizeof state_digest) ||
+	    !meta_get(meta, "mem_size", mem_size, sizeof mem_size)) {
+		free(meta);
+		return err_set(err, EINVAL, "meta file incomplete");
+	}
+	free(meta);
+	if (strcmp(want_key, key) != 0)
+		return err_set(err, EINVAL, "made for other inputs");
+	off_t size;
+	path = xasprintf("%s/state", dir);
+	r = file_digest(path, false, got, &size, err);
+	free(path);
+	if (r < 0)
+		return r;
+	if (strcmp(got, state_digest) != 0)
+		return err_set(err, EINVAL, "device state does not match its digest (corrupt)");
+	path = xasprintf("%s/mem", dir);
+	r = file_digest(path, true, got, &size, err);
+	free(path);
+	if (r < 0)
+		return r;
+	if ((long long)size != atoll(mem_size))
+		return err_set(err, EINVAL, "memory file is %lld bytes, not %s", (long long)size, mem_size);
+	if (strcmp(got, mem_digest) != 0)
+		return err_set(err, EINVAL, "memory file does not match its digest (corrupt)");
+	return 0;
+}
+
+/* Boots a template VM into dir (which exists and is empty) and saves it there. */
+static int template_build(const char *dir, const char *key, struct err *err)
+{
+	const struct engine *eng = F.cfg.engine;
+	int64_t t0 = mono_ms();
+	char *mem_path = xasprintf("%s/mem", dir), *state_path = xasprintf("%s/state", dir);
+	char *rundir = unique_path(F.cfg.run_root, "template");
+	struct vm_mem mem = { .mem_path = mem_path, .incoming = false };
+	struct sandbox *sb = NULL;
+	int r = sandbox_boot(eng, rundir, &mem, TEMPLATE_BOOT_MS, -1, &sb, err);
+	int64_t boot_ms = mono_ms() - t0;
+	if (r == 0) {
+		r = sandbox_run_quiet(sb, 1, WARM_CMD, TEMPLATE_WARM_MS, err);
+		if (r > 0)
+			r = err_set(err, EIO, "warm-up command exited %d", r);
+	}
+	if (r == 0)
+		r = vm_snapshot(sb->vm, state_path, err);
+	if (sb) {
+		vm_kill(sb->vm); /* paused: no poweroff; its RAM is in the file */
+		sandbox_free(sb);
+	}
+	char mem_digest[65], state_digest[65];
+	off_t mem_size = 0, state_size = 0;
+	if (r == 0) {
+		int fd = open(mem_path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd) < 0)
+			r = err_set(err, errno, "sync %s", mem_path);
+		if (fd >= 0)
+			close(fd);
+	}
+	if (r == 0)
+		r = file_digest(mem_path, true, mem_digest, &mem_size, err);
+	if (r == 0)
+		r = file_digest(state_path, false, state_digest, &state_size, err);
+	if (r == 0) {
+		char *meta = xasprintf("key %s\nmem_size %lld\nmem_digest %s\nstate_size %lld\nstate_digest %s\n"
+				       "boot_ms %lld\nbuild_ms %lld\n",
+				       key, (long long)mem_size, mem_digest, (long long)state_size, state_digest,
+				       (long long)boot_ms, (long long)(mono_ms() - t0));
+		char *meta_path = xasprintf("%s/meta", dir);
+		r = fs_write_file(meta_path, meta, strlen(meta), 0600, err);
+		free(meta_path);
+		free(meta);
+	}
+	free(rundir);
+	free(mem_path);
+	free(state_path);
+	return r;
+}
+
+/* Removes templates for other keys and stale half-built ones. */
+static void template_cleanup(const char *keep)
+{
+	DIR *d = opendir(F.cfg.template_root);
+	if (!d)
+		return;
+	struct dirent *de;
+	time_t now = time(NULL);
+	while ((de = readdir(d)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !strcmp(de->d_name, keep))
+			continue;
+		char *p = xasprintf("%s/%s", F.cfg.template_root, de->d_name);
+		struct stat st;
+		bool old = stat(p, &st) == 0 && now - st.st_mtime > BUILD_STALE_S;
+		/* another magsd may be building one right now: leave fresh ones */
+		if (de->d_name[0] != '.' || old) {
+			log_info("removing old template %s", de->d_name);
+			fs_rm_tree(p);
+		}
+		free(p);
+	}
+	closedir(d);
+}
+
+/* Removes dir without racing a reader into a half-deleted tree. */
+static void template_remove(const char *dir)
+{
+	char *trash = unique_path(F.cfg.template_root, ".trash");
+	if (rename(dir, trash) == 0)
+		fs_rm_tree(trash);
+	free(trash);
+}
+
+/* Makes sure a valid template for key exists in template_root/key. */
+static int template_prepare(const char *key, struct err *err)
+{
+	char *dir = xasprintf("%s/%s", F.cfg.template_root, key);
+	int r = template_check(dir, key, err);
+	if (r == 0) {
+		log_info("template %.12s: checked, ready", key);
+		goto done;
+	}
+	if (access(dir, F_OK) == 0) {
+		log_warn("template %.12s is unusable (%s); building a new one", key, err->msg);
+		template_remove(dir);
+	}
+	err_clear(err);
+	char *tmp = unique_path(F.cfg.template_root, ".build");
+	if (fs_mkdir_p(F.cfg.template_root, 0700) < 0 || mkdir(tmp, 0700) < 0) {
+		r = err_set(err, errno, "create %s", tmp);
+		free(tmp);
+		goto done;
+	}
+	int64_t t0 = mono_ms();
+	r = template_build(tmp, key, err);
+	if (r == 0 && rename(tmp, dir) < 0) {
+		/* another magsd sharing the directory finished first: use its copy */
+		r = (errno == EEXIST || errno == ENOTEMPTY) ? template_check(dir, key, err) : err_set(err, errno, "rename %s", tmp);
+	} else if (r == 0) {
+		log_info("template %.12s: built in %lld ms", key, (long long)(mono_ms() - t0));
+	}
+	fs_rm_tree(tmp);
+	free(tmp);
+done:
+	if (r == 0)
+		template_cleanup(key);
+	free(dir);
+	return r;
+}
+
+/* Starts a QEMU waiting for a restore from mem_path, its agent channel connected. */
+static int pool_vm_start(const char *mem_path, struct vm **out, struct err *err)
+{
+	char *rundir = unique_path(F.cfg.run_root, "pool");
+	struct vm_mem mem = { .mem_path = mem_path, .incoming = true };
+	int r = vm_start(F.cfg.engine, rundir, &mem, out, err);
+	free(rundir);
+	if (r < 0)
+		return r;
+	r = vm_connect_agent(*out, AGENT_CONNECT_MS, err);
+	if (r < 0) {
+		vm_free(*out);
+		*out = NULL;
+	}
+	return r;
+}
+
+/* Drops the ready template (under mu); its pooled VMs are moved to *dead. */
+static void drop_locked(struct pooled **dead, int *ndead)
+{
+	*dead = F.pool;
+	*ndead = F.npool;
+	F.pool = NULL;
+	F.npool = 0;
+	F.state = T_NONE;
+	free(F.dir);
+	free(F.mem_path);
+	free(F.state_path);
+	F.dir = F.mem_path = F.state_path = NULL;
+	pthread_cond_broadcast(&F.cv);
+}
+
+static void free_pooled(struct pooled *p, int n)
+{
+	for (int i = 0; i < n; i++)
+		vm_free(p[i].vm);
+	free(p);
+}
+
+static void set_ready_locked(const char *key)
+{
+	F.gen++;
+	memcpy(F.key, key, sizeof F.key);
+	F.dir = xasprintf("%s/%s", F.cfg.template_root, key);
+	F.mem_path = xasprintf("%s/mem", F.dir);
+	F.state_path = xasprintf("%s/state", F.dir);
+	F.state = T_READY;
+}
+
+static void *fast_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&F.mu);
+	while (!F.stop) {
+		if (F.state == T_NONE) {
+			F.state = T_BUILDING;
+			char key[65];
+			engine_snapshot_key(F.cfg.engine, key);
+			pthread_mutex_unlock(&F.mu);
+			struct err err = { 0 };
+			int r = template_prepare(key, &err);
+			pthread_mutex_lock(&F.mu);
+			if (r == 0) {
+				set_ready_locked(key);
+			} else {
+				log_warn("template: %s; jobs cold boot, retrying in %d s", err.msg, TEMPLATE_RETRY_MS / 1000);
+				F.state = T_FAILED;
+				F.retry_at = mono_ms() + TEMPLATE_RETRY_MS;
+			}
+			continue;
+		}
+		if (F.state == T_FAILED && mono_ms() >= F.retry_at) {
+			F.state = T_NONE;
+			continue;
+		}
+		if (F.state == T_READY && F.npool < F.cfg.pool_size) {
+			unsigned gen = F.gen;
+			char *mem = xstrdup(F.mem_path);
+			pthread_mutex_unlock(&F.mu);
+			struct vm *vm = NULL;
+			struct err err = { 0 };
+			int r = pool_vm_start(mem, &vm, &err);
+			free(mem);
+			pthread_mutex_lock(&F.mu);
+			if (r == 0 && gen == F.gen && F.state == T_READY && !F.stop) {
+				F.pool = xrealloc(F.pool, (size_t)(F.npool + 1) * sizeof *F.pool);
+				F.pool[F.npool++] = (struct pooled){ .vm = vm };
+				continue;
+			}
+			pthread_mutex_unlock(&F.mu);
+			vm_free(vm);
+			pthread_mutex_lock(&F.mu);
+			if (r < 0) {
+				log_warn("restore pool: %s", err.msg);
+			} else {
+				continue;
+			}
+		}
+		/* wait for a take, a drop, a stop or the retry time */
+		int64_t wait_ms = F.state == T_FAILED ? F.retry_at - mono_ms() : POOL_RETRY_MS;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += wait_ms / 1000;
+		ts.tv_nsec += (wait_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&F.cv, &F.mu, &ts);
+	}
+	struct pooled *dead;
+	int ndead;
+	drop_locked(&dead, &ndead);
+	pthread_mutex_unlock(&F.mu);
+	free_pooled(dead, ndead);
+	return NULL;
+}
+
+int fast_start(const struct fast_config *cfg, struct err *err)
+{
+	F.cfg = *cfg;
+	F.stop = false;
+	F.state = T_NONE;
+	if (fs_mkdir_p(cfg->template_root, 0700) < 0)
+		return err_set(err, errno, "create %s", cfg->template_root);
+	/* a template already on disk is checked now, so the first job can use it */
+	char key[65];
+	engine_snapshot_key(cfg->engine, key);
+	char *dir = xasprintf("%s/%s", cfg->template_root, key);
+	struct err cerr = { 0 };
+	if (access(dir, F_OK) == 0 && template_check(dir, key, &cerr) == 0) {
+		log_info("template %.12s: checked, ready", key);
+		set_ready_locked(key);
+		template_cleanup(key);
+	}
+	free(dir);
+	int e = pthread_create(&F.thread, NULL, fast_main, NULL);
+	if (e)
+		return err_set(err, e, "start the template thread");
+	F.running = true;
+	return 0;
+}
+
+void fast_stop(void)
+{
+	if (!F.running)
+		return;
+	pthread_mutex_lock(&F.mu);
+	F.stop = true;
+	pthread_cond_broadcast(&F.cv);
+	pthread_mutex_unlock(&F.mu);
+	pthread_join(F.thread, NULL);
+	F.running = false;
+}
+
+void fast_invalidate(unsigned gen, const char *why)
+{
+	struct pooled *dead = NULL;
+	int ndead = 0;
+	char *dir = NULL;
+	pthread_mutex_lock(&F.mu);
+	if (F.running && gen == F.gen && F.state == T_READY) {
+		log_warn("template %.12s dropped: %s; rebuilding (jobs cold boot meanwhile)", F.key, why);
+		dir = xstrdup(F.dir);
+		drop_locked(&dead, &ndead);
+	}
+	pthread_mutex_unlock(&F.mu);
+	free_pooled(dead, ndead);
+	if (dir)
+		template_remove(dir);
+	free(dir);
+}
+
+int fast_take(struct sandbox **out, struct err *err)
+{
+	*out = NULL;
+	pthread_mutex_lock(&F.mu);
+	if (!F.running || F.state != T_READY) {
+		pthread_mutex_unlock(&F.mu);
+		return -ENOENT;
+	}
+	unsigned gen = F.gen;
+	char key[65];
+	engine_snapshot_key(F.cfg.engine, key);
+	if (strcmp(key, F.key) != 0) {
+		pthread_mutex_unlock(&F.mu);
+		fast_invalidate(gen, "the kernel, image or QEMU changed");
+		return -ENOENT;
+	}
+	struct vm *vm = NULL;
+	if (F.npool > 0)
+		vm = F.pool[--F.npool].vm;
+	char *mem = xstrdup(F.mem_path), *state = xstrdup(F.state_path);
+	pthread_cond_broadcast(&F.cv); /* refill */
+	pthread_mutex_unlock(&F.mu);
+
+	int64_t t0 = mono_ms();
+	int r = vm ? 0 : pool_vm_start(mem, &vm, err);
+	if (r == 0) {
+		r = vm_restore(vm, state, err);
+		if (r < 0) {
+			vm_free(vm);
+			fast_invalidate(gen, err->msg);
+		}
+	}
+	free(mem);
+	free(state);
+	if (r < 0)
+		return r;
+	struct sandbox *sb = sandbox_wrap(vm);
+	sb->snap_gen = gen;
+	sb->boot_ms = mono_ms() - t0;
+	*out = sb;
+	return 0;
+}
+
+json_t *fast_status(void)
+{
+	pthread_mutex_lock(&F.mu);
+	json_t *o = json_pack("{s:s,s:i,s:i}", "template", F.running ? tstate_name[F.state] : "off", "pool", F.npool,
+			      "pool_size", F.running ? F.cfg.pool_size : 0);
+	pthread_mutex_unlock(&F.mu);
+	return o;
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fast start: sandboxes restored from a template snapshot instead of booted.
+ *
+ * The template is one VM per (QEMU, kernel, image, memory, CPU, command line,
+ * device layout) -- engine_snapshot_key() -- booted once, warmed up (one
+ * shell run, so the image's shell is in the guest's page cache) and saved
+ * right after, before anything that differs between sandboxes. It lives in
+ * TEMPLATE_ROOT/<key>/ as mem (the guest RAM file), state (device state)
+ * and meta (digests of both); magsd checks the digests before trusting it,
+ * and builds a new one in the background when it is missing, corrupt or its
+ * inputs changed. Until one is ready, and whenever a restore fails, jobs cold
+ * boot: a bad template costs time, never a job.
+ *
+ * A pool of QEMU processes already started and waiting on -incoming defer
+ * takes the process start off the job's path; a background thread keeps it
+ * at pool_size.
+ */
+#ifndef MAGS_FAST_H
+#define MAGS_FAST_H
+
+#include <jansson.h>
+
+#include "../engine/engine.h"
+#include "err.h"
+#include "sandbox.h"
+
+struct fast_config {
+	const struct engine *engine;
+	const char *template_root;	/* templates live here, one dir per key */
+	const char *run_root;		/* run dirs of template and pool VMs */
+	int pool_size;			/* waiting QEMUs; 0 = start one per job */
+};
+
+/* Starts the background thread (template check/build, pool). */
+int fast_start(const struct fast_config *cfg, struct err *err);
+/* Stops the thread and kills the pool. */
+void fast_stop(void);
+/*
+ * A sandbox restored from the template and running (INIT not sent yet).
+ * Returns 0, -ENOENT when no template is ready (cold boot instead), or another
+ * negative code with err set when the restore failed; the template is then
+ * dropped and rebuilt, and the caller cold boots.
+ */
+int fast_take(struct sandbox **out, struct err *err);
+/* A sandbox from template generation gen misbehaved: drop that template. */
+void fast_invalidate(unsigned gen, const char *why);
+/* For GET /health: {"template": state, "pool": ready, "pool_size": n}. */
+json_t *fast_status(void);
+
+#endif
