@@ -268,10 +268,11 @@ static int start_sandbox(struct active *a, struct sandbox **out, struct err *err
 	struct sandbox *sb = NULL;
 	int r = fast_take(&sb, err);
 	if (r == 0) {
-		int64_t restored = sb->boot_ms;
+		int64_t t_init = mono_ms();
 		r = sandbox_init(sb, host, JOB_RESTORE_INIT_MS, a->wake[0], err);
 		if (r == 0) {
-			log_info("job %s: restored from the template in %lld ms", a->id, (long long)restored);
+			log_info("job %s: restored from the template in %lld ms, INIT answered %lld ms later", a->id,
+				 (long long)sb->boot_ms, (long long)(mono_ms() - t_init));
 			*out = sb;
 			return 0;
 		}
@@ -314,6 +315,8 @@ static void run_job(struct active *a)
 	int exit_code = 0;
 	char *error = NULL;
 
+	int64_t t_claim = mono_ms();
+	bool first_output = true;
 	int r = start_sandbox(a, &sb, &err);
 	if (r == -EINTR) {
 		error = xstrdup(stop_text(stop_reason(a)));
@@ -356,6 +359,10 @@ static void run_job(struct active *a)
 		if (f.chan != JOB_CHAN)
 			continue; /* control-channel acks (INIT) */
 		if (f.type == MSG_STDOUT || f.type == MSG_STDERR) {
+			if (first_output) {
+				log_debug("job %s: first output %lld ms after the claim", a->id, (long long)(mono_ms() - t_claim));
+				first_output = false;
+			}
 			store_output(&jr, f.type == MSG_STDOUT ? LOG_STDOUT : LOG_STDERR, f.payload, f.len, false);
 		} else if (f.type == MSG_EXIT) {
 			struct agent_exit ex;

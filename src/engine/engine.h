@@ -83,8 +83,13 @@ int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *
  * (RAM stays in the shared mem file). The VM stays paused; free it after.
  */
 int vm_snapshot(struct vm *vm, const char *state_path, struct err *err);
-/* Incoming VM: loads state_path and resumes the guest. */
-int vm_restore(struct vm *vm, const char *state_path, struct err *err);
+/*
+ * Incoming VM, in two steps so the first can run before a job needs the VM:
+ * prepare opens state_path and hands it to QEMU; restore loads it and
+ * resumes the guest.
+ */
+int vm_restore_prepare(struct vm *vm, const char *state_path, struct err *err);
+int vm_restore(struct vm *vm, struct err *err);
 /* Connects vm->agent_fd, waiting up to timeout_ms for QEMU to listen. */
 int vm_connect_agent(struct vm *vm, int timeout_ms, struct err *err);
 /* Reaps QEMU if it has exited; waits up to timeout_ms (0 = just check). True when gone. */

@@ -395,7 +395,7 @@ int vm_snapshot(struct vm *vm, const char *state_path, struct err *err)
 	return r < 0 ? err_wrap(err, "snapshot") : 0;
 }
 
-int vm_restore(struct vm *vm, const char *state_path, struct err *err)
+int vm_restore_prepare(struct vm *vm, const char *state_path, struct err *err)
 {
 	if (vm->qmp.fd < 0)
 		return err_set(err, EINVAL, "restore into a VM that is not waiting for one");
@@ -406,9 +406,13 @@ int vm_restore(struct vm *vm, const char *state_path, struct err *err)
 	if (r == 0)
 		r = pass_fd(vm, fd, err);
 	close(fd); /* QEMU holds its own copy now */
-	if (r == 0)
-		r = qmp_call(&vm->qmp, "migrate-incoming", json_pack("{s:s}", "uri", "fd:mags-state"), -1, NULL,
-			     QMP_CALL_MS, err);
+	return r < 0 ? err_wrap(err, "prepare restore") : 0;
+}
+
+int vm_restore(struct vm *vm, struct err *err)
+{
+	int r = qmp_call(&vm->qmp, "migrate-incoming", json_pack("{s:s}", "uri", "fd:mags-state"), -1, NULL,
+			 QMP_CALL_MS, err);
 	if (r == 0)
 		r = wait_migration(vm, err);
 	/* the template was paused when it was saved, so the copy comes up paused */
