@@ -565,7 +565,7 @@ void fast_invalidate(unsigned gen, const char *why)
 	free(dir);
 }
 
-int fast_take(struct sandbox **out, struct err *err)
+int fast_take(const char *rundir, struct sandbox **out, struct err *err)
 {
 	*out = NULL;
 	pthread_mutex_lock(&F.mu);
@@ -592,7 +592,9 @@ int fast_take(struct sandbox **out, struct err *err)
 	int64_t t0 = mono_ms();
 	int r = vm ? 0 : pool_vm_start(dir, &vm, err);
 	free(dir);
-	if (r == 0) {
+	if (r == 0 && (r = vm_rename(vm, rundir, err)) < 0)
+		vm_free(vm);
+	else if (r == 0) {
 		r = vm_restore(vm, err);
 		if (r < 0) {
 			vm_free(vm);

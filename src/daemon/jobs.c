@@ -265,8 +265,9 @@ static int start_sandbox(struct active *a, struct sandbox **out, struct err *err
 {
 	char host[32];
 	snprintf(host, sizeof host, "mags-%.8s", a->id);
+	char *rundir = xasprintf("%s/%s", J.cfg.run_root, a->id);
 	struct sandbox *sb = NULL;
-	int r = fast_take(&sb, err);
+	int r = fast_take(rundir, &sb, err);
 	if (r == 0) {
 		int64_t t_init = mono_ms();
 		r = sandbox_init(sb, host, JOB_RESTORE_INIT_MS, a->wake[0], err);
@@ -274,6 +275,7 @@ static int start_sandbox(struct active *a, struct sandbox **out, struct err *err
 			log_info("job %s: restored from the template in %lld ms, INIT answered %lld ms later", a->id,
 				 (long long)sb->boot_ms, (long long)(mono_ms() - t_init));
 			*out = sb;
+			free(rundir);
 			return 0;
 		}
 		if (r != -EINTR) {
@@ -281,13 +283,14 @@ static int start_sandbox(struct active *a, struct sandbox **out, struct err *err
 			fast_invalidate(sb->snap_gen, err->msg);
 		}
 		sandbox_free(sb);
-		if (r == -EINTR)
+		if (r == -EINTR) {
+			free(rundir);
 			return r;
+		}
 	} else if (r != -ENOENT) {
 		log_warn("job %s: restore failed (%s); cold booting", a->id, err->msg);
 	}
 	err_clear(err);
-	char *rundir = xasprintf("%s/%s", J.cfg.run_root, a->id);
 	r = sandbox_boot(J.cfg.engine, rundir, NULL, JOB_BOOT_TIMEOUT_MS, a->wake[0], &sb, err);
 	free(rundir);
 	if (r < 0)

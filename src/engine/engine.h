@@ -90,6 +90,12 @@ int vm_snapshot(struct vm *vm, const char *state_path, struct err *err);
  */
 int vm_restore_prepare(struct vm *vm, const char *state_path, struct err *err);
 int vm_restore(struct vm *vm, struct err *err);
+/*
+ * Moves the VM's run dir (a pooled VM becomes a job's). QEMU keeps working:
+ * its sockets are connected and its files open. STATE/run/<dir>/qemu.pid
+ * still finds it (it records the dir QEMU was started in).
+ */
+int vm_rename(struct vm *vm, const char *rundir, struct err *err);
 /* Connects vm->agent_fd, waiting up to timeout_ms for QEMU to listen. */
 int vm_connect_agent(struct vm *vm, int timeout_ms, struct err *err);
 /* Reaps QEMU if it has exited; waits up to timeout_ms (0 = just check). True when gone. */

@@ -308,11 +308,12 @@ int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *
 		_exit(127);
 	}
 	vm->pid = pid;
-	char pidbuf[32];
-	int len = snprintf(pidbuf, sizeof pidbuf, "%d\n", (int)pid);
+	/* the pid, and the dir QEMU's command line names (the run dir may be renamed) */
+	char *pidtxt = xasprintf("%d\n%s\n", (int)pid, rundir);
 	char *pidfile = xasprintf("%s/qemu.pid", rundir);
-	fs_write_file(pidfile, pidbuf, (size_t)len, 0600, NULL);
+	fs_write_file(pidfile, pidtxt, strlen(pidtxt), 0600, NULL);
 	free(pidfile);
+	free(pidtxt);
 	if (mem) {
 		char *qmp = xasprintf("%s/qmp.sock", rundir);
 		r = qmp_connect(&vm->qmp, qmp, QMP_START_MS, err);
@@ -419,6 +420,19 @@ int vm_restore(struct vm *vm, struct err *err)
 	if (r == 0)
 		r = qmp_call(&vm->qmp, "cont", NULL, -1, NULL, QMP_CALL_MS, err);
 	return r < 0 ? err_wrap(err, "restore") : 0;
+}
+
+int vm_rename(struct vm *vm, const char *rundir, struct err *err)
+{
+	if (rename(vm->rundir, rundir) < 0)
+		return err_set(err, errno, "rename %s to %s", vm->rundir, rundir);
+	free(vm->rundir);
+	free(vm->agent_path);
+	free(vm->console_path);
+	vm->rundir = xstrdup(rundir);
+	vm->agent_path = xasprintf("%s/agent.sock", rundir);
+	vm->console_path = xasprintf("%s/console.log", rundir);
+	return 0;
 }
 
 bool vm_wait_exit(struct vm *vm, int timeout_ms)
@@ -533,11 +547,16 @@ int engine_reap_stale(const char *run_root)
 		char *dir = xasprintf("%s/%s", run_root, de->d_name);
 		char *pidfile = xasprintf("%s/qemu.pid", dir);
 		char *txt = NULL;
-		if (fs_read_file(pidfile, 64, &txt, NULL, NULL) == 0) {
+		if (fs_read_file(pidfile, PATH_MAX + 64, &txt, NULL, NULL) == 0) {
 			pid_t pid = (pid_t)atoi(txt);
-			if (pid > 1 && pid_runs_in(pid, dir)) {
+			char *origin = strchr(txt, '\n');
+			origin = origin && origin[1] ? origin + 1 : dir;
+			char *nl = strchr(origin, '\n');
+			if (nl)
+				*nl = '\0';
+			if (pid > 1 && pid_runs_in(pid, origin)) {
 				kill(pid, SIGKILL);
-				for (int i = 0; i < 200 && kill(pid, 0) == 0 && pid_runs_in(pid, dir); i++)
+				for (int i = 0; i < 200 && kill(pid, 0) == 0 && pid_runs_in(pid, origin); i++)
 					usleep(10000);
 				killed++;
 			}

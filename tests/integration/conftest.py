@@ -92,6 +92,18 @@ def qemu_pids(needle):
     return pids
 
 
+def job_qemu_pids(state_dir, jid):
+    """The live QEMU running job `jid`, from STATE/run/<jid>/qemu.pid (its first
+    line; a restored sandbox's QEMU was started in a pool dir, so its command
+    line does not name the job)."""
+    try:
+        with open(os.path.join(state_dir, "run", jid, "qemu.pid")) as f:
+            pid = int(f.readline())
+    except (OSError, ValueError):
+        return []
+    return [pid] if pid_alive(pid) else []
+
+
 def wait_no_qemu(needle, timeout=15):
     """Waits for QEMUs mentioning `needle` to go; returns the ones still alive."""
     deadline = time.time() + timeout

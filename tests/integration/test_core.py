@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import (JOB_TIMEOUT, MAGS, base_env, kill_pids, pid_alive, qemu_pids,
+from conftest import (JOB_TIMEOUT, MAGS, base_env, job_qemu_pids, kill_pids, pid_alive, qemu_pids,
                       sanitizer_report, wait_no_qemu)
 
 
@@ -107,14 +107,18 @@ def test_stop(magsd):
     jid = job["id"]
     magsd.wait_output(jid, "started")
     assert magsd.job(jid)["status"] == "running"
-    assert qemu_pids(os.path.join(magsd.state_dir, "run", jid)), "no QEMU for a running job?"
+    pids = job_qemu_pids(magsd.state_dir, jid)
+    assert pids, "no QEMU for a running job?"
     st, body = magsd.api("POST", "/mags-jobs/%s/stop" % jid)
     assert st == 200, (st, body)
     assert body["id"] == jid
     job = magsd.wait_job(jid, timeout=60)
     assert job["status"] == "failed"
     assert job["error"] == "stopped"
-    assert not wait_no_qemu(os.path.join(magsd.state_dir, "run", jid)), "QEMU survived stop"
+    deadline = time.time() + 15
+    while any(pid_alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(pid_alive(p) for p in pids), "QEMU survived stop"
     # stopping a finished job is a conflict
     st, body = magsd.api("POST", "/mags-jobs/%s/stop" % jid)
     assert_error(st, body, 409)
@@ -471,15 +475,17 @@ def test_kill9_mid_job_then_restart(magsd):
     magsd.wait_job(done["id"])
     magsd.wait_output(jid, "started")
     rundir = os.path.join(magsd.state_dir, "run", jid)
-    orphans = qemu_pids(rundir)
+    orphans = job_qemu_pids(magsd.state_dir, jid)
     assert orphans, "no QEMU for the running job"
     magsd.kill9()
-    # the VM outlives its daemon until the new magsd reaps it
+    # the VM dies with its daemon (parent-death signal) or the new magsd reaps it
     magsd.start()
-    left = wait_no_qemu(rundir, timeout=30)
+    deadline = time.time() + 30
+    while any(pid_alive(p) for p in orphans) and time.time() < deadline:
+        time.sleep(0.2)
+    left = [p for p in orphans if pid_alive(p)]
     kill_pids(left)
-    assert not left, "restarted magsd did not kill the orphan QEMU %s" % left
-    assert not any(pid_alive(p) for p in orphans)
+    assert not left, "orphan QEMU %s outlived magsd's restart" % left
     job = magsd.wait_job(jid, timeout=30)
     assert job["status"] == "failed", job
     assert "interrupt" in (job["error"] or ""), job
