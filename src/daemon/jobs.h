@@ -16,7 +16,7 @@
 
 #define JOB_LOG_MAX (64 << 20)		/* bytes of output kept per job */
 #define JOB_BOOT_TIMEOUT_MS 60000	/* start -> agent HELLO */
-#define JOB_RESTORE_INIT_MS 10000	/* restored -> INIT answered, else cold boot */
+#define JOB_RESTORE_INIT_MS 30000	/* restored -> INIT answered, else cold boot */
 
 struct jobs_config {
 	const struct engine *engine;

@@ -217,7 +217,7 @@ def run_vm(args):
            "-m", "512", "-smp", "1", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
            "-kernel", args.kernel,
            "-append", "console=ttyS0 root=/dev/vda ro rootfstype=ext4 init=/sbin/mags-agent quiet panic=-1 "
-                      "reboot=t i8042.noaux i8042.nomux i8042.nopnp nomodule",
+                      "reboot=t i8042.noaux i8042.nomux i8042.nopnp nomodule no_timer_check",
            "-drive", f"id=root,file={args.image},format=raw,if=none,readonly=on",
            "-device", "virtio-blk-device,drive=root",
            "-device", "virtio-serial-device",
