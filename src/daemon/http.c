@@ -101,7 +101,11 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n = strlen(msg);
 	while (n && msg[n - 1] == '\n')
 		msg[--n] = '\0';
-	log_warn("http: %s", msg);
+	/* a client that hangs up on a log stream it no longer wants is routine */
+	if (strstr(msg, "socket is no longer available"))
+		log_debug("http: %s", msg);
+	else
+		log_warn("http: %s", msg);
 }
 
 int http_start(const char *listen, struct err *err)
