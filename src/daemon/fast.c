@@ -49,8 +49,10 @@ enum tstate {
 
 static const char *const tstate_name[] = { "building", "building", "ready", "failed" };
 
+/* A pooled VM: waiting for its restore, or (warm pool) restored and warmed up. */
 struct pooled {
-	struct vm *vm;
+	struct vm *vm;		/* waiting on -incoming defer */
+	struct sandbox *sb;	/* warm pool: running, agent idle, INIT not sent */
 };
 
 static struct {
@@ -422,11 +424,46 @@ static void drop_locked(struct pooled **dead, int *ndead)
 	pthread_cond_broadcast(&F.cv);
 }
 
+static void pooled_free(struct pooled *p)
+{
+	if (p->sb) {
+		vm_kill(p->sb->vm); /* nothing to save: no poweroff handshake */
+		sandbox_free(p->sb);
+	} else {
+		vm_free(p->vm);
+	}
+}
+
 static void free_pooled(struct pooled *p, int n)
 {
 	for (int i = 0; i < n; i++)
-		vm_free(p[i].vm);
+		pooled_free(&p[i]);
 	free(p);
+}
+
+/*
+ * Warm pool: restores a pooled VM now and runs the warm-up command in it,
+ * so the first exec of the job that takes it does not pay for translating
+ * the guest's fork/exec paths (TCG starts every process with an empty
+ * translation cache). Identity still comes with INIT at take time.
+ */
+static int pool_warm_up(struct vm *vm, struct sandbox **out, struct err *err)
+{
+	int r = vm_restore(vm, err);
+	if (r < 0) {
+		vm_free(vm);
+		return r;
+	}
+	struct sandbox *sb = sandbox_wrap(vm);
+	r = sandbox_run_quiet(sb, 1, WARM_CMD, TEMPLATE_WARM_MS, err);
+	if (r != 0) {
+		if (r > 0)
+			r = err_set(err, EIO, "warm-up command exited %d", r);
+		sandbox_free(sb);
+		return r;
+	}
+	*out = sb;
+	return 0;
 }
 
 static void set_ready_locked(const char *key)
@@ -469,18 +506,27 @@ static void *fast_main(void *arg)
 			unsigned gen = F.gen;
 			char *dir = xstrdup(F.dir);
 			pthread_mutex_unlock(&F.mu);
-			struct vm *vm = NULL;
+			struct pooled p = { 0 };
 			struct err err = { 0 };
-			int r = pool_vm_start(dir, &vm, &err);
+			int r = pool_vm_start(dir, &p.vm, &err);
 			free(dir);
+			bool warm_failed = false;
+			if (r == 0 && F.cfg.pool_warm) {
+				r = pool_warm_up(p.vm, &p.sb, &err);
+				p.vm = NULL;
+				warm_failed = r < 0;
+			}
 			pthread_mutex_lock(&F.mu);
 			if (r == 0 && gen == F.gen && F.state == T_READY && !F.stop) {
 				F.pool = xrealloc(F.pool, (size_t)(F.npool + 1) * sizeof *F.pool);
-				F.pool[F.npool++] = (struct pooled){ .vm = vm };
+				F.pool[F.npool++] = p;
 				continue;
 			}
 			pthread_mutex_unlock(&F.mu);
-			vm_free(vm);
+			if (r == 0)
+				pooled_free(&p);
+			if (warm_failed)
+				fast_invalidate(gen, err.msg); /* the restore itself failed */
 			pthread_mutex_lock(&F.mu);
 			if (r < 0) {
 				log_warn("restore pool: %s", err.msg);
@@ -581,15 +627,28 @@ int fast_take(const char *rundir, struct sandbox **out, struct err *err)
 		fast_invalidate(gen, "the kernel, image or QEMU changed");
 		return -ENOENT;
 	}
-	struct vm *vm = NULL;
+	struct pooled p = { 0 };
 	if (F.npool > 0)
-		vm = F.pool[--F.npool].vm;
+		p = F.pool[--F.npool];
+	struct vm *vm = p.vm;
 	char *dir = xstrdup(F.dir);
 	F.last_take = mono_ms();
 	pthread_cond_broadcast(&F.cv); /* refill, after POOL_REFILL_DELAY_MS */
 	pthread_mutex_unlock(&F.mu);
 
 	int64_t t0 = mono_ms();
+	if (p.sb) { /* warm pool: already restored */
+		free(dir);
+		int r = vm_rename(p.sb->vm, rundir, err);
+		if (r < 0) {
+			pooled_free(&p);
+			return r;
+		}
+		p.sb->snap_gen = gen;
+		p.sb->boot_ms = mono_ms() - t0;
+		*out = p.sb;
+		return 0;
+	}
 	int r = vm ? 0 : pool_vm_start(dir, &vm, err);
 	free(dir);
 	if (r == 0 && (r = vm_rename(vm, rundir, err)) < 0)
@@ -613,8 +672,9 @@ int fast_take(const char *rundir, struct sandbox **out, struct err *err)
 json_t *fast_status(void)
 {
 	pthread_mutex_lock(&F.mu);
-	json_t *o = json_pack("{s:s,s:i,s:i}", "template", F.running ? tstate_name[F.state] : "off", "pool", F.npool,
-			      "pool_size", F.running ? F.cfg.pool_size : 0);
+	json_t *o = json_pack("{s:s,s:i,s:i,s:s}", "template", F.running ? tstate_name[F.state] : "off", "pool", F.npool,
+			      "pool_size", F.running ? F.cfg.pool_size : 0, "pool_mode",
+			      F.cfg.pool_warm ? "warm" : "incoming");
 	pthread_mutex_unlock(&F.mu);
 	return o;
 }

@@ -14,7 +14,10 @@
  *
  * A pool of QEMU processes already started and waiting on -incoming defer
  * takes the process start off the job's path; a background thread keeps it
- * at pool_size.
+ * at pool_size. With pool_warm the pool goes one step further: its VMs are
+ * restored and have run the warm-up command once, so a take costs only INIT
+ * and the job's own exec -- at the price of a running, idle guest (host RAM
+ * and timer ticks) per pool slot.
  */
 #ifndef MAGS_FAST_H
 #define MAGS_FAST_H
@@ -30,6 +33,7 @@ struct fast_config {
 	const char *template_root;	/* templates live here, one dir per key */
 	const char *run_root;		/* run dirs of template and pool VMs */
 	int pool_size;			/* waiting QEMUs; 0 = start one per job */
+	bool pool_warm;			/* pool holds restored, warmed-up VMs */
 };
 
 /* Starts the background thread (template check/build, pool). */
@@ -46,7 +50,7 @@ void fast_stop(void);
 int fast_take(const char *rundir, struct sandbox **out, struct err *err);
 /* A sandbox from template generation gen misbehaved: drop that template. */
 void fast_invalidate(unsigned gen, const char *why);
-/* For GET /health: {"template": state, "pool": ready, "pool_size": n}. */
+/* For GET /health: {"template": state, "pool": ready, "pool_size": n, "pool_mode": m}. */
 json_t *fast_status(void);
 
 #endif

@@ -7,7 +7,7 @@
  *
  *   magsd [--state-dir DIR] [--listen HOST:PORT] [--guest-dir DIR]
  *         [--max-concurrent N] [--accel auto|kvm|tcg] [--daemon] [--log-file F]
- *         [--shutdown-grace SECONDS] [--pool-size N] [--no-snapshot]
+ *         [--shutdown-grace SECONDS] [--pool-size N] [--pool-mode warm|incoming] [--no-snapshot]
  *         [--template-dir DIR] [--debug]
  *   magsd [--state-dir DIR] token create [--user NAME]
  */
@@ -45,6 +45,7 @@ struct options {
 	int shutdown_grace;
 	int pool_size;		/* QEMUs waiting for a restore */
 	bool no_snapshot;	/* always cold boot */
+	bool pool_warm;		/* --pool-mode warm: pool of restored, warmed-up VMs */
 	char *template_dir;
 	bool debug;
 };
@@ -54,7 +55,7 @@ static void __attribute__((noreturn)) usage(int code)
 	fprintf(code ? stderr : stdout,
 		"usage: magsd [--state-dir DIR] [--listen HOST:PORT] [--guest-dir DIR]\n"
 		"             [--max-concurrent N] [--accel auto|kvm|tcg] [--daemon] [--log-file FILE]\n"
-		"             [--shutdown-grace SECONDS] [--pool-size N] [--no-snapshot]\n"
+		"             [--shutdown-grace SECONDS] [--pool-size N] [--pool-mode warm|incoming] [--no-snapshot]\n"
 		"             [--template-dir DIR] [--debug]\n"
 		"       magsd [--state-dir DIR] token create [--user NAME]\n");
 	exit(code);
@@ -148,7 +149,8 @@ static int daemonize(void)
 
 int main(int argc, char **argv)
 {
-	struct options o = { .listen = "127.0.0.1:7557", .accel = "auto", .shutdown_grace = 10, .pool_size = 2 };
+	struct options o = { .listen = "127.0.0.1:7557", .accel = "auto", .shutdown_grace = 10, .pool_size = 2,
+			     .pool_warm = true };
 	static const struct option longopts[] = {
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -160,6 +162,7 @@ int main(int argc, char **argv)
 		{ "shutdown-grace", required_argument, NULL, 'G' },
 		{ "pool-size", required_argument, NULL, 'P' },
 		{ "no-snapshot", no_argument, NULL, 'N' },
+		{ "pool-mode", required_argument, NULL, 'M' },
 		{ "template-dir", required_argument, NULL, 'T' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
@@ -178,6 +181,11 @@ int main(int argc, char **argv)
 		case 'G': o.shutdown_grace = parse_int(optarg, "--shutdown-grace", 0, 3600); break;
 		case 'P': o.pool_size = parse_int(optarg, "--pool-size", 0, 256); break;
 		case 'N': o.no_snapshot = true; break;
+		case 'M':
+			if (strcmp(optarg, "warm") && strcmp(optarg, "incoming"))
+				die("--pool-mode: expected warm or incoming, not \"%s\"", optarg);
+			o.pool_warm = !strcmp(optarg, "warm");
+			break;
 		case 'T': free(o.template_dir); o.template_dir = xstrdup(optarg); break;
 		case 'D': o.debug = true; break;
 		case 'h': usage(0);
@@ -259,7 +267,7 @@ int main(int argc, char **argv)
 	if (!o.template_dir)
 		o.template_dir = xasprintf("%s/templates", o.state_dir);
 	struct fast_config fc = { .engine = &eng, .template_root = o.template_dir, .run_root = run_root,
-				  .pool_size = o.pool_size };
+				  .pool_size = o.pool_size, .pool_warm = o.pool_warm };
 	if (!o.no_snapshot && fast_start(&fc, &err) < 0)
 		log_warn("fast start disabled: %s", err.msg);
 	if (http_start(o.listen, &err) < 0) {

@@ -8,12 +8,13 @@ corrupt or out of date costs a cold boot and a rebuild, never a failed job.
 No test asserts speed."""
 import os
 import shutil
+import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import GUEST_DIR, JOB_TIMEOUT, SHARED_TEMPLATES
+from conftest import GUEST_DIR, JOB_TIMEOUT, MAGSD, SHARED_TEMPLATES
 
 # prints what must differ between two sandboxes, one item per line
 IDENTITY = ("hostname; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; "
@@ -71,7 +72,7 @@ def test_clock_is_set_after_restore(magsd):
 def test_no_snapshot_cold_boots(magsd_factory):
     m = magsd_factory(extra_args=["--no-snapshot"])
     fs = m.fast_start()
-    assert fs == {"template": "off", "pool": 0, "pool_size": 0}
+    assert fs["template"] == "off" and fs["pool"] == 0 and fs["pool_size"] == 0, fs
     jid, out = run_ok(m, "echo cold")
     assert out == "cold\n"
     assert m.how_started(jid) == "cold"
@@ -84,6 +85,35 @@ def test_pool_size_zero_still_restores(magsd_factory):
     assert out == "fast\n"
     assert m.how_started(jid) == "restored"
     assert m.fast_start()["pool"] == 0
+
+
+@pytest.mark.parametrize("mode", ["warm", "incoming"])
+def test_pool_modes(magsd_factory, mode):
+    """Both pool kinds restore, and every job still gets its own identity."""
+    m = magsd_factory(extra_args=["--pool-mode", mode])
+    m.wait_template()
+    deadline = time.time() + JOB_TIMEOUT
+    while m.fast_start()["pool"] < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    fs = m.fast_start()
+    assert fs["pool_mode"] == mode and fs["pool"] == 2, fs
+    seen = []
+    for _ in range(2):
+        jid, out = run_ok(m, IDENTITY)
+        assert m.how_started(jid) == "restored"
+        host, rnd, boot_id, uuid, clock = out.split("\n")[:5]
+        assert host == "mags-" + jid[:8]
+        assert abs(int(clock) - time.time()) <= 2, clock
+        seen.append((rnd, uuid))
+    assert seen[0][0] != seen[1][0] and seen[0][1] != seen[1][1], seen
+
+
+def test_bad_pool_mode(magsd_factory, mags_tmp):
+    m = magsd_factory()
+    r = subprocess.run([MAGSD, "--state-dir", os.path.join(mags_tmp, "x"), "--pool-mode", "hot"],
+                       capture_output=True, text=True, timeout=30, env=m.env)
+    assert r.returncode != 0
+    assert "--pool-mode" in r.stderr, r.stderr
 
 
 def own_template_copy(tmp):
@@ -130,7 +160,9 @@ def test_template_corrupted_while_running_falls_back(magsd_factory, mags_tmp):
     first = magsd_factory()
     first.wait_template()
     root = own_template_copy(mags_tmp)
-    m = magsd_factory(extra_args=["--template-dir", root])
+    # incoming pool: its QEMUs read the state at take time (a warm pool's
+    # VMs were restored before the damage and would not notice)
+    m = magsd_factory(extra_args=["--template-dir", root, "--pool-mode", "incoming"])
     m.wait_template()
     (key,) = template_dirs(root)
     with open(os.path.join(root, key, "state"), "r+b") as f:
