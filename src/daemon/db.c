@@ -15,6 +15,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "base64.h"
 #include "utf8.h"
 #include "xmalloc.h"
 
@@ -97,8 +98,7 @@ static void hash_token(const char *token, char out[65])
 {
 	unsigned char h[SHA256_DIGEST_LENGTH];
 	SHA256((const unsigned char *)token, strlen(token), h);
-	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-		sprintf(out + 2 * i, "%02x", h[i]);
+	hex_encode(h, sizeof h, out);
 }
 
 int db_token_create(const char *user, char **token, struct err *err)
@@ -108,8 +108,7 @@ int db_token_create(const char *user, char **token, struct err *err)
 	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
 		return err_set(err, errno, "getrandom");
 	char tok[64] = "mags_";
-	for (size_t i = 0; i < sizeof rnd; i++)
-		sprintf(tok + 5 + 2 * i, "%02x", rnd[i]);
+	hex_encode(rnd, sizeof rnd, tok + 5);
 	char hash[65];
 	hash_token(tok, hash);
 

@@ -16,6 +16,7 @@
 
 #include <openssl/evp.h>
 
+#include "base64.h"
 #include "fs.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -89,12 +90,6 @@ static char *unique_path(const char *root, const char *prefix)
 	return xasprintf("%s/%s-%d-%u", root, prefix, (int)getpid(), n);
 }
 
-static void hex(const unsigned char *h, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", h[i]);
-}
-
 /*
  * SHA-256 of a file's content, or of its non-zero DIGEST_BLOCK blocks with
  * their offsets when sparse (the RAM file: zero blocks and holes hash alike,
@@ -149,7 +144,7 @@ static int file_digest(const char *path, bool sparse, char out[65], off_t *size,
 	free(blk);
 	close(fd);
 	if (r == 0)
-		hex(h, sizeof h, out);
+		hex_encode(h, sizeof h, out);
 	return r;
 }
 
@@ -293,20 +288,34 @@ static void template_remove(const char *dir)
 	free(trash);
 }
 
+/*
+ * True when template_root/key holds a template whose digests match (other
+ * keys' templates are then deleted). One that exists but does not match is
+ * removed here, so it is checked once and then rebuilt.
+ */
+static bool template_usable(const char *key)
+{
+	char *dir = xasprintf("%s/%s", F.cfg.template_root, key);
+	struct err err = { 0 };
+	bool ok = template_check(dir, key, &err) == 0;
+	if (ok) {
+		log_info("template %.12s: checked, ready", key);
+		template_cleanup(key);
+	} else if (access(dir, F_OK) == 0) {
+		log_warn("template %.12s is unusable (%s); building a new one", key, err.msg);
+		template_remove(dir);
+	}
+	free(dir);
+	return ok;
+}
+
 /* Makes sure a valid template for key exists in template_root/key. */
 static int template_prepare(const char *key, struct err *err)
 {
+	if (template_usable(key))
+		return 0;
 	char *dir = xasprintf("%s/%s", F.cfg.template_root, key);
-	int r = template_check(dir, key, err);
-	if (r == 0) {
-		log_info("template %.12s: checked, ready", key);
-		goto done;
-	}
-	if (access(dir, F_OK) == 0) {
-		log_warn("template %.12s is unusable (%s); building a new one", key, err->msg);
-		template_remove(dir);
-	}
-	err_clear(err);
+	int r;
 	char *tmp = unique_path(F.cfg.template_root, ".build");
 	if (fs_mkdir_p(F.cfg.template_root, 0700) < 0 || mkdir(tmp, 0700) < 0) {
 		r = err_set(err, errno, "create %s", tmp);
@@ -566,14 +575,8 @@ int fast_start(const struct fast_config *cfg, struct err *err)
 	/* a template already on disk is checked now, so the first job can use it */
 	char key[65];
 	engine_snapshot_key(cfg->engine, key);
-	char *dir = xasprintf("%s/%s", cfg->template_root, key);
-	struct err cerr = { 0 };
-	if (access(dir, F_OK) == 0 && template_check(dir, key, &cerr) == 0) {
-		log_info("template %.12s: checked, ready", key);
+	if (template_usable(key))
 		set_ready_locked(key);
-		template_cleanup(key);
-	}
-	free(dir);
 	int e = pthread_create(&F.thread, NULL, fast_main, NULL);
 	if (e)
 		return err_set(err, e, "start the template thread");
@@ -614,14 +617,17 @@ void fast_invalidate(unsigned gen, const char *why)
 int fast_take(const char *rundir, struct sandbox **out, struct err *err)
 {
 	*out = NULL;
+	/* running only changes before the first job and after the last one */
+	if (!F.running)
+		return -ENOENT;
+	char key[65]; /* stats and hashes: done outside the lock */
+	engine_snapshot_key(F.cfg.engine, key);
 	pthread_mutex_lock(&F.mu);
-	if (!F.running || F.state != T_READY) {
+	if (F.state != T_READY) {
 		pthread_mutex_unlock(&F.mu);
 		return -ENOENT;
 	}
 	unsigned gen = F.gen;
-	char key[65];
-	engine_snapshot_key(F.cfg.engine, key);
 	if (strcmp(key, F.key) != 0) {
 		pthread_mutex_unlock(&F.mu);
 		fast_invalidate(gen, "the kernel, image or QEMU changed");

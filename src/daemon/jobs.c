@@ -274,35 +274,33 @@ static int start_sandbox(struct active *a, struct sandbox **out, struct err *err
 		if (r == 0) {
 			log_info("job %s: restored from the template in %lld ms, INIT answered %lld ms later", a->id,
 				 (long long)sb->boot_ms, (long long)(mono_ms() - t_init));
-			*out = sb;
-			free(rundir);
-			return 0;
+			goto out;
 		}
 		if (r != -EINTR) {
 			log_warn("job %s: restored sandbox failed (%s); cold booting", a->id, err->msg);
 			fast_invalidate(sb->snap_gen, err->msg);
 		}
 		sandbox_free(sb);
-		if (r == -EINTR) {
-			free(rundir);
-			return r;
-		}
+		sb = NULL;
+		if (r == -EINTR)
+			goto out;
 	} else if (r != -ENOENT) {
 		log_warn("job %s: restore failed (%s); cold booting", a->id, err->msg);
 	}
 	err_clear(err);
 	r = sandbox_boot(J.cfg.engine, rundir, NULL, JOB_BOOT_TIMEOUT_MS, a->wake[0], &sb, err);
-	free(rundir);
 	if (r < 0)
-		return r;
+		goto out;
 	log_info("job %s: cold booted in %lld ms", a->id, (long long)sb->boot_ms);
 	r = sandbox_init(sb, host, JOB_BOOT_TIMEOUT_MS, a->wake[0], err);
 	if (r < 0) {
 		sandbox_free(sb);
-		return r;
+		sb = NULL;
 	}
+out:
+	free(rundir);
 	*out = sb;
-	return 0;
+	return r;
 }
 
 /* Runs one claimed job to its end and records the outcome. */

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "xmalloc.h"
 
 #define SANDBOX_POWEROFF_MS 2000	/* grace for a clean poweroff before SIGKILL */
@@ -151,8 +152,7 @@ int sandbox_init(struct sandbox *sb, const char *hostname, int timeout_ms, int w
 		buf_free(&kv);
 		return err_set(err, errno, "getrandom");
 	}
-	for (size_t i = 0; i < sizeof rnd; i++)
-		sprintf(hex + 2 * i, "%02x", rnd[i]);
+	hex_encode(rnd, sizeof rnd, hex);
 	proto_kv_puts(&kv, "entropy", hex);
 	int r = sandbox_send(sb, MSG_INIT, 0, kv.data, kv.len, err);
 	buf_free(&kv);
@@ -188,14 +188,11 @@ int sandbox_boot(const struct engine *eng, const char *rundir, const struct vm_m
 {
 	*out = NULL;
 	int64_t t0 = mono_ms();
-	struct sandbox *sb = xcalloc(1, sizeof *sb);
-	proto_dec_init(&sb->dec);
-	int r = vm_start(eng, rundir, mem, &sb->vm, err);
-	if (r < 0) {
-		proto_dec_free(&sb->dec);
-		free(sb);
+	struct vm *vm;
+	int r = vm_start(eng, rundir, mem, &vm, err);
+	if (r < 0)
 		return r;
-	}
+	struct sandbox *sb = sandbox_wrap(vm);
 	r = vm_connect_agent(sb->vm, timeout_ms, err);
 	if (r < 0) {
 		with_console(sb, r, err);

@@ -32,6 +32,7 @@
 
 #include <openssl/evp.h>
 
+#include "base64.h"
 #include "fs.h"
 #include "xmalloc.h"
 
@@ -266,8 +267,18 @@ void engine_snapshot_key(const struct engine *eng, char key[65])
 	unsigned char h[32];
 	EVP_DigestFinal_ex(c, h, NULL);
 	EVP_MD_CTX_free(c);
-	for (int i = 0; i < 32; i++)
-		sprintf(key + 2 * i, "%02x", h[i]);
+	hex_encode(h, sizeof h, key);
+}
+
+/* Points vm at rundir: the dir and the paths of the files QEMU keeps there. */
+static void vm_set_rundir(struct vm *vm, const char *rundir)
+{
+	free(vm->rundir);
+	free(vm->agent_path);
+	free(vm->console_path);
+	vm->rundir = xstrdup(rundir);
+	vm->agent_path = xasprintf("%s/agent.sock", rundir);
+	vm->console_path = xasprintf("%s/console.log", rundir);
 }
 
 int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *mem, struct vm **out,
@@ -280,9 +291,7 @@ int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *
 	struct vm *vm = xcalloc(1, sizeof *vm);
 	vm->agent_fd = -1;
 	vm->qmp.fd = -1;
-	vm->rundir = xstrdup(rundir);
-	vm->agent_path = xasprintf("%s/agent.sock", rundir);
-	vm->console_path = xasprintf("%s/console.log", rundir);
+	vm_set_rundir(vm, rundir);
 	char *logpath = xasprintf("%s/qemu.log", rundir);
 	struct qargv a;
 	build_argv(eng, rundir, mem, &a);
@@ -431,12 +440,7 @@ int vm_rename(struct vm *vm, const char *rundir, struct err *err)
 {
 	if (rename(vm->rundir, rundir) < 0)
 		return err_set(err, errno, "rename %s to %s", vm->rundir, rundir);
-	free(vm->rundir);
-	free(vm->agent_path);
-	free(vm->console_path);
-	vm->rundir = xstrdup(rundir);
-	vm->agent_path = xasprintf("%s/agent.sock", rundir);
-	vm->console_path = xasprintf("%s/console.log", rundir);
+	vm_set_rundir(vm, rundir);
 	return 0;
 }
 

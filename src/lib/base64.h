@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Standard base64 (RFC 4648 section 4, with '=' padding), used for file
- * contents in JSON bodies (the "content_base64" field of job files).
+ * Text encodings of bytes. Standard base64 (RFC 4648 section 4, with '='
+ * padding), used for file contents in JSON bodies (the "content_base64"
+ * field of job files); lowercase hex, used for digests, keys and tokens.
  */
 #ifndef MAGS_BASE64_H
 #define MAGS_BASE64_H
@@ -20,5 +21,7 @@ void base64_encode(const void *p, size_t n, struct buf *out);
  * not accepted. Returns 0, or -1 on malformed input (out then holds a prefix).
  */
 int base64_decode(const char *s, size_t n, struct buf *out);
+/* Writes the lowercase hex of p[0..n) and a NUL to out (2n + 1 bytes). */
+void hex_encode(const void *p, size_t n, char *out);
 
 #endif

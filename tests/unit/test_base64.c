@@ -64,12 +64,24 @@ static void test_malformed(void **state)
 	}
 }
 
+static void test_hex(void **state)
+{
+	static const unsigned char in[] = { 0x00, 0x01, 0x7f, 0x80, 0xab, 0xff };
+	char out[2 * sizeof in + 1];
+	memset(out, 'x', sizeof out);
+	hex_encode(in, sizeof in, out);
+	assert_string_equal(out, "00017f80abff");
+	hex_encode(in, 0, out);
+	assert_string_equal(out, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vectors),
 		cmocka_unit_test(test_all_bytes),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_hex),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
