@@ -29,11 +29,15 @@ AGENT_SRCS  = src/agent/main.c src/agent/boot.c src/agent/exec.c src/agent/ops.c
 AGENT_LIB   = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c
 MAGSD_SRCS  = src/daemon/main.c src/daemon/db.c src/daemon/http.c src/daemon/api.c src/daemon/api_jobs.c \
               src/daemon/jobspec.c src/daemon/jobs.c src/daemon/sandbox.c src/daemon/fast.c \
-              src/engine/qemu.c src/engine/qmp.c
+              src/engine/qemu.c src/engine/qmp.c \
+              src/daemon/workspace.c src/daemon/api_workspaces.c
+# the object store and the workspace sync format (src/store/)
+STORE_SRCS  =
+MAGSD_SRCS += $(STORE_SRCS)
 CLI_SRCS    = src/cli/main.c src/cli/cmd_run.c src/cli/cmd_list.c src/cli/cmd_status.c src/cli/cmd_logs.c src/cli/cmd_stop.c \
               src/cli/run_opts.c src/cli/client.c src/cli/config.c src/cli/local.c src/cli/joblog.c
 
-MAGSD_LIBS  = -lmicrohttpd -ljansson -lsqlite3 -lcrypto -lpthread
+MAGSD_LIBS  = -lmicrohttpd -ljansson -lsqlite3 -lcurl -lzstd -lcrypto -lpthread
 CLI_LIBS    = -lcurl -ljansson
 
 LIB_OBJS   = $(LIB_SRCS:%.c=$(OBJ)/%.o)
