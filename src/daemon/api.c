@@ -14,7 +14,7 @@
 
 const char *api_engine_name; /* set by main: "kvm" or "tcg" */
 
-static int64_t authenticate(struct req *r)
+int64_t api_authenticate(struct req *r)
 {
 	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -30,7 +30,7 @@ static int64_t authenticate(struct req *r)
 /* Paths the API reserves for features not built yet: an honest 501 rather than a 404. */
 static bool later_path(const char *p)
 {
-	static const char *const prefixes[] = { "/workspaces", "/url-aliases", "/cron-jobs" };
+	static const char *const prefixes[] = { "/url-aliases", "/cron-jobs" };
 	for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
 		size_t n = strlen(prefixes[i]);
 		if (!strncmp(p, prefixes[i], n) && (p[n] == '\0' || p[n] == '/'))
@@ -49,11 +49,14 @@ enum MHD_Result api_route(struct req *r)
 		json_object_set_new(o, "fast_start", fast_status());
 		return http_reply_json(r, MHD_HTTP_OK, o);
 	}
-	r->user_id = authenticate(r);
+	if (!r->user_id)
+		r->user_id = api_authenticate(r);
 	if (!r->user_id)
 		return http_reply_error(r, MHD_HTTP_UNAUTHORIZED, "missing or invalid API token (send Authorization: Bearer TOKEN)");
 	if (!strncmp(r->path, "/mags-jobs", 10) && (r->path[10] == '\0' || r->path[10] == '/'))
 		return api_jobs(r, r->path + 10);
+	if (!strncmp(r->path, "/workspaces", 11) && (r->path[11] == '\0' || r->path[11] == '/'))
+		return api_workspaces(r, r->path + 11);
 	if (later_path(r->path))
 		return http_reply_error(r, MHD_HTTP_NOT_IMPLEMENTED, "%s %.100s is not implemented by this magsd yet", r->method, r->path);
 	return http_reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s /api/v1%.200s", r->method, r->path);

@@ -11,10 +11,12 @@
 #include <sys/random.h>
 
 #include "db.h"
+#include "fs.h"
 #include "http.h"
 #include "jobs.h"
 #include "jobspec.h"
 #include "utf8.h"
+#include "workspace.h"
 #include "xmalloc.h"
 
 #define LOG_PAGE 256			/* entries per database read */
@@ -52,22 +54,52 @@ static json_t *log_entry_json(const struct log_row *l, bool with_time)
 	return o;
 }
 
+/* Records the job's files: inline ones are stored now, declared ones wait for their upload. */
+static int store_files(const struct job_row *j, const struct jobspec *js, struct err *err)
+{
+	char *dir = js->nfiles ? ws_upload_dir(j->id) : NULL;
+	int r = 0;
+	for (size_t i = 0; i < js->nfiles && r == 0; i++) {
+		const struct jobspec_file *f = &js->files[i];
+		if (f->has_data) {
+			char *path = xasprintf("%s/%zu", dir, i + 1);
+			r = fs_write_file(path, f->data.data ? f->data.data : (const uint8_t *)"", f->data.len, 0600, err);
+			free(path);
+		}
+		if (r == 0 && db_file_add(j->id, (int)i + 1, f->name, f->mode, f->has_data ? (int64_t)f->data.len : f->size,
+					  f->has_data) < 0)
+			r = err_set(err, 500, "store file %s", f->name);
+	}
+	free(dir);
+	return r;
+}
+
 static enum MHD_Result submit(struct req *r)
 {
 	struct jobspec js;
 	struct err err = { 0 };
 	if (jobspec_parse(r->body.data ? (const char *)r->body.data : "", r->body.len, &js, &err) < 0)
 		return http_reply_error(r, err.code == 413 ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST, "%s", err.msg);
-	struct job_row j = { .user_id = r->user_id, .script = js.script, .timeout = js.timeout };
+	if (ws_check_submit(r->user_id, &js, &err) < 0) {
+		jobspec_free(&js);
+		return http_reply_error(r, err.code == 404 ? MHD_HTTP_NOT_FOUND : err.code == 409 ? MHD_HTTP_CONFLICT
+					   : MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err.msg);
+	}
+	struct job_row j = { .user_id = r->user_id, .script = js.script, .timeout = js.timeout,
+			     .workspace = js.workspace, .persist = js.persist, .base_image = js.base_image,
+			     .from_ws = js.from, .ephemeral = js.ephemeral };
+	for (size_t i = 0; i < js.nfiles; i++)
+		j.files_pending += !js.files[i].has_data;
 	new_job_id(j.id);
 	snprintf(j.status, sizeof j.status, "queued");
 	snprintf(j.type, sizeof j.type, "%s", js.file ? "file" : "inline");
 	j.created_at = db_now_ms();
-	if (db_job_insert(&j, &err) < 0) {
+	if (store_files(&j, &js, &err) < 0 || db_job_insert(&j, &err) < 0) {
 		jobspec_free(&js);
 		return http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err.msg);
 	}
-	jobs_submit(j.id);
+	if (!j.files_pending)
+		jobs_submit(j.id);
 	json_t *o = db_job_json(&j);
 	jobspec_free(&js);
 	return http_reply_json(r, MHD_HTTP_CREATED, o);
@@ -289,10 +321,15 @@ enum MHD_Result api_jobs(struct req *r, const char *rest)
 		ret = logs(r, &j);
 	else if (!strcmp(action, "stop") && !strcmp(m, "POST"))
 		ret = stop(r, &j);
-	else if ((!*action && !strcmp(m, "PATCH")) ||
-		 (!strcmp(m, "POST") && (!strcmp(action, "access") || !strcmp(action, "upload") || !strcmp(action, "sync"))))
+	else if (!strcmp(action, "upload") && !strcmp(m, "POST"))
+		ret = api_upload_finish(r, &j);
+	else if (!strcmp(action, "sync") && !strcmp(m, "POST"))
+		ret = j.workspace ? api_ws_sync(r, j.workspace)
+				  : http_reply_error(r, MHD_HTTP_CONFLICT, "job %s has no named workspace to sync (run it with -w NAME)", j.id);
+	else if ((!*action && !strcmp(m, "PATCH")) || (!strcmp(m, "POST") && !strcmp(action, "access")))
 		ret = http_reply_error(r, MHD_HTTP_NOT_IMPLEMENTED, "%s /mags-jobs/:id%s%s is not implemented by this magsd yet", m, *action ? "/" : "", action);
-	else if (!*action || !strcmp(action, "logs") || !strcmp(action, "stop"))
+	else if (!*action || !strcmp(action, "logs") || !strcmp(action, "stop") || !strcmp(action, "upload") ||
+		 !strcmp(action, "sync"))
 		ret = http_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed here", m);
 	else
 		ret = http_reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s /mags-jobs/:id/%.100s", m, action);

@@ -19,7 +19,7 @@
 #include "utf8.h"
 #include "xmalloc.h"
 
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 
 static sqlite3 *db;
 static pthread_mutex_t db_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -39,7 +39,24 @@ static const char schema[] =
 	"CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, created_at);"
 	"CREATE TABLE IF NOT EXISTS logs("
 	"  job_id TEXT NOT NULL, seq INTEGER NOT NULL, stream INTEGER NOT NULL,"
-	"  time INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(job_id, seq)) WITHOUT ROWID;";
+	"  time INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(job_id, seq)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS workspaces("
+	"  user_id INTEGER NOT NULL REFERENCES users(id), name TEXT NOT NULL,"
+	"  persistent INTEGER NOT NULL DEFAULT 0, base_image INTEGER NOT NULL DEFAULT 0, parent TEXT,"
+	"  in_use_by TEXT, version INTEGER, synced_at INTEGER,"
+	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY(user_id, name));"
+	"CREATE TABLE IF NOT EXISTS job_files("
+	"  job_id TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL, mode INTEGER NOT NULL,"
+	"  size INTEGER, uploaded INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(job_id, seq));";
+
+/* Columns added to jobs by schema version 2 (workspaces, uploads). */
+static const char schema_v2_jobs[] =
+	"ALTER TABLE jobs ADD COLUMN workspace TEXT;"
+	"ALTER TABLE jobs ADD COLUMN persist INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN base_image INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN from_ws TEXT;"
+	"ALTER TABLE jobs ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN files_pending INTEGER NOT NULL DEFAULT 0;";
 
 int64_t db_now_ms(void)
 {
@@ -83,7 +100,13 @@ int db_open(const char *path, struct err *err)
 		db_close();
 		return err_set(err, 500, "database %s has schema version %d, newer than this magsd (%d)", path, ver, DB_SCHEMA_VERSION);
 	}
-	sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, NULL);
+	if (ver < 2 && sqlite3_exec(db, schema_v2_jobs, NULL, NULL, &msg) != SQLITE_OK) {
+		int ret = err_set(err, 500, "database %s: upgrade to schema 2: %s", path, msg ? msg : "?");
+		sqlite3_free(msg);
+		db_close();
+		return ret;
+	}
+	sqlite3_exec(db, "PRAGMA user_version=2", NULL, NULL, NULL);
 	return 0;
 }
 
@@ -150,7 +173,8 @@ int db_job_insert(const struct job_row *j, struct err *err)
 {
 	int r = 0;
 	pthread_mutex_lock(&db_mu);
-	sqlite3_stmt *st = prep("INSERT INTO jobs(id, user_id, status, script, type, timeout, created_at) VALUES(?,?,?,?,?,?,?)");
+	sqlite3_stmt *st = prep("INSERT INTO jobs(id, user_id, status, script, type, timeout, created_at,"
+				" workspace, persist, base_image, from_ws, ephemeral, files_pending) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	sqlite3_bind_text(st, 1, j->id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, j->user_id);
 	sqlite3_bind_text(st, 3, j->status, -1, SQLITE_TRANSIENT);
@@ -158,6 +182,12 @@ int db_job_insert(const struct job_row *j, struct err *err)
 	sqlite3_bind_text(st, 5, j->type, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int(st, 6, j->timeout);
 	sqlite3_bind_int64(st, 7, j->created_at);
+	sqlite3_bind_text(st, 8, j->workspace, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 9, j->persist);
+	sqlite3_bind_int(st, 10, j->base_image);
+	sqlite3_bind_text(st, 11, j->from_ws, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 12, j->ephemeral);
+	sqlite3_bind_int(st, 13, j->files_pending);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		r = err_set(err, 500, "store job: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
@@ -171,7 +201,8 @@ static char *col_dup(sqlite3_stmt *st, int i)
 	return t ? xstrdup((const char *)t) : NULL;
 }
 
-#define JOB_COLS "id, user_id, status, script, type, timeout, exit_code, error, engine, created_at, started_at, finished_at"
+#define JOB_COLS "id, user_id, status, script, type, timeout, exit_code, error, engine, created_at, started_at, finished_at," \
+		 " workspace, persist, base_image, from_ws, ephemeral, files_pending"
 
 static void row_to_job(sqlite3_stmt *st, struct job_row *j)
 {
@@ -189,6 +220,12 @@ static void row_to_job(sqlite3_stmt *st, struct job_row *j)
 	j->created_at = sqlite3_column_int64(st, 9);
 	j->started_at = sqlite3_column_int64(st, 10);
 	j->finished_at = sqlite3_column_int64(st, 11);
+	j->workspace = col_dup(st, 12);
+	j->persist = sqlite3_column_int(st, 13) != 0;
+	j->base_image = sqlite3_column_int(st, 14) != 0;
+	j->from_ws = col_dup(st, 15);
+	j->ephemeral = sqlite3_column_int(st, 16) != 0;
+	j->files_pending = sqlite3_column_int(st, 17);
 }
 
 int db_job_get(const char *id, int64_t user_id, struct job_row *j)
@@ -214,6 +251,8 @@ void db_job_row_free(struct job_row *j)
 	free(j->script);
 	free(j->error);
 	free(j->engine);
+	free(j->workspace);
+	free(j->from_ws);
 	memset(j, 0, sizeof *j);
 }
 
@@ -246,7 +285,13 @@ json_t *db_job_json(const struct job_row *j)
 	json_object_set_new(o, "started_at", db_time_json(j->started_at));
 	json_object_set_new(o, "finished_at", db_time_json(j->finished_at));
 	json_object_set_new(o, "url", json_null());
-	json_object_set_new(o, "workspace", json_null());
+	json_object_set_new(o, "workspace", utf8_json_string(j->workspace));
+	json_object_set_new(o, "persist", json_boolean(j->persist));
+	json_object_set_new(o, "base_image", json_boolean(j->base_image));
+	json_object_set_new(o, "from", utf8_json_string(j->from_ws));
+	json_object_set_new(o, "ephemeral", json_boolean(j->ephemeral));
+	if (j->files_pending)
+		json_object_set_new(o, "files_pending", json_integer(j->files_pending));
 	return o;
 }
 
@@ -373,4 +418,289 @@ void db_log_rows_free(struct log_row *rows, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(rows[i].data);
 	free(rows);
+}
+
+/* ---- workspaces ------------------------------------------------------------ */
+
+#define WS_COLS "user_id, name, persistent, base_image, parent, in_use_by, version, synced_at, created_at, updated_at"
+
+static void row_to_ws(sqlite3_stmt *st, struct ws_row *w)
+{
+	memset(w, 0, sizeof *w);
+	w->user_id = sqlite3_column_int64(st, 0);
+	snprintf(w->name, sizeof w->name, "%s", (const char *)sqlite3_column_text(st, 1));
+	w->persistent = sqlite3_column_int(st, 2) != 0;
+	w->base_image = sqlite3_column_int(st, 3) != 0;
+	w->parent = col_dup(st, 4);
+	w->in_use_by = col_dup(st, 5);
+	w->version = sqlite3_column_int64(st, 6);
+	w->synced_at = sqlite3_column_int64(st, 7);
+	w->created_at = sqlite3_column_int64(st, 8);
+	w->updated_at = sqlite3_column_int64(st, 9);
+}
+
+void db_ws_row_free(struct ws_row *w)
+{
+	free(w->parent);
+	free(w->in_use_by);
+	memset(w, 0, sizeof *w);
+}
+
+int db_ws_get(int64_t user_id, const char *name, struct ws_row *w)
+{
+	memset(w, 0, sizeof *w);
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("SELECT " WS_COLS " FROM workspaces WHERE user_id = ? AND name = ?");
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+	int r = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		row_to_ws(st, w);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	return r;
+}
+
+int db_ws_acquire(int64_t user_id, const char *name, const char *job_id, bool persistent, const char *parent,
+		  struct ws_row *w)
+{
+	int64_t now = db_now_ms();
+	pthread_mutex_lock(&db_mu);
+	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	sqlite3_stmt *st = prep("INSERT INTO workspaces(user_id, name, persistent, parent, created_at, updated_at)"
+				" VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(user_id, name) DO NOTHING");
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 3, persistent);
+	sqlite3_bind_text(st, 4, parent, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 5, now);
+	sqlite3_bind_int64(st, 6, now);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = prep("UPDATE workspaces SET in_use_by = ?1, updated_at = ?2, persistent = persistent OR ?3"
+		  " WHERE user_id = ?4 AND name = ?5 AND (in_use_by IS NULL OR in_use_by = ?1)");
+	sqlite3_bind_text(st, 1, job_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int(st, 3, persistent);
+	sqlite3_bind_int64(st, 4, user_id);
+	sqlite3_bind_text(st, 5, name, -1, SQLITE_TRANSIENT);
+	sqlite3_step(st);
+	int got = sqlite3_changes(db);
+	sqlite3_finalize(st);
+	st = prep("SELECT " WS_COLS " FROM workspaces WHERE user_id = ? AND name = ?");
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+	memset(w, 0, sizeof *w);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		row_to_ws(st, w);
+	sqlite3_finalize(st);
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	pthread_mutex_unlock(&db_mu);
+	return got ? 0 : -EBUSY;
+}
+
+static void ws_exec(const char *sql, int64_t user_id, const char *name, const char *text, int64_t a, int64_t b)
+{
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep(sql);
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 4, a);
+	sqlite3_bind_int64(st, 5, b);
+	sqlite3_bind_int64(st, 6, db_now_ms());
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+}
+
+void db_ws_release(int64_t user_id, const char *name, const char *job_id)
+{
+	ws_exec("UPDATE workspaces SET in_use_by = NULL, updated_at = ?6 WHERE user_id = ?1 AND name = ?2 AND in_use_by = ?3",
+		user_id, name, job_id, 0, 0);
+}
+
+void db_ws_synced(int64_t user_id, const char *name, int64_t version)
+{
+	ws_exec("UPDATE workspaces SET version = ?4, synced_at = ?6, updated_at = ?6 WHERE user_id = ?1 AND name = ?2",
+		user_id, name, NULL, version, 0);
+}
+
+void db_ws_set_flags(int64_t user_id, const char *name, bool persistent, bool base_image)
+{
+	ws_exec("UPDATE workspaces SET persistent = persistent OR ?4, base_image = base_image OR ?5, updated_at = ?6"
+		" WHERE user_id = ?1 AND name = ?2", user_id, name, NULL, persistent, base_image);
+}
+
+void db_ws_release_all(void)
+{
+	pthread_mutex_lock(&db_mu);
+	sqlite3_exec(db, "UPDATE workspaces SET in_use_by = NULL WHERE in_use_by IS NOT NULL", NULL, NULL, NULL);
+	pthread_mutex_unlock(&db_mu);
+}
+
+int db_ws_delete(int64_t user_id, const char *name, char **holder, char **child)
+{
+	*holder = *child = NULL;
+	pthread_mutex_lock(&db_mu);
+	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	int r = 0;
+	sqlite3_stmt *st = prep("SELECT in_use_by FROM workspaces WHERE user_id = ? AND name = ?");
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		r = -ENOENT;
+	else if ((*holder = col_dup(st, 0)) != NULL)
+		r = -EBUSY;
+	sqlite3_finalize(st);
+	if (r == 0) {
+		st = prep("SELECT name FROM workspaces WHERE user_id = ? AND parent = ? ORDER BY name LIMIT 1");
+		sqlite3_bind_int64(st, 1, user_id);
+		sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			*child = col_dup(st, 0);
+			r = -EEXIST;
+		}
+		sqlite3_finalize(st);
+	}
+	if (r == 0) {
+		st = prep("DELETE FROM workspaces WHERE user_id = ? AND name = ?");
+		sqlite3_bind_int64(st, 1, user_id);
+		sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	sqlite3_exec(db, r == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_unlock(&db_mu);
+	return r;
+}
+
+struct ws_row *db_ws_list(int64_t user_id, size_t *n)
+{
+	size_t cap = 8, cnt = 0;
+	struct ws_row *rows = xmalloc(cap * sizeof *rows);
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("SELECT " WS_COLS " FROM workspaces WHERE user_id = ? ORDER BY name");
+	sqlite3_bind_int64(st, 1, user_id);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (cnt == cap)
+			rows = xrealloc(rows, (cap *= 2) * sizeof *rows);
+		row_to_ws(st, &rows[cnt++]);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	*n = cnt;
+	return rows;
+}
+
+/* ---- files of a job -------------------------------------------------------- */
+
+int db_file_add(const char *job_id, int seq, const char *name, unsigned mode, int64_t size, bool uploaded)
+{
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("INSERT INTO job_files(job_id, seq, name, mode, size, uploaded) VALUES(?,?,?,?,?,?)");
+	sqlite3_bind_text(st, 1, job_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 2, seq);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 4, (int)mode);
+	if (size >= 0)
+		sqlite3_bind_int64(st, 5, size);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_int(st, 6, uploaded);
+	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	return r;
+}
+
+int db_file_uploaded(const char *job_id, const char *name, unsigned mode, int64_t size, int *seq)
+{
+	pthread_mutex_lock(&db_mu);
+	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	sqlite3_stmt *st = prep("SELECT seq FROM job_files WHERE job_id = ? AND name = ?");
+	sqlite3_bind_text(st, 1, job_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+	int s = -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		s = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (s < 0) {
+		st = prep("SELECT COALESCE(MAX(seq), 0) + 1 FROM job_files WHERE job_id = ?");
+		sqlite3_bind_text(st, 1, job_id, -1, SQLITE_TRANSIENT);
+		s = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 1;
+		sqlite3_finalize(st);
+		st = prep("INSERT INTO job_files(job_id, seq, name, mode, size, uploaded) VALUES(?,?,?,?,?,1)");
+	} else {
+		st = prep("UPDATE job_files SET mode = ?4, size = ?5, uploaded = 1 WHERE job_id = ?1 AND seq = ?2 AND name = ?3");
+	}
+	sqlite3_bind_text(st, 1, job_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 2, s);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 4, (int)mode);
+	sqlite3_bind_int64(st, 5, size);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = prep("UPDATE jobs SET files_pending = (SELECT COUNT(*) FROM job_files WHERE job_id = ?1 AND uploaded = 0)"
+		  " WHERE id = ?1 RETURNING files_pending");
+	sqlite3_bind_text(st, 1, job_id, -1, SQLITE_TRANSIENT);
+	int pending = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	pthread_mutex_unlock(&db_mu);
+	*seq = s;
+	return pending;
+}
+
+struct file_row *db_file_list(const char *job_id, size_t *n)
+{
+	size_t cap = 8, cnt = 0;
+	struct file_row *rows = xmalloc(cap * sizeof *rows);
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("SELECT seq, name, mode, size, uploaded FROM job_files WHERE job_id = ? ORDER BY seq");
+	sqlite3_bind_text(st, 1, job_id, -1, SQLITE_TRANSIENT);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (cnt == cap)
+			rows = xrealloc(rows, (cap *= 2) * sizeof *rows);
+		struct file_row *f = &rows[cnt++];
+		f->seq = sqlite3_column_int(st, 0);
+		f->name = col_dup(st, 1);
+		f->mode = (unsigned)sqlite3_column_int(st, 2);
+		f->size = sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
+		f->uploaded = sqlite3_column_int(st, 4) != 0;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	*n = cnt;
+	return rows;
+}
+
+void db_file_rows_free(struct file_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(rows[i].name);
+	free(rows);
+}
+
+void db_ws_adopt(int64_t user_id, const char *name, bool persistent, bool base_image, const char *parent,
+		 int64_t version)
+{
+	int64_t now = db_now_ms();
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("INSERT INTO workspaces(user_id, name, persistent, base_image, parent, version, synced_at,"
+				" created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(user_id, name) DO NOTHING");
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 3, persistent);
+	sqlite3_bind_int(st, 4, base_image);
+	sqlite3_bind_text(st, 5, parent, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 6, version);
+	sqlite3_bind_int64(st, 7, now);
+	sqlite3_bind_int64(st, 8, now);
+	sqlite3_bind_int64(st, 9, now);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
 }

@@ -32,6 +32,10 @@ struct job_row {
 	char *error;		/* owned, may be NULL */
 	char *engine;		/* owned, may be NULL */
 	int64_t created_at, started_at, finished_at;	/* 0 = not yet */
+	char *workspace;	/* owned; NULL = a local workspace (or none when ephemeral) */
+	bool persist, base_image, ephemeral;
+	char *from_ws;		/* owned; --from NAME, may be NULL */
+	int files_pending;	/* declared files not uploaded yet; the job waits for them */
 };
 
 struct log_row {
@@ -69,6 +73,55 @@ int64_t db_log_append(const char *job_id, int stream, const void *data, size_t l
 /* Entries with seq > since, at most limit; caller frees with db_log_rows_free. */
 struct log_row *db_log_read(const char *job_id, int64_t since, int limit, size_t *n);
 void db_log_rows_free(struct log_row *rows, size_t n);
+
+/* A workspace (-w NAME) as the database keeps it. */
+struct ws_row {
+	int64_t user_id;
+	char name[72];
+	bool persistent;	/* synced to the object store */
+	bool base_image;	/* frozen; others start --from it */
+	char *parent;		/* owned; the base it was created --from, or NULL */
+	char *in_use_by;	/* owned; the job holding it, or NULL */
+	int64_t version;	/* last version synced, 0 = never */
+	int64_t synced_at, created_at, updated_at;
+};
+
+int db_ws_get(int64_t user_id, const char *name, struct ws_row *w);
+void db_ws_row_free(struct ws_row *w);
+/*
+ * Creates the workspace if new (persistent, parent) and marks it in use by
+ * job_id. Fills *w either way (free it). Returns 0, or -EBUSY when another
+ * job holds it (w->in_use_by says which).
+ */
+int db_ws_acquire(int64_t user_id, const char *name, const char *job_id, bool persistent, const char *parent,
+		  struct ws_row *w);
+void db_ws_release(int64_t user_id, const char *name, const char *job_id);
+/* Start-up: no job runs, so no workspace is in use. */
+void db_ws_release_all(void);
+void db_ws_synced(int64_t user_id, const char *name, int64_t version);
+/* Records a workspace found in the object store (no-op when the row exists). */
+void db_ws_adopt(int64_t user_id, const char *name, bool persistent, bool base_image, const char *parent,
+		 int64_t version);
+/* Sets (never clears) the persistent and base-image flags. */
+void db_ws_set_flags(int64_t user_id, const char *name, bool persistent, bool base_image);
+/* Deletes the row. -ENOENT, -EBUSY (*holder: the job), -EEXIST (*child: a workspace created --from it). */
+int db_ws_delete(int64_t user_id, const char *name, char **holder, char **child);
+/* A user's workspaces by name; free each with db_ws_row_free, then the array. */
+struct ws_row *db_ws_list(int64_t user_id, size_t *n);
+
+/* Files a job declared or uploaded, delivered to its working directory before the script. */
+struct file_row {
+	int seq;
+	char *name;	/* owned; relative path, checked */
+	unsigned mode;
+	int64_t size;	/* -1 = not known yet */
+	bool uploaded;
+};
+int db_file_add(const char *job_id, int seq, const char *name, unsigned mode, int64_t size, bool uploaded);
+/* Records an upload (declared or not); sets *seq. Returns how many declared files are still missing. */
+int db_file_uploaded(const char *job_id, const char *name, unsigned mode, int64_t size, int *seq);
+struct file_row *db_file_list(const char *job_id, size_t *n);
+void db_file_rows_free(struct file_row *rows, size_t n);
 
 /* ISO 8601 UTC string for ms since the epoch, or null for 0 (new reference). */
 json_t *db_time_json(int64_t ms);

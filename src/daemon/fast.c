@@ -213,7 +213,7 @@ static int template_build(const char *dir, const char *key, struct err *err)
 	char *rundir = unique_path(F.cfg.run_root, "template");
 	struct vm_mem mem = { .mem_path = mem_path, .incoming = false };
 	struct sandbox *sb = NULL;
-	int r = sandbox_boot(eng, rundir, &mem, TEMPLATE_BOOT_MS, -1, &sb, err);
+	int r = sandbox_boot(eng, rundir, &mem, NULL, TEMPLATE_BOOT_MS, -1, &sb, err);
 	int64_t boot_ms = mono_ms() - t0;
 	if (r == 0) {
 		r = sandbox_run_quiet(sb, 1, WARM_CMD, TEMPLATE_WARM_MS, err);
@@ -343,12 +343,12 @@ done:
  * Starts a QEMU ready to restore the template in dir: its RAM mapped from
  * the template's, the device state handed over, the agent channel connected.
  */
-static int pool_vm_start(const char *dir, struct vm **out, struct err *err)
+static int pool_vm_start(const char *dir, const struct vm_disks *disks, struct vm **out, struct err *err)
 {
 	char *rundir = unique_path(F.cfg.run_root, "pool");
 	char *mem_path = xasprintf("%s/mem", dir), *state_path = xasprintf("%s/state", dir);
 	struct vm_mem mem = { .mem_path = mem_path, .incoming = true };
-	int r = vm_start(F.cfg.engine, rundir, &mem, out, err);
+	int r = vm_start(F.cfg.engine, rundir, &mem, disks, out, err);
 	free(rundir);
 	free(mem_path);
 	if (r < 0) {
@@ -441,6 +441,8 @@ static void pooled_free(struct pooled *p)
 	} else {
 		vm_free(p->vm);
 	}
+	p->sb = NULL;
+	p->vm = NULL;
 }
 
 static void free_pooled(struct pooled *p, int n)
@@ -517,7 +519,7 @@ static void *fast_main(void *arg)
 			pthread_mutex_unlock(&F.mu);
 			struct pooled p = { 0 };
 			struct err err = { 0 };
-			int r = pool_vm_start(dir, &p.vm, &err);
+			int r = pool_vm_start(dir, NULL, &p.vm, &err);
 			free(dir);
 			bool warm_failed = false;
 			if (r == 0 && F.cfg.pool_warm) {
@@ -614,7 +616,7 @@ void fast_invalidate(unsigned gen, const char *why)
 	free(dir);
 }
 
-int fast_take(const char *rundir, struct sandbox **out, struct err *err)
+int fast_take(const char *rundir, const struct vm_disks *disks, struct sandbox **out, struct err *err)
 {
 	*out = NULL;
 	/* running only changes before the first job and after the last one */
@@ -643,6 +645,14 @@ int fast_take(const char *rundir, struct sandbox **out, struct err *err)
 	pthread_mutex_unlock(&F.mu);
 
 	int64_t t0 = mono_ms();
+	/* a pooled VM's disk slots hold placeholders: swap in the job's disks, or start a VM with them */
+	struct vm *pv = p.sb ? p.sb->vm : vm;
+	if (pv && disks && vm_set_disks(pv, disks, err) < 0) {
+		log_warn("fast start: cannot swap a pooled VM's disks (%s); starting one with them", err->msg);
+		err_clear(err);
+		pooled_free(&p);
+		vm = NULL;
+	}
 	if (p.sb) { /* warm pool: already restored */
 		free(dir);
 		int r = vm_rename(p.sb->vm, rundir, err);
@@ -655,7 +665,7 @@ int fast_take(const char *rundir, struct sandbox **out, struct err *err)
 		*out = p.sb;
 		return 0;
 	}
-	int r = vm ? 0 : pool_vm_start(dir, &vm, err);
+	int r = vm ? 0 : pool_vm_start(dir, disks, &vm, err);
 	free(dir);
 	if (r == 0 && (r = vm_rename(vm, rundir, err)) < 0)
 		vm_free(vm);

@@ -42,12 +42,13 @@ int fast_start(const struct fast_config *cfg, struct err *err);
 void fast_stop(void);
 /*
  * A sandbox restored from the template and running (INIT not sent yet), its
- * run dir moved to rundir.
+ * run dir moved to rundir and its disk slots holding disks (NULL: the
+ * placeholders; a pooled VM gets them swapped in, see vm_set_disks).
  * Returns 0, -ENOENT when no template is ready (cold boot instead), or another
  * negative code with err set when the restore failed; the template is then
  * dropped and rebuilt, and the caller cold boots.
  */
-int fast_take(const char *rundir, struct sandbox **out, struct err *err);
+int fast_take(const char *rundir, const struct vm_disks *disks, struct sandbox **out, struct err *err);
 /* A sandbox from template generation gen misbehaved: drop that template. */
 void fast_invalidate(unsigned gen, const char *why);
 /* For GET /health: {"template": state, "pool": ready, "pool_size": n, "pool_mode": m}. */

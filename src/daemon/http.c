@@ -61,6 +61,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->method = method;
 		buf_init(&r->body);
 		*con_cls = r;
+		if (!strcmp(method, "POST"))
+			api_upload_begin(r, url);
+		return MHD_YES;
+	}
+	if (*upload_size && r->up) {
+		api_upload_data(r, upload, *upload_size);
+		*upload_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -89,6 +96,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct req *r = *con_cls;
 	if (!r)
 		return;
+	api_upload_abort(r);
 	buf_free(&r->body);
 	free(r);
 	*con_cls = NULL;

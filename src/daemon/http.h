@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "db.h"
 #include "err.h"
 
 #define API_BODY_DISCARD_MAX (512LL << 20)	/* beyond this an upload is cut off */
@@ -25,6 +26,7 @@ struct req {
 	long long body_seen;	/* bytes received, kept or not */
 	bool too_big;
 	int64_t user_id;	/* authenticated user, 0 before auth */
+	struct upload *up;	/* POST /mags-jobs/:id/upload: the body streams to a file */
 };
 
 /* Starts serving on "HOST:PORT". Returns 0 or a negative code with err set. */
@@ -41,5 +43,20 @@ const char *http_query(struct req *r, const char *key);
 /* Routing entry points (api.c). */
 enum MHD_Result api_route(struct req *r);
 enum MHD_Result api_jobs(struct req *r, const char *rest);
+enum MHD_Result api_workspaces(struct req *r, const char *rest);
+/* POST .../sync of one of the user's workspaces (api_workspaces.c). */
+enum MHD_Result api_ws_sync(struct req *r, const char *name);
+/* The user a request's Bearer token belongs to, or 0. */
+int64_t api_authenticate(struct req *r);
+
+/*
+ * File uploads (api_upload.c). begin decides, on a request's first call,
+ * whether its body streams to a file instead of memory; data takes each piece;
+ * finish answers once the body is complete; abort cleans up after any request.
+ */
+bool api_upload_begin(struct req *r, const char *url);
+void api_upload_data(struct req *r, const char *data, size_t n);
+enum MHD_Result api_upload_finish(struct req *r, const struct job_row *j);
+void api_upload_abort(struct req *r);
 
 #endif

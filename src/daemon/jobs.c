@@ -19,14 +19,21 @@
 #include "buf.h"
 #include "db.h"
 #include "fast.h"
+#include "fs.h"
 #include "log.h"
 #include "proto.h"
 #include "sandbox.h"
 #include "utf8.h"
+#include "workspace.h"
 #include "xmalloc.h"
 
 #define HOST_TIMEOUT_SLACK_MS 15000	/* host deadline after the agent's own */
-#define JOB_CHAN 1
+#define JOB_AGENT_CALL_MS 30000		/* MOUNT, FREEZE, THAW, one FILE piece */
+#define JOB_CHAN 1			/* the script */
+#define FILE_CHAN 2			/* FILE pieces and their acks */
+#define FILE_PIECE (512 * 1024)		/* bytes of file data per FILE frame */
+#define FILE_WINDOW 4			/* FILE frames sent ahead of their acks */
+#define JOB_CWD "/root"
 
 enum stop_reason {
 	STOP_NONE,
@@ -34,11 +41,31 @@ enum stop_reason {
 	STOP_SHUTDOWN,	/* magsd is shutting down */
 };
 
+/* Work another thread hands to a job's worker (it owns the sandbox's channel). */
+enum call_kind {
+	CALL_SYNC,	/* freeze the workspace, push it, thaw */
+	CALL_FILE,	/* deliver an uploaded file */
+};
+
+struct call {
+	enum call_kind kind;
+	int seq;			/* CALL_FILE */
+	const char *name;
+	unsigned mode;
+	struct wsync_stats st;		/* CALL_SYNC result */
+	int r;
+	struct err err;
+	bool done;			/* under mu */
+	struct call *next;
+};
+
 /* A job a worker is running. */
 struct active {
 	char id[40];
 	int wake[2];		/* pipe: written to interrupt the worker */
 	enum stop_reason stop;	/* under mu */
+	bool serving;		/* under mu: the script runs and calls are taken */
+	struct call *calls;	/* under mu: waiting for the worker */
 	struct active *next;
 };
 
@@ -189,9 +216,20 @@ struct outstream {
 
 struct jobrun {
 	const char *id;
+	struct active *a;
+	struct sandbox *sb;
+	const struct job_row *j;
+	struct ws_job ws;
 	size_t logged;			/* bytes of output stored */
 	bool truncated;
 	struct outstream out[2];	/* stdout, stderr */
+	bool first_output;
+	int64_t t_claim;
+	/* how the script ended */
+	bool ended;
+	bool has_exit;
+	int exit_code;
+	char *error;
 };
 
 static void store_output(struct jobrun *jr, int stream, const uint8_t *p, size_t n, bool final)
@@ -223,7 +261,7 @@ static int send_exec(struct sandbox *sb, const struct job_row *j, struct err *er
 	struct buf kv;
 	buf_init(&kv);
 	proto_kv_puts(&kv, "cmd", j->script);
-	proto_kv_puts(&kv, "cwd", "/root");
+	proto_kv_puts(&kv, "cwd", JOB_CWD);
 	if (!strcmp(j->type, "file"))
 		proto_kv_puts(&kv, "file", "1");
 	if (j->timeout > 0) {
@@ -256,18 +294,289 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The script's end, once: the first reason recorded wins. */
+static void job_end(struct jobrun *jr, bool has_exit, int code, char *error /* owned */)
+{
+	if (jr->ended) {
+		free(error);
+		return;
+	}
+	jr->ended = true;
+	jr->has_exit = has_exit;
+	jr->exit_code = code;
+	jr->error = error;
+}
+
+/* A frame on the job's channel: output, or how the script ended. */
+static void job_frame(struct jobrun *jr, const struct agent_frame *f)
+{
+	if (f->type == MSG_STDOUT || f->type == MSG_STDERR) {
+		if (jr->first_output) {
+			log_debug("job %s: first output %lld ms after the claim", jr->id, (long long)(mono_ms() - jr->t_claim));
+			jr->first_output = false;
+		}
+		store_output(jr, f->type == MSG_STDOUT ? LOG_STDOUT : LOG_STDERR, f->payload, f->len, false);
+	} else if (f->type == MSG_EXIT) {
+		struct agent_exit ex;
+		if (proto_exit_decode(f->payload, f->len, &ex) < 0) {
+			job_end(jr, false, 0, xstrdup("sandbox failed: malformed exit report from the agent"));
+			return;
+		}
+		char *error = NULL;
+		if (ex.flags & AGENT_EXIT_TIMEOUT) {
+			error = xasprintf("timed out after %ds", jr->j->timeout);
+			sys_log(jr->id, "%s\n", error);
+		}
+		job_end(jr, true, ex.code, error);
+	} else if (f->type == MSG_ERROR) {
+		char *error = xasprintf("sandbox could not run the script: %.*s", (int)(f->len > 300 ? 300 : f->len),
+					(const char *)f->payload);
+		sys_log(jr->id, "%s\n", error);
+		job_end(jr, false, 0, error);
+	}
+}
+
 /*
- * A running sandbox whose agent has taken INIT: restored from the template
- * when one is ready, else cold booted. A restore that fails or does not
- * answer drops the template (fast.c rebuilds it) and the job cold boots.
+ * Sends a request on chan and waits for its OK (ERROR fails it), while the
+ * job's own frames go on being stored. wake_fd -1: not interruptible.
  */
-static int start_sandbox(struct active *a, struct sandbox **out, struct err *err)
+static int agent_call(struct jobrun *jr, uint16_t type, uint32_t chan, const struct buf *kv, int timeout_ms, int wake_fd,
+		      struct err *err)
+{
+	int r = sandbox_send(jr->sb, type, chan, kv ? kv->data : NULL, kv ? kv->len : 0, err);
+	int64_t deadline = mono_ms() + timeout_ms;
+	while (r == 0) {
+		struct agent_frame f;
+		int left = (int)(deadline - mono_ms());
+		r = sandbox_recv(jr->sb, &f, left > 0 ? left : 0, wake_fd, err);
+		if (r == 0)
+			return err_set(err, ETIMEDOUT, "no answer from the agent in %d ms", timeout_ms);
+		if (r < 0)
+			return r;
+		r = 0;
+		if (f.chan == JOB_CHAN) {
+			job_frame(jr, &f);
+		} else if (f.chan == chan && f.type == MSG_OK) {
+			return 0;
+		} else if (f.chan == chan && f.type == MSG_ERROR) {
+			return err_set(err, EPROTO, "%.*s", (int)(f.len > 300 ? 300 : f.len), (const char *)f.payload);
+		}
+	}
+	return r;
+}
+
+/* MOUNT: the workspace disk as the root's upper layer, the bases below it. */
+static int mount_workspace(struct jobrun *jr, struct err *err)
+{
+	struct buf kv;
+	buf_init(&kv);
+	proto_kv_puts(&kv, "upper", "mags-ws");
+	for (int i = 0; i < jr->ws.nlayers; i++) {
+		char serial[24];
+		snprintf(serial, sizeof serial, "mags-l%d", i);
+		proto_kv_puts(&kv, "lower", serial);
+	}
+	int r = agent_call(jr, MSG_MOUNT, 0, &kv, JOB_AGENT_CALL_MS, jr->a->wake[0], err);
+	buf_free(&kv);
+	return r;
+}
+
+/* Sends STATE/uploads/<job>/<seq> as FILE frames of FILE_PIECE bytes, a few in flight. */
+static int deliver_file(struct jobrun *jr, int seq, const char *name, unsigned mode, struct err *err)
+{
+	char *dir = ws_upload_dir(jr->id);
+	char *path = xasprintf("%s/%d", dir, seq);
+	free(dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return err_set(err, errno, "file %s: the upload is missing on the host", name);
+	char modestr[8];
+	snprintf(modestr, sizeof modestr, "%o", mode);
+	uint8_t *piece = xmalloc(FILE_PIECE);
+	long long off = 0;
+	int inflight = 0, r = 0;
+	bool eof = false;
+	int64_t deadline = mono_ms() + JOB_AGENT_CALL_MS;
+	while ((!eof && r == 0) || inflight > 0) {
+		if (!eof && r == 0 && inflight < FILE_WINDOW) {
+			ssize_t n = read(fd, piece, FILE_PIECE);
+			if (n < 0) {
+				r = err_set(err, errno, "read upload %s", name);
+				continue;
+			}
+			eof = n < FILE_PIECE;
+			if (n == 0 && off > 0)
+				continue;
+			struct buf kv;
+			buf_init(&kv);
+			char offs[24];
+			snprintf(offs, sizeof offs, "%lld", off);
+			proto_kv_puts(&kv, "path", name);
+			proto_kv_puts(&kv, "mode", modestr);
+			proto_kv_puts(&kv, "offset", offs);
+			proto_kv_put(&kv, "data", piece, (size_t)n);
+			r = sandbox_send(jr->sb, MSG_FILE, FILE_CHAN, kv.data, kv.len, err);
+			buf_free(&kv);
+			if (r == 0)
+				inflight++;
+			off += n;
+			deadline = mono_ms() + JOB_AGENT_CALL_MS;
+			continue;
+		}
+		struct agent_frame f;
+		int left = (int)(deadline - mono_ms());
+		int g = sandbox_recv(jr->sb, &f, left > 0 ? left : 0, -1, err);
+		if (g <= 0) {
+			r = g == 0 ? err_set(err, ETIMEDOUT, "file %s: no answer from the agent", name) : g;
+			break;
+		}
+		if (f.chan == JOB_CHAN) {
+			job_frame(jr, &f);
+		} else if (f.chan == FILE_CHAN && (f.type == MSG_OK || f.type == MSG_ERROR)) {
+			inflight--;
+			if (f.type == MSG_ERROR && r == 0)
+				r = err_set(err, EPROTO, "file %s: %.*s", name, (int)(f.len > 300 ? 300 : f.len),
+					    (const char *)f.payload);
+		}
+	}
+	free(piece);
+	close(fd);
+	return r;
+}
+
+/* Every uploaded file of the job, in order, before its script starts. */
+static int deliver_files(struct jobrun *jr, struct err *err)
+{
+	size_t n;
+	struct file_row *rows = db_file_list(jr->id, &n);
+	int r = 0;
+	long long bytes = 0;
+	int64_t t0 = mono_ms();
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (!rows[i].uploaded) {
+			r = err_set(err, ENOENT, "file %s was declared but never uploaded", rows[i].name);
+			break;
+		}
+		r = deliver_file(jr, rows[i].seq, rows[i].name, rows[i].mode, err);
+		bytes += rows[i].size > 0 ? rows[i].size : 0;
+	}
+	if (n && r == 0)
+		log_info("job %s: %zu file(s), %lld bytes, delivered in %lld ms", jr->id, n, bytes, (long long)(mono_ms() - t0));
+	db_file_rows_free(rows, n);
+	return r;
+}
+
+/* CALL_SYNC on the worker: a consistent copy of a running workspace. */
+static int sync_running(struct jobrun *jr, struct wsync_stats *st, struct err *err)
+{
+	if (!jr->ws.name)
+		return err_set(err, 409, "job %s has no named workspace to sync", jr->id);
+	int r = agent_call(jr, MSG_FREEZE, 0, NULL, JOB_AGENT_CALL_MS, -1, err);
+	if (r < 0)
+		return err_wrap(err, "freeze the workspace");
+	r = ws_push(jr->ws.user_id, jr->ws.name, st, err);
+	struct err terr = { 0 };
+	if (agent_call(jr, MSG_THAW, 0, NULL, JOB_AGENT_CALL_MS, -1, &terr) < 0)
+		log_warn("job %s: thaw the workspace: %s", jr->id, terr.msg);
+	return r;
+}
+
+/* Runs the calls other threads queued for this job. */
+static void serve_calls(struct jobrun *jr)
+{
+	pthread_mutex_lock(&J.mu);
+	struct call *list = jr->a->calls;
+	jr->a->calls = NULL;
+	pthread_mutex_unlock(&J.mu);
+	while (list) {
+		struct call *c = list;
+		list = c->next;
+		if (c->kind == CALL_SYNC)
+			c->r = sync_running(jr, &c->st, &c->err);
+		else
+			c->r = deliver_file(jr, c->seq, c->name, c->mode, &c->err);
+		pthread_mutex_lock(&J.mu);
+		c->done = true;
+		bump_locked();
+		pthread_mutex_unlock(&J.mu);
+	}
+}
+
+/* Hands c to job id's worker and waits for it. -ENOENT when the job is not running. */
+static int call_job(const char *id, struct call *c)
+{
+	pthread_mutex_lock(&J.mu);
+	for (;;) {
+		struct active *a = J.active;
+		while (a && strcmp(a->id, id))
+			a = a->next;
+		if (!a || J.draining) {
+			pthread_mutex_unlock(&J.mu);
+			return -ENOENT;
+		}
+		if (a->serving) {
+			c->next = a->calls;
+			a->calls = c;
+			if (write(a->wake[1], "c", 1) < 0) {
+				/* non-blocking; a full pipe wakes the worker anyway */
+			}
+			break;
+		}
+		pthread_cond_wait(&J.event, &J.mu); /* the sandbox is starting */
+	}
+	while (!c->done)
+		pthread_cond_wait(&J.event, &J.mu);
+	pthread_mutex_unlock(&J.mu);
+	return c->r;
+}
+
+int jobs_sync(const char *id, struct wsync_stats *st, struct err *err)
+{
+	struct call c = { .kind = CALL_SYNC };
+	int r = call_job(id, &c);
+	*st = c.st;
+	if (r < 0 && r != -ENOENT)
+		*err = c.err;
+	return r;
+}
+
+int jobs_deliver_file(const char *id, int seq, const char *name, unsigned mode, struct err *err)
+{
+	struct call c = { .kind = CALL_FILE, .seq = seq, .name = name, .mode = mode };
+	int r = call_job(id, &c);
+	if (r < 0 && r != -ENOENT)
+		*err = c.err;
+	return r;
+}
+
+/* Fails the calls still waiting when the job's worker is done with it. */
+static void end_calls(struct active *a)
+{
+	pthread_mutex_lock(&J.mu);
+	a->serving = false;
+	for (struct call *c = a->calls; c; c = c->next) {
+		c->r = -ENOENT;
+		c->done = true;
+	}
+	a->calls = NULL;
+	bump_locked();
+	pthread_mutex_unlock(&J.mu);
+}
+
+/*
+ * A running sandbox whose agent has taken INIT, with disks in its slots:
+ * restored from the template when one is ready, else cold booted. A restore
+ * that fails or does not answer drops the template (fast.c rebuilds it) and
+ * the job cold boots.
+ */
+static int start_sandbox(struct active *a, const struct vm_disks *disks, struct sandbox **out, struct err *err)
 {
 	char host[32];
 	snprintf(host, sizeof host, "mags-%.8s", a->id);
 	char *rundir = xasprintf("%s/%s", J.cfg.run_root, a->id);
 	struct sandbox *sb = NULL;
-	int r = fast_take(rundir, &sb, err);
+	int r = fast_take(rundir, disks, &sb, err);
 	if (r == 0) {
 		int64_t t_init = mono_ms();
 		r = sandbox_init(sb, host, JOB_RESTORE_INIT_MS, a->wake[0], err);
@@ -288,7 +597,7 @@ static int start_sandbox(struct active *a, struct sandbox **out, struct err *err
 		log_warn("job %s: restore failed (%s); cold booting", a->id, err->msg);
 	}
 	err_clear(err);
-	r = sandbox_boot(J.cfg.engine, rundir, NULL, JOB_BOOT_TIMEOUT_MS, a->wake[0], &sb, err);
+	r = sandbox_boot(J.cfg.engine, rundir, NULL, disks, JOB_BOOT_TIMEOUT_MS, a->wake[0], &sb, err);
 	if (r < 0)
 		goto out;
 	log_info("job %s: cold booted in %lld ms", a->id, (long long)sb->boot_ms);
@@ -303,97 +612,142 @@ out:
 	return r;
 }
 
-/* Runs one claimed job to its end and records the outcome. */
+static void say_job(void *arg, const char *line)
+{
+	struct jobrun *jr = arg;
+	db_log_append(jr->id, LOG_SYSTEM, line, strlen(line));
+	bump();
+}
+
+/* Drains the wake pipe; true when a stop is asked (else there are calls). */
+static bool woken_to_stop(struct active *a)
+{
+	char b[64];
+	while (read(a->wake[0], b, sizeof b) > 0)
+		;
+	return stop_reason(a) != STOP_NONE;
+}
+
+/* Sandbox up, workspace mounted, files in place, script started, output stored until it ends. */
+static void run_script(struct jobrun *jr)
+{
+	struct active *a = jr->a;
+	struct err err = { 0 };
+	struct vm_disks disks;
+	ws_disks(&jr->ws, &disks);
+	int r = start_sandbox(a, &disks, &jr->sb, &err);
+	if (r == -EINTR) {
+		job_end(jr, false, 0, xstrdup(stop_text(stop_reason(a))));
+		return;
+	}
+	if (r < 0) {
+		char *error = xasprintf("sandbox failed to start: %s", err.msg);
+		sys_log(jr->id, "%s\n", error);
+		log_warn("job %s: %s", jr->id, error);
+		job_end(jr, false, 0, error);
+		return;
+	}
+	if (!jr->ws.ephemeral && (r = mount_workspace(jr, &err)) < 0) {
+		job_end(jr, false, 0, r == -EINTR ? xstrdup(stop_text(stop_reason(a)))
+						  : xasprintf("could not mount the workspace: %s", err.msg));
+		if (r != -EINTR)
+			sys_log(jr->id, "%s\n", jr->error);
+		return;
+	}
+	if ((r = deliver_files(jr, &err)) < 0) {
+		job_end(jr, false, 0, xasprintf("could not place the uploaded files: %s", err.msg));
+		sys_log(jr->id, "%s\n", jr->error);
+		return;
+	}
+	if (send_exec(jr->sb, jr->j, &err) < 0) {
+		job_end(jr, false, 0, xasprintf("could not start the script: %s", err.msg));
+		return;
+	}
+	pthread_mutex_lock(&J.mu);
+	a->serving = true;
+	bump_locked();
+	pthread_mutex_unlock(&J.mu);
+	int64_t deadline = jr->j->timeout > 0 ? mono_ms() + (int64_t)jr->j->timeout * 1000 + HOST_TIMEOUT_SLACK_MS : -1;
+	while (!jr->ended) {
+		struct agent_frame f;
+		int wait = deadline < 0 ? -1 : (int)(deadline - mono_ms());
+		if (deadline >= 0 && wait <= 0) {
+			char *error = xasprintf("timed out after %ds (the sandbox stopped answering)", jr->j->timeout);
+			sys_log(jr->id, "%s\n", error);
+			job_end(jr, true, 124, error);
+			break;
+		}
+		r = sandbox_recv(jr->sb, &f, wait, a->wake[0], &err);
+		if (r == 0)
+			continue;
+		if (r == -EINTR) {
+			if (!woken_to_stop(a)) {
+				serve_calls(jr);
+				continue;
+			}
+			char *error = xstrdup(stop_text(stop_reason(a)));
+			sys_log(jr->id, "%s\n", error);
+			job_end(jr, false, 0, error);
+			break;
+		}
+		if (r < 0) {
+			char *error = xasprintf("sandbox failed: %s", err.msg);
+			sys_log(jr->id, "%s\n", error);
+			job_end(jr, false, 0, error);
+			break;
+		}
+		if (f.chan == JOB_CHAN)
+			job_frame(jr, &f);
+		/* other channels: acks of requests already answered */
+	}
+	end_calls(a);
+}
+
+/*
+ * Runs one claimed job to its end and records the outcome. A job without a
+ * named workspace is recorded as ended before its VM is torn down (callers
+ * waiting on it go on sooner); with one, the VM goes first, so the workspace
+ * is pushed and free again by the time the job shows as ended.
+ */
 static void run_job(struct active *a)
 {
 	struct job_row j;
 	if (db_job_get(a->id, 0, &j) < 0)
 		return;
-	struct jobrun jr = { .id = a->id };
+	struct jobrun jr = { .id = a->id, .a = a, .j = &j, .first_output = true, .t_claim = mono_ms() };
 	struct err err = { 0 };
-	struct sandbox *sb = NULL;
-	bool has_exit = false;
-	int exit_code = 0;
-	char *error = NULL;
-
-	int64_t t_claim = mono_ms();
-	bool first_output = true;
-	int r = start_sandbox(a, &sb, &err);
-	if (r == -EINTR) {
-		error = xstrdup(stop_text(stop_reason(a)));
-		goto out;
+	int r = ws_prepare(&j, a->wake[0], say_job, &jr, &jr.ws, &err);
+	if (r == -EINTR)
+		job_end(&jr, false, 0, xstrdup(stop_text(stop_reason(a))));
+	else if (r < 0) {
+		job_end(&jr, false, 0, xasprintf("workspace: %s", err.msg));
+		sys_log(a->id, "%s\n", jr.error);
+	} else {
+		run_script(&jr);
 	}
-	if (r < 0) {
-		error = xasprintf("sandbox failed to start: %s", err.msg);
-		sys_log(a->id, "%s\n", error);
-		log_warn("job %s: %s", a->id, error);
-		goto out;
-	}
-	if (send_exec(sb, &j, &err) < 0) {
-		error = xasprintf("could not start the script: %s", err.msg);
-		goto out;
-	}
-	int64_t deadline = j.timeout > 0 ? mono_ms() + (int64_t)j.timeout * 1000 + HOST_TIMEOUT_SLACK_MS : -1;
-	for (;;) {
-		struct agent_frame f;
-		int wait = deadline < 0 ? -1 : (int)(deadline - mono_ms());
-		if (deadline >= 0 && wait <= 0) {
-			has_exit = true;
-			exit_code = 124;
-			error = xasprintf("timed out after %ds (the sandbox stopped answering)", j.timeout);
-			sys_log(a->id, "%s\n", error);
-			break;
-		}
-		r = sandbox_recv(sb, &f, wait, a->wake[0], &err);
-		if (r == 0)
-			continue;
-		if (r == -EINTR) {
-			error = xstrdup(stop_text(stop_reason(a)));
-			sys_log(a->id, "%s\n", error);
-			break;
-		}
-		if (r < 0) {
-			error = xasprintf("sandbox failed: %s", err.msg);
-			sys_log(a->id, "%s\n", error);
-			break;
-		}
-		if (f.chan != JOB_CHAN)
-			continue; /* control-channel acks (INIT) */
-		if (f.type == MSG_STDOUT || f.type == MSG_STDERR) {
-			if (first_output) {
-				log_debug("job %s: first output %lld ms after the claim", a->id, (long long)(mono_ms() - t_claim));
-				first_output = false;
-			}
-			store_output(&jr, f.type == MSG_STDOUT ? LOG_STDOUT : LOG_STDERR, f.payload, f.len, false);
-		} else if (f.type == MSG_EXIT) {
-			struct agent_exit ex;
-			if (proto_exit_decode(f.payload, f.len, &ex) < 0) {
-				error = xstrdup("sandbox failed: malformed exit report from the agent");
-				break;
-			}
-			has_exit = true;
-			exit_code = ex.code;
-			if (ex.flags & AGENT_EXIT_TIMEOUT) {
-				error = xasprintf("timed out after %ds", j.timeout);
-				sys_log(a->id, "%s\n", error);
-			}
-			break;
-		} else if (f.type == MSG_ERROR) {
-			error = xasprintf("sandbox could not run the script: %.*s", (int)(f.len > 300 ? 300 : f.len), (const char *)f.payload);
-			sys_log(a->id, "%s\n", error);
-			break;
-		}
-	}
-out:
 	store_output(&jr, LOG_STDOUT, NULL, 0, true);
 	store_output(&jr, LOG_STDERR, NULL, 0, true);
-	/* the outcome is known: tell waiters now, tear the VM down after */
-	db_job_finish(a->id, exit_code, has_exit, error);
-	bump();
-	sandbox_free(sb); /* powers the VM off and removes its run dir */
-	log_info("job %s: %s%s%s", a->id, has_exit ? "exited " : "ended",
-		 has_exit ? (exit_code == 0 ? "0" : "non-zero") : "", error ? " (error)" : "");
-	free(error);
+	bool named = jr.ws.name != NULL;
+	if (!named) {
+		db_job_finish(a->id, jr.exit_code, jr.has_exit, jr.error);
+		bump();
+	}
+	sandbox_free(jr.sb); /* powers the VM off (the agent leaves the workspace clean) and removes its run dir */
+	err_clear(&err);
+	bool ok = jr.has_exit && jr.exit_code == 0 && !jr.error;
+	if (ws_finish(&jr.ws, ok, say_job, &jr, &err) < 0)
+		log_warn("job %s: %s", a->id, err.msg);
+	ws_job_free(&jr.ws);
+	if (named) {
+		db_job_finish(a->id, jr.exit_code, jr.has_exit, jr.error);
+		bump();
+	}
+	char *uploads = ws_upload_dir(a->id);
+	fs_rm_tree(uploads);
+	free(uploads);
+	log_info("job %s: %s%s%s", a->id, jr.has_exit ? "exited " : "ended",
+		 jr.has_exit ? (jr.exit_code == 0 ? "0" : "non-zero") : "", jr.error ? " (error)" : "");
+	free(jr.error);
 	db_job_row_free(&j);
 }
 
@@ -468,7 +822,11 @@ int jobs_start(const struct jobs_config *cfg, struct err *err)
 	ids = db_jobs_with_status("queued", &n);
 	pthread_mutex_lock(&J.mu);
 	for (size_t i = 0; i < n; i++) {
-		enqueue_locked(ids[i]);
+		struct job_row j;
+		/* one still waiting for its files is queued by the last upload */
+		if (db_job_get(ids[i], 0, &j) == 0 && j.files_pending == 0)
+			enqueue_locked(ids[i]);
+		db_job_row_free(&j);
 		free(ids[i]);
 	}
 	pthread_mutex_unlock(&J.mu);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "../engine/engine.h"
+#include "../store/wsync.h"
 #include "err.h"
 
 #define JOB_LOG_MAX (64 << 20)		/* bytes of output kept per job */
@@ -40,6 +41,15 @@ int jobs_stop(const char *id);
  * queued for the next start.
  */
 void jobs_shutdown(int grace_ms);
+
+/*
+ * Pushes the workspace of running job id while it runs (the guest's
+ * filesystem frozen meanwhile). Waits while the sandbox is starting.
+ * Returns 0, -ENOENT when the job is not running, or <0 with err set.
+ */
+int jobs_sync(const char *id, struct wsync_stats *st, struct err *err);
+/* Writes upload seq of running job id to NAME in its working directory. Same returns. */
+int jobs_deliver_file(const char *id, int seq, const char *name, unsigned mode, struct err *err);
 
 /* Event counter bumped on every log entry and state change. */
 uint64_t jobs_events(void);

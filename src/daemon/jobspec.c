@@ -7,16 +7,154 @@
  */
 #include "jobspec.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <string.h>
 
+#include "base64.h"
 #include "xmalloc.h"
 
 /* Fields known to the API whose features land in later work. */
 static const char *const later_fields[] = {
-	"workspace", "persist", "url", "ssh", "startup_command", "base_image",
-	"always_on", "from", "port", "files",
+	"url", "ssh", "startup_command", "always_on", "port",
 };
+
+bool jobspec_ws_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > WS_NAME_MAX || !isalnum((unsigned char)name[0]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("._-", name[i]))
+			return false;
+	return true;
+}
+
+int jobspec_path_check(const char *name, size_t len, struct err *err)
+{
+	if (len == 0)
+		return err_set(err, 400, "file name is empty");
+	if (len > JOB_FILE_NAME_MAX)
+		return err_set(err, 400, "file name is %zu bytes, more than %d", len, JOB_FILE_NAME_MAX);
+	if (memchr(name, '\0', len))
+		return err_set(err, 400, "file name contains a NUL byte");
+	if (name[0] == '/')
+		return err_set(err, 400, "file name \"%.*s\" is absolute; names are relative to the working directory",
+			       (int)len, name);
+	for (size_t i = 0; i < len;) {
+		size_t j = i;
+		while (j < len && name[j] != '/')
+			j++;
+		size_t c = j - i;
+		if (c == 0 || (c == 1 && name[i] == '.') || (c == 2 && name[i] == '.' && name[i + 1] == '.'))
+			return err_set(err, 400, "file name \"%.*s\" has an empty, \".\" or \"..\" component", (int)len, name);
+		i = j + 1;
+		if (j + 1 == len)
+			return err_set(err, 400, "file name \"%.*s\" ends with \"/\"", (int)len, name);
+	}
+	return 0;
+}
+
+static int parse_bool(json_t *v, const char *key, bool *out, struct err *err)
+{
+	if (json_is_null(v)) {
+		*out = false;
+		return 0;
+	}
+	if (!json_is_boolean(v))
+		return err_set(err, 400, "\"%s\" must be true or false", key);
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int parse_ws_name(json_t *v, const char *key, char **out, struct err *err)
+{
+	if (json_is_null(v))
+		return 0;
+	const char *s = json_string_value(v);
+	if (!s || strlen(s) != json_string_length(v) || !jobspec_ws_name_ok(s))
+		return err_set(err, 400, "\"%s\" must be a workspace name: 1-%d letters, digits, \".\", \"_\" or \"-\","
+			       " starting with a letter or digit", key, WS_NAME_MAX);
+	*out = xstrdup(s);
+	return 0;
+}
+
+static int parse_file(json_t *v, size_t idx, struct jobspec_file *f, struct err *err)
+{
+	f->size = -1;
+	f->mode = 0644;
+	buf_init(&f->data);
+	if (!json_is_object(v))
+		return err_set(err, 400, "files[%zu] must be an object with \"name\" (and \"content_base64\" or \"size\")", idx);
+	const char *key;
+	json_t *x;
+	json_object_foreach(v, key, x) {
+		if (!strcmp(key, "name")) {
+			if (!json_is_string(x))
+				return err_set(err, 400, "files[%zu].name must be a string", idx);
+			if (jobspec_path_check(json_string_value(x), json_string_length(x), err) < 0)
+				return err_wrap(err, "files[%zu]", idx);
+			f->name = xstrndup(json_string_value(x), json_string_length(x));
+		} else if (!strcmp(key, "mode")) {
+			if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > 07777)
+				return err_set(err, 400, "files[%zu].mode must be an integer from 0 to 4095 (07777)", idx);
+			f->mode = (unsigned)json_integer_value(x);
+		} else if (!strcmp(key, "content_base64")) {
+			if (!json_is_string(x))
+				return err_set(err, 400, "files[%zu].content_base64 must be a string", idx);
+			if (base64_decode(json_string_value(x), json_string_length(x), &f->data) < 0)
+				return err_set(err, 400, "files[%zu].content_base64 is not valid base64", idx);
+			f->has_data = true;
+		} else if (!strcmp(key, "size")) {
+			if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > JOB_UPLOAD_MAX)
+				return err_set(err, 400, "files[%zu].size must be an integer from 0 to %lld", idx, JOB_UPLOAD_MAX);
+			f->size = json_integer_value(x);
+		} else {
+			return err_set(err, 400, "files[%zu]: unknown field \"%.64s\"", idx, key);
+		}
+	}
+	if (!f->name)
+		return err_set(err, 400, "files[%zu] has no \"name\"", idx);
+	return 0;
+}
+
+static int parse_files(json_t *v, struct jobspec *js, struct err *err)
+{
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_array(v))
+		return err_set(err, 400, "\"files\" must be an array");
+	if (json_array_size(v) > JOB_FILES_MAX)
+		return err_set(err, 400, "\"files\" has %zu entries, more than %d", json_array_size(v), JOB_FILES_MAX);
+	js->files = xcalloc(json_array_size(v) + 1, sizeof *js->files);
+	size_t i;
+	json_t *x;
+	json_array_foreach(v, i, x) {
+		js->nfiles = i + 1;
+		int r = parse_file(x, i, &js->files[i], err);
+		if (r < 0)
+			return r;
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(js->files[k].name, js->files[i].name))
+				return err_set(err, 400, "files: \"%s\" is listed twice", js->files[i].name);
+	}
+	return 0;
+}
+
+/* Rules between fields (each one alone is well-formed). */
+static int check_combination(const struct jobspec *js, struct err *err)
+{
+	if (js->ephemeral && (js->workspace || js->persist || js->base_image || js->from))
+		return err_set(err, 400, "\"ephemeral\" means no workspace: it cannot be combined with"
+			       " \"workspace\", \"persist\", \"base_image\" or \"from\"");
+	if (js->persist && !js->workspace)
+		return err_set(err, 400, "\"persist\" needs a \"workspace\" name: a persistent workspace is found again by its name");
+	if (js->base_image && !js->workspace)
+		return err_set(err, 400, "\"base_image\" needs a \"workspace\" name: the base image is that workspace");
+	if (js->from && js->workspace && !strcmp(js->from, js->workspace))
+		return err_set(err, 400, "\"from\" names the workspace itself");
+	return 0;
+}
 
 static bool is_default(json_t *v)
 {
@@ -77,11 +215,23 @@ int jobspec_parse(const char *body, size_t len, struct jobspec *js, struct err *
 			}
 			js->timeout = (int)json_integer_value(v);
 		} else if (!strcmp(key, "ephemeral")) {
-			if (!json_is_boolean(v)) {
-				r = err_set(err, 400, "\"ephemeral\" must be true or false");
+			if ((r = parse_bool(v, key, &js->ephemeral, err)) < 0)
 				goto out;
-			}
-			js->ephemeral = json_is_true(v);
+		} else if (!strcmp(key, "persist")) {
+			if ((r = parse_bool(v, key, &js->persist, err)) < 0)
+				goto out;
+		} else if (!strcmp(key, "base_image")) {
+			if ((r = parse_bool(v, key, &js->base_image, err)) < 0)
+				goto out;
+		} else if (!strcmp(key, "workspace")) {
+			if ((r = parse_ws_name(v, key, &js->workspace, err)) < 0)
+				goto out;
+		} else if (!strcmp(key, "from")) {
+			if ((r = parse_ws_name(v, key, &js->from, err)) < 0)
+				goto out;
+		} else if (!strcmp(key, "files")) {
+			if ((r = parse_files(v, js, err)) < 0)
+				goto out;
 		} else {
 			bool known = false;
 			for (size_t i = 0; i < sizeof later_fields / sizeof *later_fields; i++)
@@ -98,6 +248,8 @@ int jobspec_parse(const char *body, size_t len, struct jobspec *js, struct err *
 	}
 	if (!js->script)
 		r = err_set(err, 400, "missing required field \"script\"");
+	else
+		r = check_combination(js, err);
 out:
 	json_decref(root);
 	if (r < 0)
@@ -107,6 +259,13 @@ out:
 
 void jobspec_free(struct jobspec *js)
 {
+	for (size_t i = 0; i < js->nfiles; i++) {
+		free(js->files[i].name);
+		buf_free(&js->files[i].data);
+	}
+	free(js->files);
+	free(js->workspace);
+	free(js->from);
 	free(js->script);
 	memset(js, 0, sizeof *js);
 }

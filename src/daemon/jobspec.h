@@ -10,18 +10,48 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "buf.h"
 #include "err.h"
 
 #define API_BODY_MAX (1024 * 1024)	/* bytes of a request body */
 #define JOB_SCRIPT_MAX (256 * 1024)	/* bytes of a script */
 #define JOB_TIMEOUT_MAX 86400		/* seconds */
+#define JOB_UPLOAD_MAX (1LL << 30)	/* bytes of one uploaded file */
+
+#define JOB_FILES_MAX 64			/* entries of "files" */
+#define JOB_FILE_NAME_MAX 255		/* bytes of a file's relative path */
+#define WS_NAME_MAX 48			/* bytes of a workspace name */
+
+/* One entry of "files": inline content, or declared and uploaded later. */
+struct jobspec_file {
+	char *name;		/* owned; relative path, checked by jobspec_path_check */
+	unsigned mode;		/* permission bits, default 0644 */
+	bool has_data;		/* content_base64 given */
+	struct buf data;	/* decoded content when has_data */
+	long long size;		/* declared size, -1 = not given */
+};
 
 struct jobspec {
 	char *script;	/* owned, NUL-free */
 	bool file;	/* type "file": script is a script file's content */
 	int timeout;	/* seconds, 0 = none */
 	bool ephemeral;
+	char *workspace;	/* owned, NULL = local */
+	bool persist;
+	bool base_image;
+	char *from;		/* owned, NULL = none */
+	struct jobspec_file *files;
+	size_t nfiles;
 };
+
+/* Workspace names: 1-48 of [A-Za-z0-9._-], starting with a letter or digit. */
+bool jobspec_ws_name_ok(const char *name);
+/*
+ * Checks a file name from a client: a relative path of at most
+ * JOB_FILE_NAME_MAX bytes, no NUL, no empty, "." or ".." component, no
+ * leading "/". Returns 0 or -400 with err saying what is wrong.
+ */
+int jobspec_path_check(const char *name, size_t len, struct err *err);
 
 /* Parses body into *js (zeroed first; free with jobspec_free). Returns 0 or -400 with err set. */
 int jobspec_parse(const char *body, size_t len, struct jobspec *js, struct err *err);

@@ -8,7 +8,7 @@
  *   magsd [--state-dir DIR] [--listen HOST:PORT] [--guest-dir DIR]
  *         [--max-concurrent N] [--accel auto|kvm|tcg] [--daemon] [--log-file F]
  *         [--shutdown-grace SECONDS] [--pool-size N] [--pool-mode warm|incoming] [--no-snapshot]
- *         [--template-dir DIR] [--debug]
+ *         [--template-dir DIR] [--store URL] [--s3-endpoint URL] [--debug]
  *   magsd [--state-dir DIR] token create [--user NAME]
  */
 #include <errno.h>
@@ -30,6 +30,7 @@
 #include "http.h"
 #include "jobs.h"
 #include "log.h"
+#include "workspace.h"
 #include "xmalloc.h"
 
 extern const char *api_engine_name;
@@ -47,6 +48,8 @@ struct options {
 	bool no_snapshot;	/* always cold boot */
 	bool pool_warm;		/* --pool-mode warm: pool of restored, warmed-up VMs */
 	char *template_dir;
+	const char *store;	/* object store URL; NULL = file://STATE/store */
+	const char *s3_endpoint;
 	bool debug;
 };
 
@@ -56,7 +59,8 @@ static void __attribute__((noreturn)) usage(int code)
 		"usage: magsd [--state-dir DIR] [--listen HOST:PORT] [--guest-dir DIR]\n"
 		"             [--max-concurrent N] [--accel auto|kvm|tcg] [--daemon] [--log-file FILE]\n"
 		"             [--shutdown-grace SECONDS] [--pool-size N] [--pool-mode warm|incoming] [--no-snapshot]\n"
-		"             [--template-dir DIR] [--debug]\n"
+		"             [--template-dir DIR] [--store file:///DIR|s3://BUCKET[/PREFIX]]\n"
+		"             [--s3-endpoint URL] [--debug]\n"
 		"       magsd [--state-dir DIR] token create [--user NAME]\n");
 	exit(code);
 }
@@ -164,6 +168,8 @@ int main(int argc, char **argv)
 		{ "no-snapshot", no_argument, NULL, 'N' },
 		{ "pool-mode", required_argument, NULL, 'M' },
 		{ "template-dir", required_argument, NULL, 'T' },
+		{ "store", required_argument, NULL, 'S' },
+		{ "s3-endpoint", required_argument, NULL, 'E' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -187,6 +193,8 @@ int main(int argc, char **argv)
 			o.pool_warm = !strcmp(optarg, "warm");
 			break;
 		case 'T': free(o.template_dir); o.template_dir = xstrdup(optarg); break;
+		case 'S': o.store = optarg; break;
+		case 'E': o.s3_endpoint = optarg; break;
 		case 'D': o.debug = true; break;
 		case 'h': usage(0);
 		default: usage(2);
@@ -257,7 +265,13 @@ int main(int argc, char **argv)
 	struct engine eng;
 	if (engine_init(&eng, o.guest_dir, o.accel, &err) < 0)
 		die("%s", err.msg);
+	if (engine_disks_init(&eng, o.state_dir, &err) < 0)
+		die("%s", err.msg);
 	api_engine_name = engine_accel_name(&eng);
+	struct ws_config wc = { .state_dir = o.state_dir, .store_url = o.store, .s3_endpoint = o.s3_endpoint };
+	if (ws_init(&wc, &err) < 0)
+		die("%s", err.msg);
+	log_info("workspaces: object store %s", ws_store_url());
 	log_info("magsd starting: state %s, engine %s (%s), kernel %s, image %s, %d concurrent",
 		 o.state_dir, api_engine_name, eng.accel_why, eng.kernel, eng.image, o.max_concurrent);
 
@@ -289,6 +303,7 @@ int main(int argc, char **argv)
 	jobs_shutdown(o.shutdown_grace * 1000);
 	fast_stop();
 	http_stop();
+	ws_shutdown();
 	db_close();
 	engine_free(&eng);
 	free(dbpath);

@@ -183,13 +183,14 @@ int sandbox_run_quiet(struct sandbox *sb, uint32_t chan, const char *cmd, int ti
 	return ex.code;
 }
 
-int sandbox_boot(const struct engine *eng, const char *rundir, const struct vm_mem *mem, int timeout_ms, int wake_fd,
+int sandbox_boot(const struct engine *eng, const char *rundir, const struct vm_mem *mem, const struct vm_disks *disks,
+		 int timeout_ms, int wake_fd,
 		 struct sandbox **out, struct err *err)
 {
 	*out = NULL;
 	int64_t t0 = mono_ms();
 	struct vm *vm;
-	int r = vm_start(eng, rundir, mem, &vm, err);
+	int r = vm_start(eng, rundir, mem, disks, &vm, err);
 	if (r < 0)
 		return r;
 	struct sandbox *sb = sandbox_wrap(vm);

@@ -26,7 +26,8 @@ struct sandbox {
  * Returns 0, -EINTR when wake_fd became readable (a stop), or another
  * negative code with err set (the console's tail included when it helps).
  */
-int sandbox_boot(const struct engine *eng, const char *rundir, const struct vm_mem *mem, int timeout_ms, int wake_fd,
+int sandbox_boot(const struct engine *eng, const char *rundir, const struct vm_mem *mem, const struct vm_disks *disks,
+		 int timeout_ms, int wake_fd,
 		 struct sandbox **out, struct err *err);
 /* Wraps a VM whose agent channel is connected (a restore). Takes vm. */
 struct sandbox *sandbox_wrap(struct vm *vm);

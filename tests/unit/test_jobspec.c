@@ -68,7 +68,63 @@ static void test_rejects(void **state)
 	expect_reject("{\"script\": \"x\", \"ephemeral\": 1}", "\"ephemeral\"");
 	expect_reject("{\"script\": \"x\", \"colour\": 1}", "unknown field \"colour\"");
 	expect_reject("{\"script\": \"x\", \"script\": \"y\"}", "malformed JSON");
-	expect_reject("{\"script\": \"x\", \"workspace\": \"w\"}", "\"workspace\" is not supported");
+	expect_reject("{\"script\": \"x\", \"url\": true}", "\"url\" is not supported");
+	/* workspaces */
+	expect_reject("{\"script\": \"x\", \"workspace\": \"\"}", "workspace name");
+	expect_reject("{\"script\": \"x\", \"workspace\": \"-a\"}", "workspace name");
+	expect_reject("{\"script\": \"x\", \"workspace\": \"a/b\"}", "workspace name");
+	expect_reject("{\"script\": \"x\", \"workspace\": \"a\\u0000b\"}", "NUL");
+	expect_reject("{\"script\": \"x\", \"workspace\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", "workspace name");
+	expect_reject("{\"script\": \"x\", \"workspace\": 5}", "workspace name");
+	expect_reject("{\"script\": \"x\", \"from\": \"..\"}", "\"from\" must be");
+	expect_reject("{\"script\": \"x\", \"persist\": true}", "\"persist\" needs");
+	expect_reject("{\"script\": \"x\", \"base_image\": true}", "\"base_image\" needs");
+	expect_reject("{\"script\": \"x\", \"persist\": \"yes\", \"workspace\": \"w\"}", "true or false");
+	expect_reject("{\"script\": \"x\", \"ephemeral\": true, \"workspace\": \"w\"}", "cannot be combined");
+	expect_reject("{\"script\": \"x\", \"ephemeral\": true, \"from\": \"b\"}", "cannot be combined");
+	expect_reject("{\"script\": \"x\", \"workspace\": \"w\", \"from\": \"w\"}", "itself");
+	/* files */
+	expect_reject("{\"script\": \"x\", \"files\": {}}", "must be an array");
+	expect_reject("{\"script\": \"x\", \"files\": [\"a\"]}", "files[0] must be an object");
+	expect_reject("{\"script\": \"x\", \"files\": [{}]}", "no \"name\"");
+	expect_reject("{\"script\": \"x\", \"files\": [{\"name\": \"/etc/passwd\"}]}", "absolute");
+	expect_reject("{\"script\": \"x\", \"files\": [{\"name\": \"../x\"}]}", "\"..\" component");
+	expect_reject("{\"script\": \"x\", \"files\": [{\"name\": \"a/../../x\"}]}", "\"..\" component");
+	expect_reject("{\"script\": \"x\", \"files\": [{\"name\": \"a//b\"}]}", "empty");
+	expect_reject("{\"script\": \"x\", \"files\": [{\"name\": \"a/\"}]}", "ends with");
+	expect_reject("{\"script\": \"x\", \"files\": [{\"name\": \"\"}]}", "empty");
+	expect_reject("{\"script\": \"x\", \"files\": [{\"name\": \"a\\u0000b\"}]}", "NUL");
+	expect_reject("{\"script\": \"x\", \"files\": [{\"name\": \"a\", \"mode\": 4096}]}", "mode");
+	expect_reject("{\"script\": \"x\", \"files\": [{\"name\": \"a\", \"size\": -1}]}", "size");
+	expect_reject("{\"script\": \"x\", \"files\": [{\"name\": \"a\", \"content_base64\": \"!!\"}]}", "base64");
+	expect_reject("{\"script\": \"x\", \"files\": [{\"name\": \"a\", \"colour\": 1}]}", "unknown field");
+	expect_reject("{\"script\": \"x\", \"files\": [{\"name\": \"a\"}, {\"name\": \"a\"}]}", "twice");
+}
+
+static void test_workspace_fields(void **state)
+{
+	struct jobspec js;
+	struct err err = { 0 };
+	assert_int_equal(parse("{\"script\":\"x\",\"workspace\":\"my-app_1.0\",\"persist\":true,\"base_image\":true,"
+			       "\"from\":\"base\",\"files\":[{\"name\":\"d/a.txt\",\"mode\":493,\"content_base64\":\"aGk=\"},"
+			       "{\"name\":\"big.bin\",\"size\":104857600}]}", &js, &err), 0);
+	assert_string_equal(js.workspace, "my-app_1.0");
+	assert_true(js.persist);
+	assert_true(js.base_image);
+	assert_string_equal(js.from, "base");
+	assert_int_equal(js.nfiles, 2);
+	assert_string_equal(js.files[0].name, "d/a.txt");
+	assert_int_equal(js.files[0].mode, 0755);
+	assert_true(js.files[0].has_data);
+	assert_int_equal(js.files[0].data.len, 2);
+	assert_memory_equal(js.files[0].data.data, "hi", 2);
+	assert_false(js.files[1].has_data);
+	assert_int_equal(js.files[1].size, 104857600);
+	assert_int_equal(js.files[1].mode, 0644);
+	jobspec_free(&js);
+	assert_true(jobspec_ws_name_ok("a"));
+	assert_false(jobspec_ws_name_ok(".a"));
+	assert_false(jobspec_ws_name_ok("a b"));
 }
 
 static void test_script_limit(void **state)
@@ -95,6 +151,7 @@ int main(void)
 		cmocka_unit_test(test_minimal),
 		cmocka_unit_test(test_all_supported),
 		cmocka_unit_test(test_rejects),
+		cmocka_unit_test(test_workspace_fields),
 		cmocka_unit_test(test_script_limit),
 		cmocka_unit_test(test_too_big),
 	};

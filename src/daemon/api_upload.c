@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: MIT
+/*
+ * POST /api/v1/mags-jobs/:id/upload?name=NAME[&mode=OCTAL]: the raw body is
+ * a file for the job's working directory. The body streams to a temporary
+ * file (never into memory) and is hashed on the way; the request is checked
+ * (token, job, name) on its first call, so a refused upload only costs
+ * reading what the client insists on sending. Once complete the file becomes
+ * STATE/uploads/<job>/<seq>: a queued job gets it before its script runs (and
+ * starts when the last file it declared has arrived); a running job gets it
+ * at once, through its worker.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "base64.h"
+#include "http.h"
+#include "jobs.h"
+#include "jobspec.h"
+#include "log.h"
+#include "utf8.h"
+#include "workspace.h"
+#include "xmalloc.h"
+
+struct upload {
+	unsigned status;	/* an error to answer once the body is read, or 0 */
+	char *error;
+	char job[40];
+	char *name;
+	unsigned mode;
+	int fd;
+	char *tmp;
+	long long size;
+	EVP_MD_CTX *sha;
+};
+
+static void refuse(struct upload *u, unsigned status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void refuse(struct upload *u, unsigned status, const char *fmt, ...)
+{
+	if (u->status)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	u->error = xvasprintf(fmt, ap);
+	va_end(ap);
+	u->status = status;
+	if (u->fd >= 0) {
+		close(u->fd);
+		u->fd = -1;
+		unlink(u->tmp);
+	}
+}
+
+/* "/api/v1/mags-jobs/ID/upload" -> ID in out. */
+static bool upload_path(const char *url, char out[40])
+{
+	static const char pre[] = "/api/v1/mags-jobs/";
+	if (strncmp(url, pre, sizeof pre - 1) != 0)
+		return false;
+	const char *id = url + sizeof pre - 1;
+	const char *slash = strchr(id, '/');
+	if (!slash || strcmp(slash, "/upload") != 0 || slash == id || slash - id >= 40)
+		return false;
+	memcpy(out, id, (size_t)(slash - id));
+	out[slash - id] = '\0';
+	return true;
+}
+
+bool api_upload_begin(struct req *r, const char *url)
+{
+	char id[40];
+	if (!upload_path(url, id))
+		return false;
+	struct upload *u = xcalloc(1, sizeof *u);
+	u->fd = -1;
+	snprintf(u->job, sizeof u->job, "%s", id);
+	r->up = u;
+	r->user_id = api_authenticate(r);
+	if (!r->user_id) {
+		refuse(u, MHD_HTTP_UNAUTHORIZED, "missing or invalid API token (send Authorization: Bearer TOKEN)");
+		return true;
+	}
+	struct job_row j;
+	if (db_job_get(id, r->user_id, &j) < 0) {
+		refuse(u, MHD_HTTP_NOT_FOUND, "job \"%s\" not found", id);
+		return true;
+	}
+	bool done = !strcmp(j.status, "completed") || !strcmp(j.status, "failed");
+	db_job_row_free(&j);
+	if (done) {
+		refuse(u, MHD_HTTP_CONFLICT, "job %s has already ended; files go to queued or running jobs", id);
+		return true;
+	}
+	const char *name = http_query(r, "name");
+	struct err err = { 0 };
+	if (!name) {
+		refuse(u, MHD_HTTP_BAD_REQUEST, "missing query parameter \"name\" (the file's path in the working directory)");
+		return true;
+	}
+	json_t *js = json_string(name); /* NULL when not valid UTF-8 */
+	json_decref(js);
+	if (jobspec_path_check(name, strlen(name), &err) < 0 || !js) {
+		refuse(u, MHD_HTTP_BAD_REQUEST, "\"name\": %s", err.msg[0] ? err.msg : "not valid UTF-8");
+		return true;
+	}
+	u->mode = 0644;
+	const char *m = http_query(r, "mode");
+	if (m) {
+		char *end;
+		long v = strtol(m, &end, 8);
+		if (!*m || *end || v < 0 || v > 07777) {
+			refuse(u, MHD_HTTP_BAD_REQUEST, "\"mode\" must be octal permission bits from 0 to 7777");
+			return true;
+		}
+		u->mode = (unsigned)v;
+	}
+	u->name = xstrdup(name);
+	char *dir = ws_upload_dir(id);
+	u->tmp = xasprintf("%s/.upload-XXXXXX", dir);
+	free(dir);
+	u->fd = mkostemp(u->tmp, O_CLOEXEC);
+	if (u->fd < 0) {
+		refuse(u, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot store the upload: %s", strerror(errno));
+		return true;
+	}
+	u->sha = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL);
+	return true;
+}
+
+void api_upload_data(struct req *r, const char *data, size_t n)
+{
+	struct upload *u = r->up;
+	u->size += (long long)n;
+	if (u->status)
+		return;
+	if (u->size > JOB_UPLOAD_MAX) {
+		refuse(u, MHD_HTTP_CONTENT_TOO_LARGE, "file larger than %lld bytes", JOB_UPLOAD_MAX);
+		return;
+	}
+	EVP_DigestUpdate(u->sha, data, n);
+	while (n) {
+		ssize_t w = write(u->fd, data, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			refuse(u, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot store the upload: %s", strerror(w < 0 ? errno : EIO));
+			return;
+		}
+		data += w;
+		n -= (size_t)w;
+	}
+}
+
+enum MHD_Result api_upload_finish(struct req *r, const struct job_row *j)
+{
+	struct upload *u = r->up;
+	if (!u)
+		return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "upload: send the file as the body of POST /mags-jobs/:id/upload?name=NAME");
+	if (u->status)
+		return http_reply_error(r, u->status, "%s", u->error);
+	close(u->fd);
+	u->fd = -1;
+	unsigned char h[32];
+	char hex[65];
+	EVP_DigestFinal_ex(u->sha, h, NULL);
+	hex_encode(h, sizeof h, hex);
+	int seq = 0;
+	int pending = db_file_uploaded(j->id, u->name, u->mode, u->size, &seq);
+	char *dir = ws_upload_dir(j->id);
+	char *dst = xasprintf("%s/%d", dir, seq);
+	free(dir);
+	int rr = rename(u->tmp, dst);
+	free(dst);
+	if (rr < 0)
+		return http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot store the upload: %s", strerror(errno));
+	struct job_row now;
+	if (db_job_get(j->id, 0, &now) < 0)
+		return http_reply_error(r, MHD_HTTP_NOT_FOUND, "job \"%s\" not found", j->id);
+	unsigned status = MHD_HTTP_CREATED;
+	struct err err = { 0 };
+	if (!strcmp(now.status, "running")) {
+		int c = jobs_deliver_file(now.id, seq, u->name, u->mode, &err);
+		if (c == -ENOENT)
+			status = MHD_HTTP_CONFLICT, snprintf(err.msg, sizeof err.msg, "job %s ended before the file arrived", now.id);
+		else if (c < 0)
+			status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+	} else if (!strcmp(now.status, "queued") && pending == 0 && j->files_pending > 0) {
+		log_info("job %s: every declared file has arrived; queued", now.id);
+		jobs_submit(now.id);
+	} else if (strcmp(now.status, "queued") != 0) {
+		status = MHD_HTTP_CONFLICT;
+		snprintf(err.msg, sizeof err.msg, "job %s ended before the file arrived", now.id);
+	}
+	db_job_row_free(&now);
+	if (status != MHD_HTTP_CREATED)
+		return http_reply_error(r, status, "%s", err.msg);
+	json_t *o = json_object();
+	json_object_set_new(o, "name", utf8_json_string(u->name));
+	json_object_set_new(o, "size", json_integer(u->size));
+	json_object_set_new(o, "sha256", json_string(hex));
+	json_object_set_new(o, "files_pending", json_integer(pending));
+	return http_reply_json(r, MHD_HTTP_CREATED, o);
+}
+
+void api_upload_abort(struct req *r)
+{
+	struct upload *u = r->up;
+	if (!u)
+		return;
+	if (u->fd >= 0)
+		close(u->fd);
+	if (u->tmp)
+		unlink(u->tmp); /* gone already when the upload was kept */
+	if (u->sha)
+		EVP_MD_CTX_free(u->sha);
+	free(u->tmp);
+	free(u->name);
+	free(u->error);
+	free(u);
+	r->up = NULL;
+}
