@@ -7,8 +7,12 @@
  */
 #include "client.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -39,6 +43,13 @@ struct client_xfer {
 	void *arg;
 	struct err *err;
 	bool cb_failed;
+	/* client_upload: the request body comes from this file */
+	bool upload;
+	int up_fd;
+	const char *up_file;		/* its name, for messages */
+	curl_off_t up_size;		/* bytes announced in Content-Length */
+	curl_off_t up_sent;
+	bool up_failed;			/* read failed or the file shrank: err says why */
 };
 
 struct client *client_new(const char *base_url, const char *token)
@@ -156,6 +167,34 @@ static size_t client_write_cb(char *p, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* Feeds the request body of client_upload from x->up_fd, never past up_size. */
+static size_t client_read_cb(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct client_xfer *x = arg;
+	size_t want = size * nmemb;
+	if ((curl_off_t)want > x->up_size - x->up_sent)
+		want = (size_t)(x->up_size - x->up_sent);
+	if (!want)
+		return 0;
+	ssize_t n;
+	do
+		n = read(x->up_fd, p, want);
+	while (n < 0 && errno == EINTR && !(x->c->intr && *x->c->intr));
+	if (n < 0) {
+		err_set(x->err, errno, "read %s", x->up_file);
+		x->up_failed = true;
+		return CURL_READFUNC_ABORT;
+	}
+	if (n == 0) {
+		err_set(x->err, 0, "%s: shrank while it was uploaded (%lld of %lld bytes sent)", x->up_file,
+			(long long)x->up_sent, (long long)x->up_size);
+		x->up_failed = true;
+		return CURL_READFUNC_ABORT;
+	}
+	x->up_sent += n;
+	return (size_t)n;
+}
+
 static int client_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
 	struct client *c = arg;
@@ -205,7 +244,9 @@ static int client_perform(struct client *c, const char *method, const char *path
 	hdrs = curl_slist_append(hdrs, "Expect:");	/* no 100-continue round trip */
 	if (auth)
 		hdrs = curl_slist_append(hdrs, auth);
-	if (body)
+	if (x->upload)
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
+	else if (body)
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 	c->errbuf[0] = '\0';
 	curl_easy_setopt(h, CURLOPT_URL, url);
@@ -223,7 +264,13 @@ static int client_perform(struct client *c, const char *method, const char *path
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, client_progress_cb);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-	if (!strcmp(method, "POST")) {
+	if (x->upload) {
+		/* POST with a body pulled from the file as curl sends it */
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, client_read_cb);
+		curl_easy_setopt(h, CURLOPT_READDATA, x);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, x->up_size);
+	} else if (!strcmp(method, "POST")) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
@@ -246,11 +293,14 @@ static int client_perform(struct client *c, const char *method, const char *path
 		if (c->intr && *c->intr) {
 			err_set(err, 0, "interrupted");
 			r = CLIENT_E_INTR;
-		} else if (x->cb_failed) {
+		} else if (x->cb_failed || x->up_failed) {
 			r = CLIENT_E_CB;	/* err already says why */
 		} else if (x->too_big) {
 			err_set(err, 0, "answer from magsd at %s is too large", c->base);
 			r = CLIENT_E_PROTO;
+		} else if (x->upload && x->status >= 300) {
+			/* magsd refused an upload early and closed: its answer says why */
+			r = client_http_error(x, err);
 		} else if (x->status) {
 			err_set(err, 0, "lost connection to magsd at %s: %s", c->base, detail);
 			r = CLIENT_E_CONN;
@@ -267,6 +317,19 @@ static int client_perform(struct client *c, const char *method, const char *path
 	return r;
 }
 
+/* Parses a 2xx answer's body into *resp (new reference). Returns a client_result. */
+static int client_parse_body(struct client *c, struct client_xfer *x, json_t **resp, struct err *err)
+{
+	json_error_t je;
+	json_t *j = json_loadb(x->body.data ? (const char *)x->body.data : "", x->body.len, JSON_ALLOW_NUL, &je);
+	if (!j) {
+		err_set(err, 0, "invalid JSON from magsd at %s: %s", c->base, je.text);
+		return CLIENT_E_PROTO;
+	}
+	*resp = j;
+	return CLIENT_OK;
+}
+
 int client_call(struct client *c, const char *method, const char *path, json_t *body, json_t **resp,
 		struct err *err)
 {
@@ -276,18 +339,47 @@ int client_call(struct client *c, const char *method, const char *path, json_t *
 	struct client_xfer x = { .c = c, .max = CLIENT_BODY_MAX, .err = err };
 	buf_init(&x.body);
 	int r = client_perform(c, method, path, text, &x, 0, err);
-	if (r == CLIENT_OK && resp) {
-		json_error_t je;
-		json_t *j = json_loadb(x.body.data ? (const char *)x.body.data : "", x.body.len, JSON_ALLOW_NUL, &je);
-		if (!j) {
-			err_set(err, 0, "invalid JSON from magsd at %s: %s", c->base, je.text);
-			r = CLIENT_E_PROTO;
-		} else {
-			*resp = j;
-		}
-	}
+	if (r == CLIENT_OK && resp)
+		r = client_parse_body(c, &x, resp, err);
 	buf_free(&x.body);
 	free(text);
+	return r;
+}
+
+int client_upload(struct client *c, const char *path, const char *file, json_t **resp, long long *sent,
+		  struct err *err)
+{
+	if (resp)
+		*resp = NULL;
+	if (sent)
+		*sent = 0;
+	struct client_xfer x = { .c = c, .max = CLIENT_BODY_MAX, .err = err, .upload = true, .up_file = file };
+	buf_init(&x.body);
+	int r = CLIENT_E_CB;
+	struct stat st;
+	x.up_fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (x.up_fd < 0) {
+		err_set(err, errno, "open %s", file);
+		goto out;
+	}
+	if (fstat(x.up_fd, &st) < 0) {
+		err_set(err, errno, "stat %s", file);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err_set(err, 0, "%s: not a regular file", file);
+		goto out;
+	}
+	x.up_size = st.st_size;
+	r = client_perform(c, "POST", path, NULL, &x, 0, err);
+	if (r == CLIENT_OK && resp)
+		r = client_parse_body(c, &x, resp, err);
+	if (r == CLIENT_OK && sent)
+		*sent = (long long)x.up_sent;
+out:
+	if (x.up_fd >= 0)
+		close(x.up_fd);
+	buf_free(&x.body);
 	return r;
 }
 

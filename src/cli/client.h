@@ -53,6 +53,19 @@ int client_call(struct client *c, const char *method, const char *path, json_t *
 		struct err *err);
 
 /*
+ * POST /api/v1PATH (e.g. "/mags-jobs/ID/upload?name=N&mode=0644") with the
+ * content of the local regular file `file` as the body
+ * (application/octet-stream), streamed from disk with its size announced in
+ * Content-Length: memory use does not grow with the file. If the file
+ * changes size while it is sent, the transfer fails. On a 2xx answer stores
+ * the parsed JSON in *resp (new reference; resp may be NULL) and the number
+ * of bytes sent in *sent (may be NULL). Returns a client_result; local
+ * errors (open, read) are CLIENT_E_CB with err saying which file.
+ */
+int client_upload(struct client *c, const char *path, const char *file, json_t **resp, long long *sent,
+		  struct err *err);
+
+/*
  * Called for each complete, non-empty line of a streamed answer (without the
  * '\n'; line[len] is NUL). Returns 0 to go on, or negative with err set to
  * abort the transfer (client_stream then returns CLIENT_E_CB).

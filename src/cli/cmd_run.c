@@ -1,19 +1,25 @@
 // SPDX-License-Identifier: MIT
 /*
- * mags run [flags] SCRIPT: submit a job (POST /mags-jobs), stream its output
- * live (joblog_follow) and exit with the script's exit code. Nothing but the
- * script's own stdout reaches stdout. SIGINT/SIGTERM stop the job and exit
- * 130; a second signal kills mags at once.
+ * mags run [flags] SCRIPT: submit a job (POST /mags-jobs), upload its -f
+ * files (declared in the submit; magsd keeps the job queued until each has
+ * arrived through POST /mags-jobs/ID/upload), stream its output live
+ * (joblog_follow) and exit with the script's exit code. Nothing but the
+ * script's own stdout reaches stdout. A failed upload stops the job.
+ * SIGINT/SIGTERM stop the job and exit 130; a second signal kills mags at
+ * once.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "cli.h"
 #include "client.h"
 #include "joblog.h"
 #include "run_opts.h"
+#include "text.h"
 #include "xmalloc.h"
 
 static volatile sig_atomic_t run_interrupted;
@@ -53,6 +59,89 @@ static void run_stop(struct client *c, const char *id)
 		cli_error("interrupted: stopped job %s", id);
 	else
 		cli_error("interrupted, but could not stop job %s: %s", id, err.msg);
+}
+
+/*
+ * Asks magsd to stop job id after a failed upload and prints the one line
+ * that says both what failed and what became of the job.
+ */
+static void run_stop_after_upload(struct client *c, const char *id, const char *what)
+{
+	struct err err;
+	err_clear(&err);
+	client_set_interrupt(c, NULL);
+	char *esc = client_escape(c, id);
+	char *path = xasprintf("/mags-jobs/%s/stop", esc);
+	free(esc);
+	int r = client_call(c, "POST", path, NULL, NULL, &err);
+	free(path);
+	if (r == CLIENT_OK || (r == CLIENT_E_HTTP && err.code == 409))
+		cli_error("%s; stopped job %s", what, id);
+	else
+		cli_error("%s; could not stop job %s: %s", what, id, err.msg);
+}
+
+static double run_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Uploads the -f files declared in body's "files" to job id, in order.
+ * Returns 0, or CLIENT_E_INTR when interrupted, or another negative
+ * client_result with err saying which file failed and why.
+ */
+static int run_upload_files(struct cli *cli, const struct run_opts *o, struct client *c, const char *id,
+			    json_t *body, struct err *err)
+{
+	json_t *files = json_object_get(body, "files");
+	char *esc_id = client_escape(c, id);
+	int r = 0;
+	for (size_t i = 0; i < o->nfiles && r == 0; i++) {
+		json_t *decl = json_array_get(files, i);
+		const char *name = json_string_value(json_object_get(decl, "name"));
+		long long size = (long long)json_integer_value(json_object_get(decl, "size"));
+		long long mode = (long long)json_integer_value(json_object_get(decl, "mode"));
+		char *esc_name = client_escape(c, name);
+		char *path = xasprintf("/mags-jobs/%s/upload?name=%s&mode=%04llo", esc_id, esc_name, mode);
+		free(esc_name);
+		json_t *resp = NULL;
+		long long sent = 0;
+		double t0 = run_now();
+		struct stat st;
+		if (stat(o->files[i], &st) == 0 && st.st_size != size) {
+			/* do not send a whole file magsd will refuse */
+			err_set(err, 0, "it changed size since the job was submitted (%lld bytes, now %lld)", size,
+				(long long)st.st_size);
+			r = CLIENT_E_CB;
+		} else {
+			r = client_upload(c, path, o->files[i], &resp, &sent, err);
+		}
+		free(path);
+		if (r == 0 && sent != size) {
+			err_set(err, 0, "it changed size since the job was submitted (%lld bytes, now %lld)", size,
+				sent);
+			r = CLIENT_E_CB;
+		}
+		json_t *got = json_object_get(resp, "size");
+		if (r == 0 && json_is_integer(got) && json_integer_value(got) != sent) {
+			err_set(err, 0, "magsd stored %lld bytes of the %lld sent", (long long)json_integer_value(got), sent);
+			r = CLIENT_E_PROTO;
+		}
+		if (r == 0 && (cli->verbose || o->verbose)) {
+			char human[32];
+			text_bytes((uint64_t)sent, human, sizeof human);
+			const char *sha = json_string_value(json_object_get(resp, "sha256"));
+			cli_error("uploaded %s (%s in %.1f s, sha256 %.12s)", name, human, run_now() - t0, sha ? sha : "?");
+		}
+		if (r < 0 && r != CLIENT_E_INTR)
+			err_wrap(err, "upload of %s failed", o->files[i]);
+		json_decref(resp);
+	}
+	free(esc_id);
+	return r;
 }
 
 /* Maps a job's exit code to ours (a process exit status is 0..255). */
@@ -108,7 +197,17 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	client_set_interrupt(c, &run_interrupted);
-	int r = joblog_follow(c, id, &end, &err);
+	int r = run_upload_files(cli, &o, c, id, body, &err);
+	if (r == CLIENT_E_INTR || run_interrupted) {
+		run_stop(c, id);
+		ret = CLI_EXIT_INTERRUPTED;
+		goto out;
+	}
+	if (r < 0) {
+		run_stop_after_upload(c, id, err.msg);
+		goto out;
+	}
+	r = joblog_follow(c, id, &end, &err);
 	if (r == CLIENT_E_INTR || run_interrupted) {
 		run_stop(c, id);
 		ret = CLI_EXIT_INTERRUPTED;

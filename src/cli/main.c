@@ -28,12 +28,32 @@ struct command {
 static int main_help(struct cli *cli, int argc, char **argv);
 static int main_version(struct cli *cli, int argc, char **argv);
 
+static const char main_sync_usage[] =
+	"usage: mags sync [--json] NAME|ID\n"
+	"\n"
+	"Pushes a workspace to the object store without stopping anything. ID is a\n"
+	"job id (8-4-4-4-12 hex digits): the workspace that job uses; anything else\n"
+	"is the NAME of a workspace, synced whether or not a job is using it.\n"
+	"Prints the version written, or with --json magsd's answer.\n";
+
+static const char main_workspace_usage[] =
+	"usage: mags workspace list [--json]\n"
+	"       mags workspace delete NAME\n"
+	"\n"
+	"list: every workspace with its kind (local, persistent or base), the base\n"
+	"it was created --from, the job using it, its disk use on the host and its\n"
+	"last synced version; --json prints magsd's answer.\n"
+	"delete: removes workspace NAME, also from the object store. magsd refuses\n"
+	"while a job uses it or while workspaces created --from it exist.\n";
+
 static const struct command commands[] = {
 	{ "run", cmd_run, "[flags] SCRIPT", "run a script in a new sandbox, streaming its output", run_opts_usage },
 	{ "list", cmd_list, "[--json] [--status S] [--limit N]", "list jobs, newest first", NULL },
 	{ "status", cmd_status, "[--json] ID", "show a job", NULL },
 	{ "logs", cmd_logs, "[-f] ID", "print a job's output (-f: follow until it ends)", NULL },
 	{ "stop", cmd_stop, "ID", "stop a queued or running job", NULL },
+	{ "sync", cmd_sync, "[--json] NAME|ID", "push a workspace to the object store now", main_sync_usage },
+	{ "workspace", cmd_workspace, "list|delete ...", "list or delete workspaces", main_workspace_usage },
 	{ "help", main_help, "[COMMAND]", "show help", NULL },
 	{ "version", main_version, "", "print the version", NULL },
 };

@@ -14,9 +14,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "base64.h"
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "buf.h"
 #include "fs.h"
+#include "text.h"
 #include "xmalloc.h"
 
 const char run_opts_usage[] =
@@ -27,19 +30,22 @@ const char run_opts_usage[] =
 	"of a local script file, which is uploaded and run.\n"
 	"\n"
 	"flags:\n"
-	"  -w, --workspace NAME  named workspace, to reconnect to later\n"
-	"  -p, --persist         sync the workspace to the object store\n"
-	"  -f, --file PATH       upload PATH into the working directory (repeatable)\n"
+	"  -w, --workspace NAME  named workspace, to reconnect to later (NAME: 1-64 of\n"
+	"                        A-Z a-z 0-9 . _ -, starting with a letter or digit)\n"
+	"  -p, --persist         sync the workspace to the object store (needs -w)\n"
+	"  -f, --file PATH       upload PATH (a regular file, up to 1 GiB) into the\n"
+	"                        working directory under its own name (repeatable)\n"
 	"      --url             enable a public URL (see --port)\n"
 	"      --port P          port the public URL forwards to (default 8080)\n"
 	"      --ssh             enable SSH access\n"
 	"      --startup CMD     command to run when the sandbox starts\n"
-	"      --base-image      make the workspace a read-only base image\n"
+	"      --base-image      make the workspace a read-only base image (needs -w)\n"
 	"      --from NAME       start from base image workspace NAME\n"
-	"      --ephemeral       no workspace at all (fastest)\n"
+	"      --ephemeral       no workspace at all (fastest); not with -w, -p,\n"
+	"                        --base-image or --from\n"
 	"      --timeout SECONDS stop the script after SECONDS (exit code 124)\n"
 	"      --always-on       keep the sandbox running as a server\n"
-	"  -v, --verbose         print the job id on stderr\n"
+	"  -v, --verbose         print the job id and each upload on stderr\n"
 	"  -h, --help            this text\n";
 
 enum run_flag {
@@ -214,6 +220,51 @@ static int run_parse_short_opts(struct run_opts *o, int argc, char **argv, int *
 	return 0;
 }
 
+const char *run_opts_file_name(const char *path)
+{
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	const char *s = path + n;
+	while (s > path && s[-1] != '/')
+		s--;
+	return s;
+}
+
+/* Length of run_opts_file_name(path) (a name may be followed by '/'s in path). */
+static size_t run_file_name_len(const char *path)
+{
+	const char *s = run_opts_file_name(path);
+	return strcspn(s, "/");
+}
+
+/* The checks of a parsed command line that need neither files nor magsd. */
+static int run_check(const struct run_opts *o, struct err *err)
+{
+	if (o->ephemeral && (o->workspace || o->persist || o->base_image || o->from))
+		return err_set(err, 0, "--ephemeral cannot be combined with -w/-p/--base-image/--from");
+	if (o->base_image && !o->workspace)
+		return err_set(err, 0, "--base-image needs -w NAME");
+	if (o->persist && !o->workspace)
+		return err_set(err, 0, "-p needs -w NAME: a persistent workspace has a name");
+	if (o->workspace && !text_workspace_ok(o->workspace))
+		return err_set(err, 0, "-w: invalid workspace name \"%s\" (" TEXT_WORKSPACE_RULE ")", o->workspace);
+	if (o->from && !text_workspace_ok(o->from))
+		return err_set(err, 0, "--from: invalid workspace name \"%s\" (" TEXT_WORKSPACE_RULE ")", o->from);
+	for (size_t i = 0; i < o->nfiles; i++) {
+		const char *name = run_opts_file_name(o->files[i]);
+		size_t len = run_file_name_len(o->files[i]);
+		if (!len || (len == 1 && name[0] == '.') || (len == 2 && !strncmp(name, "..", 2)))
+			return err_set(err, 0, "-f %s: no file name", o->files[i]);
+		for (size_t k = 0; k < i; k++) {
+			if (run_file_name_len(o->files[k]) == len && !strncmp(run_opts_file_name(o->files[k]), name, len))
+				return err_set(err, 0, "-f %s and -f %s: both would be \"%.*s\" in the sandbox",
+					       o->files[k], o->files[i], (int)len, name);
+		}
+	}
+	return 0;
+}
+
 int run_opts_parse(int argc, char **argv, struct run_opts *o, struct err *err)
 {
 	memset(o, 0, sizeof *o);
@@ -249,7 +300,7 @@ int run_opts_parse(int argc, char **argv, struct run_opts *o, struct err *err)
 	o->script = buf_steal(&b);
 	if (!*o->script)
 		return err_set(err, 0, "SCRIPT is empty");
-	return 0;
+	return run_check(o, err);
 }
 
 void run_opts_free(struct run_opts *o)
@@ -264,45 +315,36 @@ void run_opts_free(struct run_opts *o)
 	memset(o, 0, sizeof *o);
 }
 
-static const char *run_basename(const char *path)
-{
-	size_t n = strlen(path);
-	while (n > 1 && path[n - 1] == '/')
-		n--;
-	const char *s = path + n;
-	while (s > path && s[-1] != '/')
-		s--;
-	return s;
-}
-
-/* {"name": basename, "mode": permission bits, "content_base64": ...}; new reference in *out. */
+/*
+ * {"name": file name, "mode": permission bits, "size": bytes}, declaring a
+ * file that is uploaded once the job exists; new reference in *out.
+ */
 static int run_file_json(const char *path, json_t **out, struct err *err)
 {
 	*out = NULL;
-	struct stat st;
-	if (stat(path, &st) < 0)
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
 		return err_set(err, errno, "-f %s", path);
-	if (!S_ISREG(st.st_mode))
-		return err_set(err, 0, "-f %s: not a regular file", path);
-	char *data = NULL;
-	size_t len = 0;
-	int r = fs_read_file(path, RUN_FILE_MAX, &data, &len, err);
+	struct stat st;
+	int r = 0;
+	if (fstat(fd, &st) < 0)
+		r = err_set(err, errno, "-f %s", path);
+	else if (!S_ISREG(st.st_mode))
+		r = err_set(err, 0, "-f %s: not a regular file", path);
+	else if (st.st_size > RUN_FILE_MAX)
+		r = err_set(err, 0, "-f %s: %lld bytes, more than the 1 GiB limit on a file",
+			    path, (long long)st.st_size);
+	close(fd);
 	if (r < 0)
-		return err_wrap(err, "-f");
-	const char *name = run_basename(path);
-	if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) {
-		free(data);
-		return err_set(err, 0, "-f %s: no file name", path);
-	}
-	struct buf b64;
-	buf_init(&b64);
-	base64_encode(data, len, &b64);
+		return r;
+	size_t len = run_file_name_len(path);
+	json_t *name = json_stringn(run_opts_file_name(path), len);
+	if (!name)
+		return err_set(err, 0, "-f %s: the file name is not valid UTF-8", path);
 	json_t *f = json_object();
-	json_object_set_new(f, "name", json_string(name));
-	json_object_set_new(f, "mode", json_integer(st.st_mode & 07777));
-	json_object_set_new(f, "content_base64", json_stringn((const char *)b64.data, b64.len));
-	buf_free(&b64);
-	free(data);
+	json_object_set_new(f, "name", name);
+	json_object_set_new(f, "mode", json_integer(st.st_mode & 0777));
+	json_object_set_new(f, "size", json_integer((json_int_t)st.st_size));
 	*out = f;
 	return 0;
 }

@@ -18,7 +18,7 @@
 #define RUN_TIMEOUT_MAX 86400		/* seconds; the API's limit */
 #define RUN_PORT_DEFAULT 8080		/* --url without --port (the server applies it) */
 #define RUN_SCRIPT_MAX (256 * 1024)	/* the API's limit on "script" */
-#define RUN_FILE_MAX (1024 * 1024)	/* one -f file; the whole body is capped at 1 MiB */
+#define RUN_FILE_MAX (1024LL * 1024 * 1024)	/* one -f file, uploaded after the submit (the API's limit) */
 
 struct run_opts {
 	char *script;		/* the SCRIPT argument(s), joined by spaces; owned */
@@ -42,19 +42,29 @@ struct run_opts {
 /*
  * Parses argv[1..argc) (argv[0] is the command name). Options come first; the
  * first other argument (or everything after "--") starts SCRIPT, and the
- * remaining arguments are joined to it with spaces. Returns 0, or -1 with a
- * one-line message in err (the caller prints it and exits 2). o is cleared on
- * entry and must be freed with run_opts_free in both cases.
+ * remaining arguments are joined to it with spaces. Also checks what needs no
+ * file system or server: workspace names (text.h), flags that do not go
+ * together (--ephemeral with -w/-p/--base-image/--from; -p or --base-image
+ * without -w), -f paths without a file name or with the same file name.
+ * Returns 0, or -1 with a one-line message in err (the caller prints it and
+ * exits 2). o is cleared on entry and must be freed with run_opts_free in
+ * both cases.
  */
 int run_opts_parse(int argc, char **argv, struct run_opts *o, struct err *err);
 void run_opts_free(struct run_opts *o);
 
 /*
  * Builds the submit body in *out (new reference). When SCRIPT names an
- * existing regular file its content is sent with "type": "file"; -f files
- * are read and sent base64-encoded. Returns 0 or negative with err set.
+ * existing regular file its content is sent with "type": "file". -f files
+ * are only declared, {"name", "mode", "size"} without content: magsd keeps
+ * the job queued until each is uploaded (POST /mags-jobs/ID/upload, see
+ * cmd_run.c). Each must be a readable regular file of at most RUN_FILE_MAX
+ * bytes. Returns 0 or negative with err set.
  */
 int run_opts_to_json(const struct run_opts *o, json_t **out, struct err *err);
+
+/* The name a -f PATH gets in the sandbox: its last component (a pointer into path). */
+const char *run_opts_file_name(const char *path);
 
 extern const char run_opts_usage[];
 

@@ -11,15 +11,30 @@ integration tests (conftest.py) run the real magsd.
 Usage: fake_api.py [--port P] [--token T] [--token-file F] [--pidfile F]
                    [--reject FIELD,...]
 
+Files: "files" items with "size" and no content are declared; the job stays
+queued until each was POSTed to /mags-jobs/ID/upload?name=N&mode=OCTAL (the
+body is hashed as it streams in, never kept). A script containing
+"UPLOAD500" / "UPLOAD400" answers uploads with that error (after reading the
+body); "UPLOADEARLY" answers 413 without reading it and closes; "UPLOADSLOW"
+reads the body at about 1 MiB/s.
+Workspaces: a job with "workspace" creates or uses it (in_use_by while the job
+runs); POST /_fake/workspaces with a list of workspace objects adds more.
+POST .../sync answers with the next version; DELETE refuses (409) a workspace
+in use or one that others were created --from.
+
 The script decides what a fake job does:
   "exit N"    exits N (stdout "bye")         "TIMEOUT"   exit 124 + system note
   "BOOTFAIL"  exit_code null, error          "SLOW"      runs until stopped
   "SPLIT"     stream lines cut into pieces   "BREAK"     first stream breaks mid-way
   "BREAKALL"  every stream breaks            "MANY"      500 stdout entries
+  "FILES"     stdout one "NAME SIZE MODE SHA256" line per uploaded file
   anything else: stdout "ran: SCRIPT\\n", stderr "note\\n", exit 0.
-GET /_fake/requests returns every request seen (method, path, body).
+GET /_fake/requests returns every request seen (method, path, body) and the
+uploads received ({"job", "name", "mode", "size", "sha256"}).
 """
 import argparse
+import base64
+import hashlib
 import json
 import os
 import re
@@ -28,7 +43,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 KNOWN_FIELDS = {"script", "type", "workspace", "persist", "url", "ssh", "startup_command",
                 "base_image", "ephemeral", "timeout", "always_on", "from", "port", "files"}
@@ -39,7 +54,15 @@ LOGS = {}       # id -> [entry]
 STOPPED = set()
 REQUESTS = []
 FOLLOWS = {}    # id -> number of follow connections opened
+PENDING = {}    # id -> {name: declared file} still to be uploaded
+RECEIVED = {}   # id -> {name: upload record}
+UPLOADS = []    # every upload record, in order
+WORKSPACES = {}  # name -> the API's workspace object
+SYNCS = []      # workspace names synced, in order
 ARGS = None
+UPLOAD_MAX = 1 << 30
+WS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def now_iso():
@@ -63,7 +86,52 @@ def finish(jid, exit_code, error):
         j["error"] = error
         j["status"] = "completed" if exit_code == 0 else "failed"
         j["finished_at"] = now_iso()
+        ws = WORKSPACES.get(j.get("workspace") or "")
+        if ws and ws["in_use_by"] == jid:
+            ws["in_use_by"] = None
+            ws["updated_at"] = now_iso()
         LOCK.notify_all()
+
+
+def file_name_ok(name):
+    return (isinstance(name, str) and name and "\0" not in name and not name.startswith("/")
+            and ".." not in name.split("/"))
+
+
+def check_files(files):
+    """Returns an error message for a bad "files" value, else None."""
+    if not isinstance(files, list):
+        return '"files" must be an array'
+    names = set()
+    for f in files:
+        if not isinstance(f, dict) or not file_name_ok(f.get("name")):
+            return "files: bad name %r" % (f.get("name") if isinstance(f, dict) else f)
+        if f["name"] in names:
+            return 'files: "%s" twice' % f["name"]
+        names.add(f["name"])
+        if not isinstance(f.get("mode", 0o644), int):
+            return "files: bad mode"
+        if "content_base64" not in f and not (isinstance(f.get("size"), int) and 0 <= f["size"] <= UPLOAD_MAX):
+            return 'files: "%s" has neither content_base64 nor a size' % f["name"]
+    return None
+
+
+def new_workspace(name, **kw):
+    t = now_iso()
+    w = {"name": name, "persistent": False, "base_image": False, "from": None, "in_use_by": None,
+         "size_bytes": 4096, "version": None, "synced_at": None, "created_at": t, "updated_at": t}
+    w.update(kw)
+    return w
+
+
+def sync_workspace(name):
+    with LOCK:
+        w = WORKSPACES[name]
+        w["version"] = (w["version"] or 0) + 1
+        w["synced_at"] = now_iso()
+        SYNCS.append(name)
+        return {"workspace": name, "version": w["version"], "chunks": 2, "uploaded_bytes": 1153434,
+                "ms": 240}
 
 
 def run_job(jid):
@@ -95,6 +163,12 @@ def run_job(jid):
     elif s == "MANY":
         for i in range(500):
             add_log(jid, "stdout", "line %d\n" % i)
+        finish(jid, 0, None)
+    elif s == "FILES":
+        with LOCK:
+            recs = list(RECEIVED.get(jid, {}).values())
+        for r in recs:
+            add_log(jid, "stdout", "%s %d %o %s\n" % (r["name"], r["size"], r["mode"], r["sha256"]))
         finish(jid, 0, None)
     elif s in ("SPLIT", "BREAK", "BREAKALL"):
         for i in range(6):
@@ -154,9 +228,20 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {"status": "ok", "version": "0.0.0-fake", "engine": "tcg"})
         if u.path == "/_fake/requests":
             with LOCK:
-                return self.reply(200, {"requests": REQUESTS, "follows": FOLLOWS})
+                return self.reply(200, {"requests": REQUESTS, "follows": FOLLOWS, "uploads": UPLOADS,
+                                        "syncs": SYNCS})
         if not self.authed():
             return
+        if u.path == "/api/v1/workspaces":
+            with LOCK:
+                return self.reply(200, {"workspaces": sorted(WORKSPACES.values(), key=lambda w: w["name"])})
+        m = re.match(r"^/api/v1/workspaces/([^/]+)$", u.path)
+        if m:
+            with LOCK:
+                w = WORKSPACES.get(unquote(m.group(1)))
+                if not w:
+                    return self.error(404, 'workspace "%s" not found' % unquote(m.group(1)))
+                return self.reply(200, w)
         if u.path == "/api/v1/mags-jobs":
             with LOCK:
                 jobs = sorted(JOBS.values(), key=lambda j: j["created_at"], reverse=True)
@@ -235,12 +320,74 @@ class Handler(BaseHTTPRequestHandler):
                 self.chunk("\n")
                 last_beat = time.time()
 
+    def upload(self, jid, q):
+        """POST /mags-jobs/ID/upload: the body streams through sha256."""
+        n = int(self.headers.get("Content-Length") or 0)
+        name = q.get("name", [""])[0]
+        mode_s = q.get("mode", [""])[0]
+        with LOCK:
+            job = JOBS.get(jid)
+            pending = PENDING.get(jid, {})
+        script = job["script"] if job else ""
+        if "UPLOADEARLY" in script or n > UPLOAD_MAX:
+            # refuse before reading the body, then close as a real server must
+            self.close_connection = True
+            return self.error(413, "file too large: %d bytes (limit %d)" % (n, UPLOAD_MAX))
+        h = hashlib.sha256()
+        left = n
+        slow = "UPLOADSLOW" in script
+        while left:
+            chunk = self.rfile.read(min(left, 1 << 16 if slow else 1 << 20))
+            if slow:
+                time.sleep(0.05)
+            if not chunk:
+                self.close_connection = True
+                return
+            h.update(chunk)
+            left -= len(chunk)
+        if not job:
+            return self.error(404, 'job "%s" not found' % jid)
+        if job["status"] in ("completed", "failed"):
+            return self.error(409, "job %s already %s" % (jid, job["status"]))
+        if "UPLOAD500" in script:
+            return self.error(500, "cannot store upload: disk full")
+        if "UPLOAD400" in script or not file_name_ok(name):
+            return self.error(400, 'bad file name "%s"' % name)
+        if name not in pending:
+            return self.error(400, 'file "%s" was not declared (or was uploaded already)' % name)
+        if not re.match(r"^[0-7]{1,4}$", mode_s):
+            return self.error(400, 'bad mode "%s"' % mode_s)
+        if pending[name]["size"] != n:
+            return self.error(400, 'file "%s": %d bytes, declared %d' % (name, n, pending[name]["size"]))
+        rec = {"job": jid, "name": name, "mode": int(mode_s, 8), "size": n, "sha256": h.hexdigest(),
+               "content_type": self.headers.get("Content-Type")}
+        with LOCK:
+            del pending[name]
+            RECEIVED.setdefault(jid, {})[name] = rec
+            UPLOADS.append(rec)
+            start = not pending and job["status"] == "queued"
+        if start:
+            threading.Thread(target=run_job, args=(jid,), daemon=True).start()
+        return self.reply(201, {"name": name, "size": n, "sha256": rec["sha256"]})
+
     def do_POST(self):
+        u = urlparse(self.path)
+        m = re.match(r"^/api/v1/mags-jobs/([^/]+)/upload$", u.path)
+        if m:
+            self.record(b"")
+            if not self.authed():
+                self.close_connection = True
+                return
+            return self.upload(m.group(1), parse_qs(u.query))
         body = self.body()
+        if u.path == "/_fake/workspaces":
+            with LOCK:
+                for w in json.loads(body):
+                    WORKSPACES[w["name"]] = new_workspace(**w)
+            return self.reply(200, {})
         self.record(body)
         if not self.authed():
             return
-        u = urlparse(self.path)
         if u.path == "/api/v1/mags-jobs":
             try:
                 req = json.loads(body)
@@ -253,17 +400,58 @@ class Handler(BaseHTTPRequestHandler):
                     return self.error(400, 'unknown field "%s"' % k)
                 if k in ARGS.reject:
                     return self.error(400, '"%s" is not supported yet' % k)
+            if "files" in req and check_files(req["files"]):
+                return self.error(400, check_files(req["files"]))
+            ws = req.get("workspace")
+            if ws is not None and not (isinstance(ws, str) and WS_NAME.match(ws)):
+                return self.error(400, 'invalid workspace name "%s"' % ws)
+            with LOCK:
+                if ws in WORKSPACES and WORKSPACES[ws]["in_use_by"]:
+                    return self.error(409, 'workspace "%s" is in use by job %s' % (ws, WORKSPACES[ws]["in_use_by"]))
             jid = str(uuid.uuid4())
             job = {"id": jid, "status": "queued", "script": req["script"],
                    "type": req.get("type", "inline"), "timeout": req.get("timeout"),
                    "exit_code": None, "error": None, "engine": "tcg", "created_at": now_iso(),
                    "started_at": None, "finished_at": None, "url": None,
                    "workspace": req.get("workspace")}
+            pending = {}
             with LOCK:
                 JOBS[jid] = job
                 LOGS[jid] = []
-            threading.Thread(target=run_job, args=(jid,), daemon=True).start()
+                for f in req.get("files", []):
+                    if "content_base64" in f:
+                        data = base64.b64decode(f["content_base64"])
+                        RECEIVED.setdefault(jid, {})[f["name"]] = {
+                            "job": jid, "name": f["name"], "mode": f.get("mode", 0o644), "size": len(data),
+                            "sha256": hashlib.sha256(data).hexdigest()}
+                    else:
+                        pending[f["name"]] = f
+                PENDING[jid] = pending
+                if ws:
+                    w = WORKSPACES.get(ws) or new_workspace(ws, persistent=bool(req.get("persist")),
+                                                            base_image=bool(req.get("base_image")),
+                                                            **{"from": req.get("from")})
+                    w["in_use_by"] = jid
+                    WORKSPACES[ws] = w
+            if not pending:
+                threading.Thread(target=run_job, args=(jid,), daemon=True).start()
             return self.reply(201, job)
+        m = re.match(r"^/api/v1/mags-jobs/([^/]+)/sync$", u.path)
+        if m:
+            jid = m.group(1)
+            with LOCK:
+                job = JOBS.get(jid)
+            if not job:
+                return self.error(404, 'job "%s" not found' % jid)
+            if not job.get("workspace"):
+                return self.error(409, "job %s has no workspace to sync" % jid)
+            return self.reply(200, sync_workspace(job["workspace"]))
+        m = re.match(r"^/api/v1/workspaces/([^/]+)/sync$", u.path)
+        if m:
+            name = unquote(m.group(1))
+            if name not in WORKSPACES:
+                return self.error(404, 'workspace "%s" not found' % name)
+            return self.reply(200, sync_workspace(name))
         m = re.match(r"^/api/v1/mags-jobs/([^/]+)/stop$", u.path)
         if m:
             jid = m.group(1)
@@ -282,6 +470,28 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 return self.reply(200, JOBS[jid])
         return self.error(404, "no such endpoint")
+
+    def do_DELETE(self):
+        body = self.body()
+        self.record(body)
+        if not self.authed():
+            return
+        u = urlparse(self.path)
+        m = re.match(r"^/api/v1/workspaces/([^/]+)$", u.path)
+        if not m:
+            return self.error(404, "no such endpoint")
+        name = unquote(m.group(1))
+        with LOCK:
+            w = WORKSPACES.get(name)
+            if not w:
+                return self.error(404, 'workspace "%s" not found' % name)
+            if w["in_use_by"]:
+                return self.error(409, 'workspace "%s" is in use by job %s' % (name, w["in_use_by"]))
+            kids = sorted(k for k, v in WORKSPACES.items() if v["from"] == name)
+            if kids:
+                return self.error(409, 'workspace "%s" is the base of %s' % (name, ", ".join(kids)))
+            del WORKSPACES[name]
+        return self.reply(200, {"deleted": name})
 
 
 def main():

@@ -11,7 +11,6 @@ the real integration tests (conftest.py) do. Stdlib only:
 MAGS_BIN_DIR picks the mags binary (default build/san/bin, the ASan+UBSan
 build); every run's stderr is checked for sanitizer reports.
 """
-import base64
 import json
 import os
 import shutil
@@ -134,21 +133,25 @@ class TestRun(CliCase):
         with open(a, "wb") as f:
             f.write(b"\x00\x01binary\xff")
         os.chmod(a, 0o640)
-        rc, _, err = self.mags("run", "-w", "ws1", "-p", "-f", a, "--file=" + FAKE_API, "--url", "--port", "3000",
-                               "--startup", "node s.js", "--base-image", "--from", "base1", "--ephemeral",
+        rc, _, err = self.mags("-v", "run", "-w", "ws1", "-p", "-f", a, "--file=" + FAKE_API, "--url", "--port",
+                               "3000", "--startup", "node s.js", "--base-image", "--from", "base1",
                                "--timeout", "30", "--always-on", "echo x")
         self.assertEqual(rc, 0, err)
+        jid = self.job_id_from(err)
         body = self.last_submit()
         files = body.pop("files")
         self.assertEqual(body, {"script": "echo x", "type": "inline", "workspace": "ws1", "persist": True,
                                 "url": True, "port": 3000, "startup_command": "node s.js", "base_image": True,
-                                "from": "base1", "ephemeral": True, "timeout": 30, "always_on": True})
-        self.assertEqual(files[0], {"name": "data.bin", "mode": 0o640,
-                                    "content_base64": base64.b64encode(b"\x00\x01binary\xff").decode()})
-        self.assertEqual(files[1]["name"], "fake_api.py")
-        with open(FAKE_API, "rb") as f:
-            self.assertEqual(base64.b64decode(files[1]["content_base64"]), f.read())
-        self.assertEqual(files[1]["mode"], os.stat(FAKE_API).st_mode & 0o7777)
+                                "from": "base1", "timeout": 30, "always_on": True})
+        # -f files are declared, then uploaded (test_cli_workspace.py covers the upload)
+        self.assertEqual(files, [{"name": "data.bin", "mode": 0o640, "size": 9},
+                                 {"name": "fake_api.py", "mode": os.stat(FAKE_API).st_mode & 0o777,
+                                  "size": os.path.getsize(FAKE_API)}])
+        self.assertEqual([u["name"] for u in self.requests()["uploads"] if u["job"] == jid],
+                         ["data.bin", "fake_api.py"])
+        rc, _, err = self.mags("run", "--ephemeral", "echo x")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.last_submit(), {"script": "echo x", "type": "inline", "ephemeral": True})
 
     def test_short_cluster(self):
         rc, _, err = self.mags("run", "-pv", "-wmyws", "echo x")

@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests for src/cli/run_opts.c: `mags run` flags and the submit body. */
+/*
+ * Unit tests for src/cli/run_opts.c (`mags run` flags, their checks and the
+ * submit body with its declared -f files) and src/cli/text.c (workspace
+ * names, job ids, sizes).
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +17,7 @@
 #include <cmocka.h>
 
 #include "../../src/cli/run_opts.h"
+#include "../../src/cli/text.h"
 
 #define TEST_ARGS_MAX 40
 
@@ -65,11 +70,11 @@ static void test_all_flags(void **state)
 	struct err e;
 	assert_int_equal(PARSE(&o, &e, "-w", "ws", "-p", "-f", "a.txt", "--file=b.txt", "--file", "c",
 			       "--url", "--port", "3000", "--ssh", "--startup", "npm start", "--base-image",
-			       "--from", "base", "--ephemeral", "--timeout", "30", "--always-on", "-v",
+			       "--from", "base", "--timeout", "30", "--always-on", "-v",
 			       "echo hi"), 0);
 	assert_string_equal(o.script, "echo hi");
 	assert_string_equal(o.workspace, "ws");
-	assert_true(o.persist && o.url && o.ssh && o.base_image && o.ephemeral && o.always_on && o.verbose);
+	assert_true(o.persist && o.url && o.ssh && o.base_image && !o.ephemeral && o.always_on && o.verbose);
 	assert_int_equal(o.nfiles, 3);
 	assert_string_equal(o.files[0], "a.txt");
 	assert_string_equal(o.files[1], "b.txt");
@@ -80,6 +85,11 @@ static void test_all_flags(void **state)
 	assert_int_equal(o.timeout, 30);
 	assert_false(o.help);
 	run_opts_free(&o);
+	/* --ephemeral goes with -f and the rest, only not with a workspace */
+	assert_int_equal(PARSE(&o, &e, "--ephemeral", "-f", "x/a", "-f", "b/", "--url", "true"), 0);
+	assert_true(o.ephemeral);
+	assert_int_equal(o.nfiles, 2);
+	run_opts_free(&o);
 }
 
 static void test_script_forms(void **state)
@@ -87,7 +97,7 @@ static void test_script_forms(void **state)
 	struct run_opts o;
 	struct err e;
 	/* SCRIPT may be several words; flags after it belong to it */
-	assert_int_equal(PARSE(&o, &e, "-p", "echo", "a", "--timeout"), 0);
+	assert_int_equal(PARSE(&o, &e, "-p", "-w", "ws", "echo", "a", "--timeout"), 0);
 	assert_string_equal(o.script, "echo a --timeout");
 	assert_int_equal(o.timeout, 0);
 	run_opts_free(&o);
@@ -134,6 +144,98 @@ static void test_bad(void **state)
 	BAD("SCRIPT is empty", "");
 }
 
+static void test_combinations(void **state)
+{
+	const char *eph = "--ephemeral cannot be combined with -w/-p/--base-image/--from";
+	BAD(eph, "--ephemeral", "-w", "ws", "x");
+	BAD(eph, "-p", "--ephemeral", "-w", "ws", "x");
+	BAD(eph, "--ephemeral", "--from", "base", "x");
+	BAD(eph, "--ephemeral", "--base-image", "x");
+	BAD(eph, "--ephemeral", "-p", "x");
+	BAD("--base-image needs -w NAME", "--base-image", "x");
+	BAD("--base-image needs -w NAME", "--base-image", "--from", "b", "x");
+	BAD("-p needs -w NAME: a persistent workspace has a name", "-p", "x");
+	BAD("-p needs -w NAME", "--persist", "--from", "b", "x");
+	/* SCRIPT is checked first: "mags run -p" says what is missing */
+	BAD("missing SCRIPT", "-p");
+	/* the server's name rule: [A-Za-z0-9][A-Za-z0-9._-]{0,63} */
+	BAD("-w: invalid workspace name \"-x\" (1-64 characters", "-w", "-x", "x");
+	BAD("-w: invalid workspace name \".hidden\"", "-w", ".hidden", "x");
+	BAD("-w: invalid workspace name \"a/b\"", "-w", "a/b", "x");
+	BAD("-w: invalid workspace name \"a b\"", "-w", "a b", "x");
+	BAD("-w: invalid workspace name \"caf\xc3\xa9\"", "-w", "caf\xc3\xa9", "x");
+	BAD("--from: invalid workspace name \"..\"", "--from", "..", "x");
+	char long_name[66];
+	memset(long_name, 'a', 65);
+	long_name[65] = '\0';
+	BAD("-w: invalid workspace name", "-w", long_name, "x");
+	struct run_opts o;
+	struct err e;
+	long_name[64] = '\0';
+	assert_int_equal(PARSE(&o, &e, "-w", long_name, "--from", "Base_1.2-x", "x"), 0);
+	run_opts_free(&o);
+	/* -f: every file needs a name of its own in the sandbox */
+	BAD("-f a/x and -f b/x: both would be \"x\" in the sandbox", "-f", "a/x", "-f", "b/x", "s");
+	BAD("-f x and -f ./x/:", "-f", "x", "-f", "./x/", "s");
+	BAD("-f /: no file name", "-f", "/", "s");
+	BAD("-f ..: no file name", "-f", "..", "s");
+	BAD("-f a/.: no file name", "-f", "a/.", "s");
+	BAD("-f: file path is empty", "-f", "", "s");
+	assert_int_equal(PARSE(&o, &e, "-f", "a/x", "-f", "a/x.txt", "-f", "X", "s"), 0);
+	run_opts_free(&o);
+	/* --help wins over everything else */
+	assert_int_equal(PARSE(&o, &e, "--ephemeral", "-w", "ws", "--help"), 0);
+	assert_true(o.help);
+	run_opts_free(&o);
+}
+
+static void test_text(void **state)
+{
+	assert_true(text_workspace_ok("a"));
+	assert_true(text_workspace_ok("9"));
+	assert_true(text_workspace_ok("My.work_space-1"));
+	assert_false(text_workspace_ok(""));
+	assert_false(text_workspace_ok(NULL));
+	assert_false(text_workspace_ok("_a"));
+	assert_false(text_workspace_ok("a:b"));
+	assert_false(text_workspace_ok("a\nb"));
+	char n[70];
+	memset(n, 'z', sizeof n);
+	n[64] = '\0';
+	assert_true(text_workspace_ok(n));
+	n[64] = 'z';
+	n[65] = '\0';
+	assert_false(text_workspace_ok(n));
+
+	assert_true(text_is_job_id("0b7e1a52-3c4d-4e5f-8a9b-0c1d2e3f4a5b"));
+	assert_true(text_is_job_id("0B7E1A52-3C4D-4E5F-8A9B-0C1D2E3F4A5B"));
+	assert_false(text_is_job_id("0b7e1a52-3c4d-4e5f-8a9b-0c1d2e3f4a5"));
+	assert_false(text_is_job_id("0b7e1a52-3c4d-4e5f-8a9b-0c1d2e3f4a5bb"));
+	assert_false(text_is_job_id("0b7e1a52x3c4d-4e5f-8a9b-0c1d2e3f4a5b"));
+	assert_false(text_is_job_id("0b7e1a52-3c4d-4e5f-8a9b-0c1d2e3f4a5g"));
+	assert_false(text_is_job_id("0b7e1a523c4d4e5f8a9b0c1d2e3f4a5b----"));
+	assert_false(text_is_job_id("myworkspace"));
+	assert_false(text_is_job_id(NULL));
+
+	char b[32];
+	text_bytes(0, b, sizeof b);
+	assert_string_equal(b, "0 B");
+	text_bytes(1023, b, sizeof b);
+	assert_string_equal(b, "1023 B");
+	text_bytes(1024, b, sizeof b);
+	assert_string_equal(b, "1.0 KiB");
+	text_bytes(1153434, b, sizeof b);
+	assert_string_equal(b, "1.1 MiB");
+	text_bytes(100ull << 20, b, sizeof b);
+	assert_string_equal(b, "100.0 MiB");
+	text_bytes((1ull << 20) - 1, b, sizeof b);
+	assert_string_equal(b, "1.0 MiB");
+	text_bytes(1ull << 30, b, sizeof b);
+	assert_string_equal(b, "1.0 GiB");
+	text_bytes(UINT64_MAX, b, sizeof b);
+	assert_string_equal(b, "16.0 EiB");
+}
+
 static char *write_temp(const char *content, size_t len, mode_t mode)
 {
 	char tmpl[] = "/tmp/test_cli_args.XXXXXX";
@@ -150,15 +252,22 @@ static void test_json_inline(void **state)
 	struct run_opts o;
 	struct err e;
 	json_t *j;
-	assert_int_equal(PARSE(&o, &e, "-w", "ws", "--timeout", "5", "--ephemeral", "--startup", "s",
+	assert_int_equal(PARSE(&o, &e, "-w", "ws", "--timeout", "5", "--startup", "s",
 			       "--from", "b", "--port", "81", "--url", "--ssh", "--always-on", "--base-image",
 			       "-p", "echo hi"), 0);
 	assert_int_equal(run_opts_to_json(&o, &j, &e), 0);
 	char *s = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
-	assert_string_equal(s, "{\"always_on\":true,\"base_image\":true,\"ephemeral\":true,\"from\":\"b\","
+	assert_string_equal(s, "{\"always_on\":true,\"base_image\":true,\"from\":\"b\","
 			       "\"persist\":true,\"port\":81,\"script\":\"echo hi\",\"ssh\":true,"
 			       "\"startup_command\":\"s\",\"timeout\":5,\"type\":\"inline\",\"url\":true,"
 			       "\"workspace\":\"ws\"}");
+	free(s);
+	json_decref(j);
+	run_opts_free(&o);
+	assert_int_equal(PARSE(&o, &e, "--ephemeral", "echo hi"), 0);
+	assert_int_equal(run_opts_to_json(&o, &j, &e), 0);
+	s = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+	assert_string_equal(s, "{\"ephemeral\":true,\"script\":\"echo hi\",\"type\":\"inline\"}");
 	free(s);
 	json_decref(j);
 	run_opts_free(&o);
@@ -175,18 +284,30 @@ static void test_json_inline(void **state)
 static void test_json_files(void **state)
 {
 	char *script = write_temp("#!/bin/sh\necho x\n", 17, 0755);
-	char *data = write_temp("hi\0\xff", 4, 0640);
+	char *data = write_temp("hi\0\xff", 4, 04640);
+	char *empty = write_temp("", 0, 0600);
 	struct run_opts o;
 	struct err e;
 	json_t *j;
-	assert_int_equal(PARSE(&o, &e, "-f", data, script), 0);
+	assert_int_equal(PARSE(&o, &e, "-f", data, "--file", empty, script), 0);
 	assert_int_equal(run_opts_to_json(&o, &j, &e), 0);
 	assert_string_equal(json_string_value(json_object_get(j, "type")), "file");
 	assert_string_equal(json_string_value(json_object_get(j, "script")), "#!/bin/sh\necho x\n");
-	json_t *f = json_array_get(json_object_get(j, "files"), 0);
+	/* declared only: {"name", "mode" (permission bits), "size"}, no content */
+	json_t *files = json_object_get(j, "files");
+	assert_int_equal(json_array_size(files), 2);
+	json_t *f = json_array_get(files, 0);
+	assert_int_equal(json_object_size(f), 3);
 	assert_string_equal(json_string_value(json_object_get(f, "name")), strrchr(data, '/') + 1);
 	assert_int_equal(json_integer_value(json_object_get(f, "mode")), 0640);
-	assert_string_equal(json_string_value(json_object_get(f, "content_base64")), "aGkA/w==");
+	assert_int_equal(json_integer_value(json_object_get(f, "size")), 4);
+	assert_null(json_object_get(f, "content_base64"));
+	f = json_array_get(files, 1);
+	assert_int_equal(json_object_size(f), 3);
+	assert_string_equal(json_string_value(json_object_get(f, "name")), strrchr(empty, '/') + 1);
+	assert_int_equal(json_integer_value(json_object_get(f, "mode")), 0600);
+	assert_int_equal(json_integer_value(json_object_get(f, "size")), 0);
+	assert_string_equal(run_opts_file_name(data), strrchr(data, '/') + 1);
 	json_decref(j);
 	run_opts_free(&o);
 
@@ -195,7 +316,39 @@ static void test_json_files(void **state)
 	assert_true(run_opts_to_json(&o, &j, &e) < 0);
 	assert_null(j);
 	assert_non_null(strstr(e.msg, "/nonexistent/q"));
+	assert_non_null(strstr(e.msg, "No such file"));
 	run_opts_free(&o);
+
+	/* a directory is not a file */
+	assert_int_equal(PARSE(&o, &e, "-f", "/tmp", "x"), 0);
+	assert_true(run_opts_to_json(&o, &j, &e) < 0);
+	assert_string_equal(e.msg, "-f /tmp: not a regular file");
+	run_opts_free(&o);
+
+	/* over 1 GiB (sparse, so the test costs no disk) is refused before submitting */
+	char *big = write_temp("", 0, 0644);
+	assert_int_equal(truncate(big, RUN_FILE_MAX + 1), 0);
+	assert_int_equal(PARSE(&o, &e, "-f", big, "x"), 0);
+	assert_true(run_opts_to_json(&o, &j, &e) < 0);
+	assert_null(j);
+	assert_non_null(strstr(e.msg, "1073741825 bytes, more than the 1 GiB limit"));
+	run_opts_free(&o);
+	assert_int_equal(truncate(big, RUN_FILE_MAX), 0);
+	assert_int_equal(PARSE(&o, &e, "-f", big, "x"), 0);
+	assert_int_equal(run_opts_to_json(&o, &j, &e), 0);
+	f = json_array_get(json_object_get(j, "files"), 0);
+	assert_int_equal(json_integer_value(json_object_get(f, "size")), RUN_FILE_MAX);
+	json_decref(j);
+	run_opts_free(&o);
+
+	/* unreadable (root reads everything: then there is nothing to check) */
+	if (geteuid() != 0) {
+		chmod(big, 0);
+		assert_int_equal(PARSE(&o, &e, "-f", big, "x"), 0);
+		assert_true(run_opts_to_json(&o, &j, &e) < 0);
+		assert_non_null(strstr(e.msg, "Permission denied"));
+		run_opts_free(&o);
+	}
 
 	/* a binary "script file" is refused rather than mangled */
 	assert_int_equal(PARSE(&o, &e, data), 0);
@@ -205,8 +358,12 @@ static void test_json_files(void **state)
 
 	unlink(script);
 	unlink(data);
+	unlink(empty);
+	unlink(big);
 	free(script);
 	free(data);
+	free(empty);
+	free(big);
 }
 
 int main(void)
@@ -215,6 +372,8 @@ int main(void)
 		cmocka_unit_test(test_all_flags),
 		cmocka_unit_test(test_script_forms),
 		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_combinations),
+		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_json_inline),
 		cmocka_unit_test(test_json_files),
 	};
