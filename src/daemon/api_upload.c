@@ -71,6 +71,15 @@ static bool upload_path(const char *url, char out[40])
 	return true;
 }
 
+/* MHD cuts a decoded value at a NUL ("a%00b" reads as "a"): compare with the full length. */
+static enum MHD_Result name_len_cb(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+				   const char *value, size_t value_size)
+{
+	if (key_size == 4 && !memcmp(key, "name", 4) && value)
+		*(size_t *)cls = value_size;
+	return MHD_YES;
+}
+
 bool api_upload_begin(struct req *r, const char *url)
 {
 	char id[40];
@@ -100,6 +109,12 @@ bool api_upload_begin(struct req *r, const char *url)
 	struct err err = { 0 };
 	if (!name) {
 		refuse(u, MHD_HTTP_BAD_REQUEST, "missing query parameter \"name\" (the file's path in the working directory)");
+		return true;
+	}
+	size_t full = strlen(name);
+	MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, name_len_cb, &full);
+	if (full != strlen(name)) {
+		refuse(u, MHD_HTTP_BAD_REQUEST, "\"name\": file name contains a NUL byte");
 		return true;
 	}
 	json_t *js = json_string(name); /* NULL when not valid UTF-8 */

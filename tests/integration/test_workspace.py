@@ -1,0 +1,269 @@
+# SPDX-License-Identifier: MIT
+"""Workspaces (issue 4) through magsd, real VMs and a real object store.
+
+Local, named (-w), persistent (-p, pushed to the store and pulled back on a
+host whose data directory is empty), base images and copy-on-write children
+(--from, chains), ephemeral; file upload (-f, POST /upload); sync of a running
+workspace; workspace list/delete and their 409s. The store is file:// here
+and s3rver (a real S3 endpoint from npm) where s3rver can be installed.
+No test asserts speed."""
+import hashlib
+import os
+import time
+
+import pytest
+
+from conftest import JOB_TIMEOUT
+
+
+def run(magsd, script, **fields):
+    job = magsd.submit(script, **fields)
+    job = magsd.wait_job(job["id"])
+    return job, magsd.output(job["id"]), magsd.output(job["id"], "stderr") + magsd.output(job["id"], "system")
+
+
+def run_ok(magsd, script, **fields):
+    job, out, err = run(magsd, script, **fields)
+    assert job["status"] == "completed", (job, err)
+    return out
+
+
+def workspaces(magsd):
+    st, body = magsd.api("GET", "/workspaces")
+    assert st == 200, body
+    return {w["name"]: w for w in body["workspaces"]}
+
+
+def wait_held(magsd, name, jid):
+    deadline = time.time() + JOB_TIMEOUT
+    while workspaces(magsd).get(name, {}).get("in_use_by") != jid:
+        assert time.time() < deadline, "job %s never held workspace %s" % (jid, name)
+        time.sleep(0.2)
+
+
+def local_disks(magsd):
+    d = os.path.join(magsd.state_dir, "workspaces", "local")
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def test_named_workspace_reconnects_and_local_is_cleared(magsd):
+    magsd.wait_template()
+    r = magsd.cli("run", "-w", "proj", "echo one > /root/a; mkdir -p /srv/x; echo two > /srv/x/b")
+    assert r.returncode == 0, r.stderr
+    # what run 1 wrote anywhere in the root, run 2 sees
+    assert run_ok(magsd, "cat /root/a /srv/x/b", workspace="proj") == "one\ntwo\n"
+    # a local workspace is the job's own and goes away with it
+    assert run_ok(magsd, "echo mine > /root/a; cat /root/a") == "mine\n"
+    job, out, _ = run(magsd, "cat /root/a")
+    assert job["status"] == "failed" and out == ""
+    assert local_disks(magsd) == []
+    # the root is the overlay on the workspace disk; ephemeral keeps the tmpfs root
+    assert "overlay" in run_ok(magsd, "grep ' / ' /proc/mounts", workspace="proj")
+    assert run_ok(magsd, "echo e > /root/e && cat /root/e", ephemeral=True) == "e\n"
+    ws = workspaces(magsd)
+    assert set(ws) == {"proj"}, ws
+    w = ws["proj"]
+    assert not w["persistent"] and not w["base_image"] and w["in_use_by"] is None and w["on_host"]
+    assert w["size_bytes"] > 0 and w["version"] is None
+    assert "proj" in magsd.cli("workspace", "list").stdout
+
+
+def test_workspace_held_by_one_job_at_a_time(magsd):
+    magsd.wait_template()
+    a = magsd.submit("echo a >> /root/log; sleep 3; echo a2 >> /root/log", workspace="shared")
+    wait_held(magsd, "shared", a["id"])
+    b = magsd.submit("echo b >> /root/log; cat /root/log", workspace="shared")
+    ja = magsd.wait_job(a["id"])
+    jb = magsd.wait_job(b["id"])
+    assert ja["status"] == jb["status"] == "completed"
+    # b waited for a: its line comes after both of a's
+    assert magsd.output(b["id"]) == "a\na2\nb\n"
+
+
+def test_delete_and_conflicts(magsd):
+    magsd.wait_template()
+    run_ok(magsd, "echo hi > /root/x", workspace="gone")
+    job = magsd.submit("sleep 30", workspace="busy")
+    wait_held(magsd, "busy", job["id"])
+    st, body = magsd.api("DELETE", "/workspaces/busy")
+    assert st == 409 and "in use" in body["error"], body
+    r = magsd.cli("workspace", "delete", "busy")
+    assert r.returncode != 0 and "in use" in r.stderr
+    magsd.api("POST", "/mags-jobs/%s/stop" % job["id"])
+    st, body = magsd.api("DELETE", "/workspaces/gone")
+    assert st == 200 and body == {"deleted": "gone"}
+    assert not os.path.exists(os.path.join(magsd.state_dir, "workspaces", "u1", "gone.img"))
+    st, body = magsd.api("DELETE", "/workspaces/gone")
+    assert st == 404
+    st, body = magsd.api("GET", "/workspaces/gone")
+    assert st == 404
+    # a fresh workspace by the same name starts empty
+    job, out, _ = run(magsd, "cat /root/x", workspace="gone")
+    assert job["status"] == "failed" and out == ""
+    # bad names and combinations
+    for body, needle in [({"workspace": "../x"}, "workspace name"), ({"persist": True}, "needs a \"workspace\""),
+                         ({"ephemeral": True, "workspace": "a"}, "cannot be combined"),
+                         ({"from": "nosuch"}, "no workspace named")]:
+        body["script"] = "true"
+        st, reply = magsd.api("POST", "/mags-jobs", body)
+        assert st in (400, 404), (st, reply)
+        assert needle in reply["error"], reply
+
+
+def test_base_image_and_copy_on_write_children(magsd):
+    magsd.wait_template()
+    r = magsd.cli("run", "-w", "base", "--base-image", "mkdir -p /opt/app; echo v1 > /opt/app/ver; echo keep > /root/k")
+    assert r.returncode == 0, r.stderr
+    assert "now a base image" in r.stderr
+    w = workspaces(magsd)["base"]
+    assert w["base_image"] and w["version"] == 1  # a base is pushed to the store
+    # a child sees the base and changes only itself
+    assert run_ok(magsd, "cat /opt/app/ver; echo v2 > /opt/app/ver; rm /root/k; ls /root",
+                  workspace="kid", **{"from": "base"}) == "v1\n"
+    assert run_ok(magsd, "cat /opt/app/ver; ls /root", workspace="kid") == "v2\n"  # a child keeps its base
+    assert run_ok(magsd, "cat /opt/app/ver /root/k", **{"from": "base"}) == "v1\nkeep\n"  # base untouched
+    # a chain: a child frozen as a base, and a grandchild of it
+    run_ok(magsd, "echo layer2 > /root/l2", workspace="mid", base_image=True, **{"from": "base"})
+    assert run_ok(magsd, "cat /opt/app/ver /root/k /root/l2", **{"from": "mid"}) == "v1\nkeep\nlayer2\n"
+    ws = workspaces(magsd)
+    assert ws["mid"]["from"] == "base" and ws["mid"]["base_image"] and ws["kid"]["from"] == "base"
+    # conflicts: writing to a base, --from a non-base, re-parenting, deleting a base with children
+    for fields, needle in [({"workspace": "base"}, "is a base image"), ({"from": "kid"}, "not a base image"),
+                           ({"workspace": "kid", "from": "mid"}, "already exists")]:
+        st, reply = magsd.api("POST", "/mags-jobs", dict(fields, script="true"))
+        assert st == 409 and needle in reply["error"], (st, reply)
+    st, reply = magsd.api("DELETE", "/workspaces/base")
+    assert st == 409 and "base of workspace" in reply["error"], reply
+    # a base whose script failed is not frozen
+    job, _, err = run(magsd, "exit 3", workspace="notbase", base_image=True)
+    assert job["status"] == "failed" and "not made a base image" in err
+    assert not workspaces(magsd)["notbase"]["base_image"]
+
+
+def test_persistent_workspace_survives_an_empty_host(magsd_factory, mags_tmp):
+    store = "file://" + os.path.join(mags_tmp, "shared-store")
+    a = magsd_factory(extra_args=["--store", store])
+    a.wait_template()
+    r = a.cli("run", "-w", "keep", "-p", "head -c 3000000 /dev/urandom > /root/blob; sha256sum /root/blob")
+    assert r.returncode == 0, r.stderr
+    digest = r.stdout.split()[0]
+    assert "synced workspace keep" in r.stderr
+    w = workspaces(a)["keep"]
+    assert w["persistent"] and w["version"] == 1 and w["synced_at"]
+    # a base in the same store, for --from on the other host
+    a.cli("run", "-w", "tools", "--base-image", "echo tool > /root/tool")
+    # another host, empty data directory, same store
+    b = magsd_factory(extra_args=["--store", store])
+    out = run_ok(b, "sha256sum /root/blob | cut -d' ' -f1; echo more > /root/more", workspace="keep")
+    assert out.strip() == digest
+    assert run_ok(b, "cat /root/tool", **{"from": "tools"}) == "tool\n"
+    ws = workspaces(b)
+    assert ws["keep"]["persistent"] and ws["keep"]["version"] == 2  # pushed again when the job ended
+    assert ws["tools"]["base_image"]
+    # delete removes it from the store too: a third host finds nothing
+    st, _ = b.api("DELETE", "/workspaces/keep")
+    assert st == 200
+    c = magsd_factory(extra_args=["--store", store])
+    job, out, _ = run(c, "cat /root/blob >/dev/null && echo found", workspace="keep")
+    assert out == ""
+
+
+def test_sync_of_a_running_workspace(magsd_factory, mags_tmp):
+    store = "file://" + os.path.join(mags_tmp, "sync-store")
+    m = magsd_factory(extra_args=["--store", store])
+    m.wait_template()
+    job = m.submit("echo first > /root/f; echo ready; sleep 60", workspace="live", persist=True)
+    m.wait_output(job["id"], "ready")
+    st, res = m.api("POST", "/mags-jobs/%s/sync" % job["id"])
+    assert st == 200, res
+    assert res["workspace"] == "live" and res["version"] == 1 and res["chunks"] > 0
+    r = m.cli("sync", "live")
+    assert r.returncode == 0 and "version 2" in r.stdout, (r.stdout, r.stderr)
+    # the job kept running through both syncs (the filesystem was thawed)
+    assert m.job(job["id"])["status"] == "running"
+    m.api("POST", "/mags-jobs/%s/stop" % job["id"])
+    m.wait_job(job["id"])
+    # what the sync pushed is restorable elsewhere
+    other = magsd_factory(extra_args=["--store", store])
+    assert run_ok(other, "cat /root/f", workspace="live") == "first\n"
+    # a job without a named workspace has nothing to sync
+    plain = m.submit("true")
+    st, res = m.api("POST", "/mags-jobs/%s/sync" % plain["id"])
+    assert st == 409, res
+
+
+def test_corrupt_chunk_is_reported(magsd_factory, mags_tmp):
+    store_dir = os.path.join(mags_tmp, "bad-store")
+    a = magsd_factory(extra_args=["--store", "file://" + store_dir])
+    a.wait_template()
+    run_ok(a, "head -c 2000000 /dev/urandom > /root/r", workspace="fragile", persist=True)
+    chunks = []
+    for dirpath, _, files in os.walk(os.path.join(store_dir, "chunks")):
+        chunks += [os.path.join(dirpath, f) for f in files]
+    assert chunks
+    for c in chunks:  # every chunk: whichever the disk needs is bad
+        with open(c, "r+b") as f:
+            f.seek(0)
+            f.write(b"\0garbage\0")
+    b = magsd_factory(extra_args=["--store", "file://" + store_dir])
+    job, out, err = run(b, "echo should-not-run", workspace="fragile")
+    assert job["status"] == "failed" and out == ""
+    assert "corrupt" in job["error"], job
+
+
+def test_upload_files(magsd, mags_tmp):
+    magsd.wait_template()
+    big = os.path.join(mags_tmp, "big.bin")
+    with open(big, "wb") as f:
+        f.write(os.urandom(100 * 1024 * 1024))
+    small = os.path.join(mags_tmp, "run.sh")
+    with open(small, "w") as f:
+        f.write("#!/bin/sh\necho from-script\n")
+    os.chmod(small, 0o755)
+    want = hashlib.sha256(open(big, "rb").read()).hexdigest()
+    r = magsd.cli("run", "-f", big, "-f", small, "sha256sum big.bin | cut -d' ' -f1; ./run.sh; pwd",
+                  timeout=JOB_TIMEOUT * 3)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:3] == [want, "from-script", "/root"], r.stdout
+    # declared files: the job waits in "queued" until they arrive
+    st, job = magsd.api("POST", "/mags-jobs", {"script": "cat d/in.txt; od -An -c bin | head -1",
+                                               "files": [{"name": "d/in.txt", "size": 3}, {"name": "bin"}]})
+    assert st == 201 and job["status"] == "queued" and job["files_pending"] == 2, job
+    jid = job["id"]
+    st, res = magsd.api("POST", "/mags-jobs/%s/upload?name=d/in.txt" % jid, raw=b"hi\n",
+                        headers={"Content-Type": "application/octet-stream"})
+    assert st == 201 and res["size"] == 3 and res["files_pending"] == 1, res
+    assert res["sha256"] == hashlib.sha256(b"hi\n").hexdigest()
+    assert magsd.job(jid)["status"] == "queued"
+    st, res = magsd.api("POST", "/mags-jobs/%s/upload?name=bin&mode=600" % jid, raw=b"\0\1\2\n\xff",
+                        headers={"Content-Type": "application/octet-stream"})
+    assert st == 201 and res["files_pending"] == 0, res
+    job = magsd.wait_job(jid)
+    assert job["status"] == "completed", job
+    assert magsd.output(jid).startswith("hi\n"), magsd.output(jid)
+    # bad names never touch the sandbox
+    for name in ["../etc/passwd", "/etc/passwd", "a/../../b", "a%00b", ""]:
+        st, res = magsd.api("POST", "/mags-jobs/%s/upload?name=%s" % (jid, name), raw=b"x")
+        assert st in (400, 409), (name, st, res)
+    other = magsd.submit("sleep 1")
+    for name in ["../x", "/abs", "a/../../b", "a%00b"]:
+        st, res = magsd.api("POST", "/mags-jobs/%s/upload?name=%s" % (other["id"], name), raw=b"x")
+        assert st == 400, (name, st, res)
+    st, res = magsd.api("POST", "/mags-jobs", {"script": "true", "files": [{"name": "../x", "content_base64": ""}]})
+    assert st == 400 and ".." in res["error"]
+    # a finished job takes no files; an unknown one is 404; no token is 401
+    magsd.wait_job(other["id"])
+    st, res = magsd.api("POST", "/mags-jobs/%s/upload?name=late" % other["id"], raw=b"x")
+    assert st == 409, res
+    st, res = magsd.api("POST", "/mags-jobs/nosuch/upload?name=x", raw=b"x")
+    assert st == 404
+    st, res = magsd.api("POST", "/mags-jobs/%s/upload?name=x" % other["id"], raw=b"x", token="wrong")
+    assert st == 401
+    # a running job gets an upload at once, in its working directory
+    job = magsd.submit("echo up; while [ ! -f late.txt ]; do sleep 0.2; done; cat late.txt")
+    magsd.wait_output(job["id"], "up")
+    st, res = magsd.api("POST", "/mags-jobs/%s/upload?name=late.txt" % job["id"], raw=b"arrived\n")
+    assert st == 201, res
+    job = magsd.wait_job(job["id"])
+    assert job["status"] == "completed" and magsd.output(job["id"]) == "up\narrived\n"
+    assert not os.listdir(os.path.join(magsd.state_dir, "uploads"))
