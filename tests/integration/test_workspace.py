@@ -266,4 +266,8 @@ def test_upload_files(magsd, mags_tmp):
     assert st == 201, res
     job = magsd.wait_job(job["id"])
     assert job["status"] == "completed" and magsd.output(job["id"]) == "up\narrived\n"
-    assert not os.listdir(os.path.join(magsd.state_dir, "uploads"))
+    # uploads are removed once their job's sandbox is gone (just after the job shows as ended)
+    deadline = time.time() + JOB_TIMEOUT
+    while os.listdir(os.path.join(magsd.state_dir, "uploads")):
+        assert time.time() < deadline, os.listdir(os.path.join(magsd.state_dir, "uploads"))
+        time.sleep(0.2)
