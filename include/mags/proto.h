@@ -27,7 +27,7 @@ enum agent_msg {
 	MSG_STDERR = 3,		/* chan N; raw bytes */
 	MSG_EXIT = 4,		/* chan N; payload struct agent_exit (12 bytes) */
 	MSG_ERROR = 5,		/* chan N or 0; UTF-8 text; the request on chan failed */
-	MSG_OK = 6,		/* chan N or 0; acknowledges INIT, FILE, POWEROFF */
+	MSG_OK = 6,		/* chan N or 0; acknowledges INIT, FILE, POWEROFF, MOUNT, FREEZE, THAW */
 	MSG_PONG = 7,		/* chan 0; echoes PING's payload */
 	/* host -> agent */
 	MSG_INIT = 32,		/* chan 0; KV: time_ns, hostname, entropy (hex) ... */
@@ -36,8 +36,13 @@ enum agent_msg {
 	MSG_SIGNAL = 35,	/* chan N; payload int32 signal number, sent to the process group */
 	MSG_POWEROFF = 36,	/* chan 0; sync disks and power off */
 	MSG_PING = 37,		/* chan 0; any payload, answered by PONG */
-	MSG_FILE = 38,		/* chan N; KV: path, mode, data (raw, last); writes a file */
+	MSG_FILE = 38,		/* chan N; KV: path, mode, offset, data (raw, last); writes (part of) a file */
+	MSG_MOUNT = 39,		/* chan 0; KV: upper (disk serial), lower (repeatable, top first); workspace root */
+	MSG_FREEZE = 40,	/* chan 0; sync + FIFREEZE the workspace fs (the host copies its disk) */
+	MSG_THAW = 41,		/* chan 0; FITHAW the workspace fs; OK when it was not frozen */
 };
+#define AGENT_MOUNT_LOWER_MAX 4	/* lower disks per MOUNT */
+#define AGENT_FILE_CHUNK (512 * 1024)	/* data per FILE frame a host sends for big files */
 
 /* Payload of MSG_EXIT, little-endian. */
 struct agent_exit {

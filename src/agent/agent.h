@@ -2,7 +2,8 @@
 /*
  * mags-agent internals, shared by its files:
  *   main.c  start-up, the event loop, the port (frames in and out), dispatch
- *   boot.c  PID 1 duties: mounts, the writable overlay root, hostname, lo, power off
+ *   boot.c  PID 1 duties: mounts, the writable overlay root, the workspace root
+ *           (MOUNT, FREEZE, THAW), hostname, lo, power off
  *   exec.c  exec channels: spawn, pipes, output, timeouts, exit reports
  *   ops.c   one-shot requests: INIT, FILE
  * The wire format is include/mags/proto.h, described in docs/agent-protocol.md.
@@ -26,6 +27,7 @@
 #define AGENT_EXIT_GRACE_MS 200			/* wait for pipe EOF after the process exited */
 #define AGENT_ENTROPY_MAX 512			/* bytes of INIT entropy used */
 #define AGENT_RECONNECT_POLL_MS 10		/* re-check a disconnected port this often */
+#define AGENT_SERIAL_MAX 20			/* virtio-blk serial (VIRTIO_BLK_ID_BYTES) */
 
 /* epoll_data.u64 tags: kind in the high 32 bits, channel id in the low 32. */
 enum agent_ev {
@@ -56,6 +58,9 @@ struct agent {
 	uint64_t skip;		/* bytes of an oversized frame still to discard */
 	struct chan *chans;	/* live exec channels */
 	unsigned nchans;
+	int ws_fd;		/* root of the mounted workspace fs (MOUNT), -1 without one */
+	bool ws_mounted;	/* MOUNT switched the root (allowed once per boot or restore) */
+	bool ws_frozen;		/* FREEZE without THAW yet: writes to the workspace would block */
 };
 
 /* main.c */
@@ -71,8 +76,15 @@ void agent_epoll_mod(struct agent *a, int fd, uint32_t events, uint64_t tag);
 /* boot.c */
 void boot_pid1(void);
 void boot_env(void);
-/* Kills every other process, syncs and powers off; returns only when not PID 1. */
+/*
+ * Kills every other process, syncs, remounts the workspace read-only and powers
+ * off; returns only when not PID 1.
+ */
 void boot_poweroff(struct agent *a);
+/* MOUNT: workspace disk as the overlay root's upper layer. Answers OK or ERROR on chan. */
+void boot_ws_mount(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len);
+/* FREEZE (freeze true) and THAW of the workspace fs. Answers OK or ERROR on chan. */
+void boot_ws_freeze(struct agent *a, uint32_t chan, bool freeze);
 /* ms since kernel boot (from /proc/uptime), or 0. */
 long long boot_uptime_ms(void);
 

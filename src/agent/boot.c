@@ -8,6 +8,14 @@
  * /dev/pts, /dev/shm, the hostname and lo. Everything here runs once per cold
  * boot; a restored snapshot starts after it, so it may be slow-ish but must
  * never fail hard: a guest without a writable root still runs jobs.
+ *
+ * MOUNT (after boot or restore, once) replaces that root with one whose upper
+ * layer is a workspace disk and whose lower layers are frozen workspace disks
+ * above the pristine image: the disks are mounted in a private staging tmpfs
+ * (WS_STAGE) on the old root, the overlay is assembled there and moved over /
+ * like the first one. The staging mounts end up beneath the new root: jobs can
+ * neither reach them nor see them in /proc/mounts. FREEZE/THAW and POWEROFF
+ * reach the workspace fs through an fd on its root. See docs/agent-protocol.md.
  */
 #include "agent.h"
 
@@ -18,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
@@ -27,6 +37,8 @@
 
 #define BOOT_SCRATCH "/run"		/* tmpfs holding the overlay's upper and work dirs */
 #define BOOT_NEWROOT "/run/root"	/* where the overlay is assembled */
+#define WS_STAGE "/.mags-ws"		/* private tmpfs on the old root: disk mounts and the new root */
+#define WS_OPTS_MAX 1024		/* overlay mount options */
 
 static void boot_mount(const char *src, const char *dst, const char *type, unsigned long flags, const char *data)
 {
@@ -142,12 +154,306 @@ long long boot_uptime_ms(void)
 	return ms;
 }
 
+/* Serial: 1 .. AGENT_SERIAL_MAX of [A-Za-z0-9_-]. */
+static bool serial_ok(const uint8_t *p, size_t n)
+{
+	if (n == 0 || n > AGENT_SERIAL_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = p[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* Finds the block device whose /sys/block/NAME/serial is serial: "/dev/NAME" into dev. */
+static int find_disk(const char *serial, char *dev, size_t devlen)
+{
+	DIR *d = opendir("/sys/block");
+	if (!d)
+		return -errno;
+	int r = -ENOENT;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' || strlen(e->d_name) > 32)
+			continue;
+		char path[96], got[AGENT_SERIAL_MAX + 2] = "";
+		snprintf(path, sizeof path, "/sys/block/%.32s/serial", e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, got, sizeof got - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		got[n] = 0;
+		got[strcspn(got, "\n")] = 0;
+		if (strcmp(got, serial) == 0) {
+			snprintf(dev, devlen, "/dev/%.32s", e->d_name);
+			r = 0;
+			break;
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+/*
+ * Drops the guest's cached blocks of dev: a restored snapshot may hold pages
+ * of the file that was in the slot when the template was saved.
+ */
+static int flush_disk(const char *dev)
+{
+	int fd = open(dev, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = ioctl(fd, BLKFLSBUF, 0) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+/* Moves the API mounts that exist (with what is below them) into newroot. */
+static void move_api_mounts(const char *newroot)
+{
+	static const char *const moved[] = { "/proc", "/sys", "/dev", "/tmp", "/run" };
+	for (size_t i = 0; i < sizeof moved / sizeof moved[0]; i++) {
+		char dst[128];
+		snprintf(dst, sizeof dst, "%s%s", newroot, moved[i]);
+		boot_mkdir(dst, 0755);
+		/* EINVAL: not a mount point here, nothing to move */
+		if (mount(moved[i], dst, NULL, MS_MOVE, NULL) < 0 && errno != EINVAL)
+			agent_log("move %s: %s", moved[i], strerror(errno));
+	}
+}
+
+/*
+ * The MOUNT request, parsed: upper and lower serials resolved to devices.
+ * Returns NULL or the text of an ERROR.
+ */
+struct ws_req {
+	char upper[48];
+	char lower[AGENT_MOUNT_LOWER_MAX][48];
+	unsigned nlower;
+};
+
+static const char *ws_parse(const uint8_t *kv, size_t len, struct ws_req *w, char *why, size_t whylen)
+{
+	struct proto_kv_iter it;
+	const char *k;
+	const uint8_t *v;
+	size_t kl, vl;
+	int rc;
+	bool have_upper = false;
+
+	memset(w, 0, sizeof *w);
+	proto_kv_iter_init(&it, kv, len);
+	while ((rc = proto_kv_next(&it, &k, &kl, &v, &vl)) == 1) {
+		bool up = proto_kv_is(k, kl, "upper"), low = proto_kv_is(k, kl, "lower");
+		if (!up && !low)
+			continue;
+		if (!serial_ok(v, vl))
+			return "MOUNT: bad disk serial (1-20 of [A-Za-z0-9_-])";
+		char serial[AGENT_SERIAL_MAX + 1];
+		memcpy(serial, v, vl);
+		serial[vl] = 0;
+		char *dst;
+		if (up) {
+			if (have_upper)
+				return "MOUNT: more than one upper";
+			have_upper = true;
+			dst = w->upper;
+		} else {
+			if (w->nlower == AGENT_MOUNT_LOWER_MAX)
+				return "MOUNT: more than 4 lower disks";
+			dst = w->lower[w->nlower++];
+		}
+		int r = find_disk(serial, dst, sizeof w->upper);
+		if (r < 0) {
+			snprintf(why, whylen, "MOUNT: no disk with serial %s: %s", serial, strerror(-r));
+			return why;
+		}
+	}
+	if (rc < 0)
+		return "MOUNT: malformed key/value payload";
+	if (!have_upper)
+		return "MOUNT: upper is required";
+	return NULL;
+}
+
+/* Undoes a partly built staging area (best effort). */
+static void ws_unstage(void)
+{
+	umount2(WS_STAGE, MNT_DETACH);
+	rmdir(WS_STAGE);
+}
+
+/*
+ * Mounts the disks and the overlay under WS_STAGE. Returns 0 or -errno with
+ * what failed in why; the caller unstages on failure.
+ */
+static int ws_stage(const struct ws_req *w, char *why, size_t whylen)
+{
+	char dir[64], opts[WS_OPTS_MAX];
+	if (mkdir(WS_STAGE, 0700) < 0 && errno != EEXIST)
+		goto fail_errno_stage;
+	if (mount("tmpfs", WS_STAGE, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
+		goto fail_errno_stage;
+	boot_mkdir(WS_STAGE "/image", 0755);
+	boot_mkdir(WS_STAGE "/ws", 0755);
+	boot_mkdir(WS_STAGE "/root", 0755);
+	/* the pristine image, not the current root (that has the tmpfs upper) */
+	if (mount("/dev/vda", WS_STAGE "/image", "ext4", MS_RDONLY, NULL) < 0) {
+		int e = errno;
+		snprintf(why, whylen, "mount image /dev/vda: %s", strerror(e));
+		return -e;
+	}
+	int r = flush_disk(w->upper);
+	if (r == 0 && mount(w->upper, WS_STAGE "/ws", "ext4", 0, "noinit_itable") < 0)
+		r = -errno;
+	if (r < 0) {
+		snprintf(why, whylen, "mount upper %s: %s", w->upper, strerror(-r));
+		return r;
+	}
+	int n = snprintf(opts, sizeof opts, "lowerdir=");
+	for (unsigned i = 0; i < w->nlower; i++) {
+		snprintf(dir, sizeof dir, WS_STAGE "/l%u", i);
+		boot_mkdir(dir, 0755);
+		r = flush_disk(w->lower[i]);
+		/* noload: never replay a journal on a frozen base (it is read-only everywhere) */
+		if (r == 0 && mount(w->lower[i], dir, "ext4", MS_RDONLY, "noload") < 0)
+			r = -errno;
+		if (r < 0) {
+			snprintf(why, whylen, "mount lower %s: %s", w->lower[i], strerror(-r));
+			return r;
+		}
+		n += snprintf(opts + n, sizeof opts - (size_t)n, "%s/upper:", dir);
+	}
+	n += snprintf(opts + n, sizeof opts - (size_t)n,
+		      WS_STAGE "/image,upperdir=" WS_STAGE "/ws/upper,workdir=" WS_STAGE "/ws/work");
+	if ((mkdir(WS_STAGE "/ws/upper", 0755) < 0 && errno != EEXIST) ||
+	    (mkdir(WS_STAGE "/ws/work", 0755) < 0 && errno != EEXIST)) {
+		r = -errno;
+		snprintf(why, whylen, "upper/ and work/ on %s: %s", w->upper, strerror(-r));
+		return r;
+	}
+	if (mount("overlay", WS_STAGE "/root", "overlay", 0, opts) < 0) {
+		r = -errno;
+		snprintf(why, whylen, "mount overlay (%s): %s", opts, strerror(-r));
+		return r;
+	}
+	return 0;
+fail_errno_stage:
+	r = -errno;
+	snprintf(why, whylen, "staging tmpfs %s: %s", WS_STAGE, strerror(-r));
+	return r;
+}
+
+void boot_ws_mount(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
+{
+	char why[WS_OPTS_MAX + 128];
+	struct ws_req w;
+	int64_t t0 = agent_now_ms();
+	if (a->ws_mounted) {
+		agent_send_error(a, chan, "MOUNT: a workspace is mounted already");
+		return;
+	}
+	const char *bad = ws_parse(kv, len, &w, why, sizeof why);
+	if (!bad && !a->pid1)
+		bad = "MOUNT: only the guest's PID 1 mounts disks";
+	if (bad) {
+		agent_send_error(a, chan, "%s", bad);
+		return;
+	}
+	int r = ws_stage(&w, why, sizeof why);
+	int fd = r < 0 ? -1 : open(WS_STAGE "/ws", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r == 0 && fd < 0) {
+		r = -errno;
+		snprintf(why, sizeof why, "open %s/ws: %s", WS_STAGE, strerror(-r));
+	}
+	if (r < 0) {
+		ws_unstage();
+		agent_send_error(a, chan, "MOUNT: %s", why);
+		return;
+	}
+	move_api_mounts(WS_STAGE "/root");
+	if (chdir(WS_STAGE "/root") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0) {
+		/* the API mounts moved already: there is no going back */
+		agent_log("MOUNT: switch root: %s", strerror(errno));
+		agent_send_error(a, chan, "MOUNT: switch root: %s", strerror(errno));
+		close(fd);
+		return;
+	}
+	a->ws_fd = fd;
+	a->ws_mounted = true;
+	boot_mkdir("/root", 0700);
+	if (chdir("/root") < 0 && chdir("/") < 0)
+		agent_log("chdir /root: %s", strerror(errno));
+	agent_log("workspace %s mounted over %u lower disk(s) in %lld ms", w.upper, w.nlower,
+		  (long long)(agent_now_ms() - t0));
+	agent_send(a, MSG_OK, chan, NULL, 0);
+}
+
+void boot_ws_freeze(struct agent *a, uint32_t chan, bool freeze)
+{
+	const char *what = freeze ? "FREEZE" : "THAW";
+	if (a->ws_fd < 0) {
+		agent_send_error(a, chan, "%s: no workspace mounted", what);
+		return;
+	}
+	if (freeze) {
+		sync();
+		/* EBUSY: frozen already */
+		if (ioctl(a->ws_fd, FIFREEZE, 0) < 0 && errno != EBUSY) {
+			agent_send_error(a, chan, "FREEZE: %s", strerror(errno));
+			return;
+		}
+		a->ws_frozen = true;
+	} else {
+		/* EINVAL: not frozen; THAW is idempotent */
+		if (ioctl(a->ws_fd, FITHAW, 0) < 0 && errno != EINVAL) {
+			agent_send_error(a, chan, "THAW: %s", strerror(errno));
+			return;
+		}
+		a->ws_frozen = false;
+	}
+	agent_send(a, MSG_OK, chan, NULL, 0);
+}
+
+/*
+ * Leaves the workspace fs clean: remounted read-only, the journal is
+ * checkpointed, so the host can use the disk as a lower layer (mounted with
+ * noload) or copy it without a journal replay.
+ */
+static void ws_close(struct agent *a)
+{
+	if (a->ws_fd < 0)
+		return;
+	if (a->ws_frozen && ioctl(a->ws_fd, FITHAW, 0) < 0 && errno != EINVAL)
+		agent_log("thaw workspace: %s", strerror(errno));
+	a->ws_frozen = false;
+	/* the overlay first: it syncs its upper and stops writing to it */
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+		agent_log("remount / read-only: %s", strerror(errno));
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", a->ws_fd);
+	if (mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+		agent_log("remount workspace read-only: %s (the host will see a journal to replay)", strerror(errno));
+	close(a->ws_fd);
+	a->ws_fd = -1;
+}
+
 void boot_poweroff(struct agent *a)
 {
 	if (a->pid1) {
+		/* writers blocked on a frozen workspace could not die */
+		if (a->ws_frozen && ioctl(a->ws_fd, FITHAW, 0) < 0 && errno != EINVAL)
+			agent_log("thaw workspace: %s", strerror(errno));
+		a->ws_frozen = false;
 		kill(-1, SIGKILL);	/* everything but us */
 		exec_reap(a);
 		sync();
+		ws_close(a);
 	}
 	agent_send(a, MSG_OK, 0, NULL, 0);
 	agent_flush(a, 1000);

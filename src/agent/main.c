@@ -268,6 +268,13 @@ static void dispatch(struct agent *a, const struct agent_frame *f)
 	case MSG_POWEROFF:
 		boot_poweroff(a);
 		break;
+	case MSG_MOUNT:
+		boot_ws_mount(a, f->chan, f->payload, f->len);
+		break;
+	case MSG_FREEZE:
+	case MSG_THAW:
+		boot_ws_freeze(a, f->chan, f->type == MSG_FREEZE);
+		break;
 	default:
 		agent_send_error(a, f->chan, "unknown message type %u", f->type);
 		break;
@@ -451,7 +458,7 @@ static void on_event(struct agent *a, const struct epoll_event *ev)
 
 int main(int argc, char **argv)
 {
-	struct agent a = { .port_fd = -1 };
+	struct agent a = { .port_fd = -1, .ws_fd = -1 };
 	const char *spec = argc > 1 ? argv[1] : getenv("MAGS_AGENT_PORT");
 
 	/* children get pipes dup2'ed onto 0-2: keep those numbers taken */

@@ -3,7 +3,7 @@
  * One-shot requests of mags-agent, answered with MSG_OK or MSG_ERROR on the
  * request's channel: INIT (what differs between sandboxes and so comes after
  * boot or snapshot restore: wall clock, hostname, entropy) and FILE (write
- * one file atomically). Payloads are described in docs/agent-protocol.md.
+ * a file atomically, or a big one in pieces at offsets). Payloads are described in docs/agent-protocol.md.
  * Outside PID 1 (tests on the host) INIT checks its input but changes nothing.
  */
 #include "agent.h"
@@ -188,12 +188,12 @@ int ops_write_file(const char *path, const void *data, size_t len, mode_t mode)
 	return r;
 }
 
-/* Absolute, no "." or ".." components, no empty components, bounded. */
+/* Absolute or relative (to /root), no "." or ".." components, no empty components, bounded. */
 static bool path_ok(const uint8_t *p, size_t n)
 {
-	if (n < 2 || n >= PATH_MAX || p[0] != '/' || p[n - 1] == '/' || memchr(p, 0, n))
+	if (n == 0 || n >= PATH_MAX - 8 || p[n - 1] == '/' || memchr(p, 0, n) || (n == 1 && p[0] == '/'))
 		return false;
-	size_t i = 1;
+	size_t i = p[0] == '/' ? 1 : 0;
 	while (i < n) {
 		size_t j = i;
 		while (j < n && p[j] != '/')
@@ -206,6 +206,35 @@ static bool path_ok(const uint8_t *p, size_t n)
 	return true;
 }
 
+/* Writes data at off > 0 into the existing file path, which must be at least off long. */
+static int write_at(const char *path, const uint8_t *data, size_t len, uint64_t off)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	int r = 0;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode))
+		r = -EINVAL;
+	else if ((uint64_t)st.st_size < off)
+		r = -ESPIPE; /* a piece is missing before this one */
+	size_t done = 0;
+	while (r == 0 && done < len) {
+		ssize_t n = pwrite(fd, data + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			r = n < 0 ? -errno : -EIO;
+		else
+			done += (size_t)n;
+	}
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
 void ops_file(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
 {
 	struct proto_kv_iter it;
@@ -213,6 +242,7 @@ void ops_file(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
 	const uint8_t *v, *path = NULL, *data = NULL;
 	size_t kl, vl, path_len = 0, data_len = 0;
 	unsigned mode = 0644;
+	uint64_t offset = 0;
 	int rc;
 
 	if (chan && exec_busy(a, chan)) {
@@ -227,6 +257,11 @@ void ops_file(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
 		} else if (proto_kv_is(k, kl, "data")) {
 			data = v;
 			data_len = vl;
+		} else if (proto_kv_is(k, kl, "offset")) {
+			if (proto_kv_u64(v, vl, &offset) < 0 || offset > (uint64_t)INT64_MAX / 2) {
+				agent_send_error(a, chan, "FILE: bad offset");
+				return;
+			}
 		} else if (proto_kv_is(k, kl, "mode")) {
 			if (vl == 0 || vl > 4)
 				goto bad_mode;
@@ -243,12 +278,21 @@ void ops_file(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
 		return;
 	}
 	if (!path || !path_ok(path, path_len)) {
-		agent_send_error(a, chan, "FILE: path must be absolute without . or .. components");
+		agent_send_error(a, chan, "FILE: path must be absolute or relative to /root, without . or .. components");
 		return;
 	}
-	char *p = xstrndup((const char *)path, path_len);
-	int r = ops_write_file(p, data ? data : (const uint8_t *)"", data_len, (mode_t)mode);
-	if (r < 0)
+	if (a->ws_frozen) {
+		/* a write would block PID 1 until THAW, which it could then never read */
+		agent_send_error(a, chan, "FILE: the workspace is frozen");
+		return;
+	}
+	char *p = path[0] == '/' ? xstrndup((const char *)path, path_len)
+				 : xasprintf("/root/%.*s", (int)path_len, (const char *)path);
+	const uint8_t *d = data ? data : (const uint8_t *)"";
+	int r = offset ? write_at(p, d, data_len, offset) : ops_write_file(p, d, data_len, (mode_t)mode);
+	if (r == -ESPIPE)
+		agent_send_error(a, chan, "FILE %s: shorter than offset %llu", p, (unsigned long long)offset);
+	else if (r < 0)
 		agent_send_error(a, chan, "FILE %s: %s", p, strerror(-r));
 	else
 		agent_send(a, MSG_OK, chan, NULL, 0);

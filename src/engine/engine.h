@@ -30,6 +30,24 @@ struct engine {
 	char accel_why[160];	/* why this accelerator was chosen, for the log */
 	unsigned mem_mib;	/* guest RAM, default 512 */
 	unsigned vcpus;		/* default 1 */
+	char *empty_disk;	/* backs unused layer slots; engine_disks_init, NULL before */
+};
+
+/*
+ * Disks. Every VM has the same block devices in the same order (so a template
+ * snapshot fits every VM): the read-only image, one read-write workspace slot
+ * and ENGINE_LAYER_SLOTS read-only layer slots, each a virtio-blk device the
+ * guest finds by its serial ("mags-ws", "mags-l0" ... "mags-l3"). Every file
+ * behind a slot has the apparent size ENGINE_DISK_BYTES (sparse on the host).
+ */
+#define ENGINE_LAYER_SLOTS 4
+#define ENGINE_DISK_BYTES (16ULL << 30)	/* apparent size of every workspace and layer disk */
+
+struct vm_disks {
+	/* read-write upper disk; NULL: the engine creates RUNDIR/scratch.img, sparse, ENGINE_DISK_BYTES, unformatted */
+	const char *workspace;
+	/* read-only lower disks, top first; NULL: eng->empty_disk */
+	const char *layers[ENGINE_LAYER_SLOTS];
 };
 
 /*
@@ -53,6 +71,10 @@ struct vm {
 	char *console_path;	/* guest serial console log */
 	int agent_fd;		/* connected agent channel, -1 until vm_connect_agent */
 	struct qmp qmp;		/* connected for vm_mem VMs (fd -1 otherwise) */
+	char *empty_disk;	/* owned copy of eng->empty_disk; NULL: RUNDIR/empty-layer.img */
+	unsigned disk_gen;	/* bumped per vm_set_disks: names the new file nodes */
+	unsigned slot_gen[1 + ENGINE_LAYER_SLOTS];	/* generation of each slot's current file node */
+	char *slot_path[1 + ENGINE_LAYER_SLOTS];	/* owned: the file behind each slot now */
 };
 
 /*
@@ -62,6 +84,14 @@ struct vm {
 int engine_init(struct engine *eng, const char *guest_dir, const char *accel, struct err *err);
 void engine_free(struct engine *eng);
 const char *engine_accel_name(const struct engine *eng);
+
+/*
+ * Creates dir/empty-layer.img (sparse, ENGINE_DISK_BYTES, mode 0444) if it is
+ * missing and points eng->empty_disk at it (owned by eng). Without it a VM
+ * gets an empty file of its own in its run dir for each unused layer slot.
+ * Returns 0 or -errno with err set.
+ */
+int engine_disks_init(struct engine *eng, const char *dir, struct err *err);
 
 /*
  * Identifies everything a snapshot depends on: QEMU, kernel and image (path,
@@ -74,10 +104,19 @@ void engine_snapshot_key(const struct engine *eng, char key[65]);
  * Creates rundir (must not exist), starts QEMU in it and returns the VM in
  * *out (caller frees with vm_free). mem NULL: the guest boots in the
  * background. With mem, QMP is connected before this returns; an incoming
- * VM then waits for vm_restore.
+ * VM then waits for vm_restore. disks NULL: every slot gets its default
+ * (struct vm_disks). A given disk file must be ENGINE_DISK_BYTES long.
  */
-int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *mem, struct vm **out,
-	     struct err *err);
+int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *mem, const struct vm_disks *disks,
+	     struct vm **out, struct err *err);
+/*
+ * Swaps the files behind the disk slots of a started VM with QMP (a VM with
+ * mem, before or after restore, before the guest mounted them): all slots at
+ * once, NULL entries back to their defaults. Returns 0, or -ENOTSUP when this
+ * QEMU cannot (or the VM has no QMP), or another negative code with err set;
+ * on failure the slots keep their old files.
+ */
+int vm_set_disks(struct vm *vm, const struct vm_disks *disks, struct err *err);
 /*
  * Template VM: pauses the guest and writes its device state to state_path
  * (RAM stays in the shared mem file). The VM stays paused; free it after.

@@ -6,9 +6,21 @@
  * magsd cannot leave it running; engine_reap_stale covers what slips through.
  *
  * Device layout (kept fixed so a snapshot of one VM fits every other):
- *   virtio-blk  vda   read-only root image
- *   virtio-serial     port "mags.agent" -> unix socket RUNDIR/agent.sock
- *   isa-serial        guest console -> RUNDIR/console.log
+ *   virtio-blk  vda  serial mags-root  read-only root image (root=/dev/vda)
+ *   virtio-blk  vdb  serial mags-ws    read-write workspace slot
+ *   virtio-blk  vdc  serial mags-l0    read-only layer slot 0 (top lower layer)
+ *   virtio-blk  vdd  serial mags-l1    ... vdf mags-l3
+ *   virtio-serial    port "mags.agent" -> unix socket RUNDIR/agent.sock
+ *   isa-serial       guest console -> RUNDIR/console.log
+ * The guest probes microvm's virtio-mmio transports in -device order, so the
+ * names above hold; the agent still finds the slots by serial. Each disk is a
+ * -blockdev pair: a "file" node (node-name SLOT-fN) under a "raw" node (node-name
+ * SLOT) that the device uses. vm_set_disks swaps the file under a raw node
+ * with blockdev-add + blockdev-reopen + blockdev-del, so a VM started (or
+ * restored) before its workspace was known gets it later. Every slot's file
+ * is ENGINE_DISK_BYTES long; unused layer slots share one empty sparse file.
+ * Caching is QEMU's default (page cache, guest flushes become fdatasync), so
+ * the host sees what the guest wrote without O_DIRECT.
  * VMs used for snapshots also get RAM from a file and QMP on RUNDIR/qmp.sock.
  */
 #include "engine.h"
@@ -36,7 +48,7 @@
 #include "fs.h"
 #include "xmalloc.h"
 
-#define QEMU_ARGV_MAX 64
+#define QEMU_ARGV_MAX 128
 #define QMP_START_MS 10000	/* QEMU start -> QMP greeting */
 #define QMP_CALL_MS 10000	/* one QMP command */
 #define QMP_MIGRATE_MS 30000	/* a whole snapshot save or load */
@@ -145,6 +157,7 @@ void engine_free(struct engine *eng)
 	free(eng->qemu);
 	free(eng->kernel);
 	free(eng->image);
+	free(eng->empty_disk);
 	memset(eng, 0, sizeof *eng);
 }
 
@@ -157,7 +170,7 @@ const char *engine_accel_name(const struct engine *eng)
 struct qargv {
 	const char *v[QEMU_ARGV_MAX];
 	int n;
-	char *owned[16];
+	char *owned[48];
 	int nowned;
 };
 
@@ -182,6 +195,107 @@ static void qargv_free(struct qargv *a)
 		free(a->owned[i]);
 }
 
+/* Slot 0 is the workspace, 1 + i layer i. */
+#define DISK_SLOTS (1 + ENGINE_LAYER_SLOTS)
+
+static const char *const slot_node[DISK_SLOTS] = { "ws", "l0", "l1", "l2", "l3" };
+
+static bool slot_ro(int slot)
+{
+	return slot > 0;
+}
+
+/* Creates path as a sparse file of ENGINE_DISK_BYTES (through a temporary and rename). */
+static int disk_create(const char *path, mode_t mode, struct err *err)
+{
+	char *tmp = xasprintf("%s.tmp-%d", path, (int)getpid());
+	int r = 0;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = err_set(err, errno, "create %s", tmp);
+		goto out;
+	}
+	if (ftruncate(fd, (off_t)ENGINE_DISK_BYTES) < 0 || fchmod(fd, mode) < 0)
+		r = err_set(err, errno, "size %s", tmp);
+	close(fd);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = err_set(err, errno, "rename %s", tmp);
+	if (r < 0)
+		unlink(tmp);
+out:
+	free(tmp);
+	return r;
+}
+
+/* A disk must exist and be exactly ENGINE_DISK_BYTES: the guest saw that size before restore. */
+static int disk_check(const char *path, struct err *err)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return err_set(err, errno, "disk %s", path);
+	if (!S_ISREG(st.st_mode) || (unsigned long long)st.st_size != ENGINE_DISK_BYTES)
+		return err_set(err, EINVAL, "disk %s: %lld bytes; every disk must be a file of %llu bytes", path,
+			       (long long)st.st_size, (unsigned long long)ENGINE_DISK_BYTES);
+	return 0;
+}
+
+int engine_disks_init(struct engine *eng, const char *dir, struct err *err)
+{
+	char *path = xasprintf("%s/empty-layer.img", dir);
+	int r = 0;
+	if (access(path, F_OK) < 0)
+		r = disk_create(path, 0444, err);
+	if (r == 0)
+		r = disk_check(path, err);
+	if (r < 0) {
+		free(path);
+		return r;
+	}
+	free(eng->empty_disk);
+	eng->empty_disk = path;
+	return 0;
+}
+
+/*
+ * The file for each slot of vm in rundir, given disks (may be NULL), creating
+ * the per-VM defaults that are missing. paths[] are owned by the caller.
+ */
+static int disks_resolve(const char *rundir, const char *empty_disk, const struct vm_disks *disks,
+			 char *paths[DISK_SLOTS], struct err *err)
+{
+	memset(paths, 0, DISK_SLOTS * sizeof *paths);
+	int r = 0;
+	for (int i = 0; i < DISK_SLOTS && r == 0; i++) {
+		const char *given = !disks ? NULL : i == 0 ? disks->workspace : disks->layers[i - 1];
+		if (given) {
+			paths[i] = xstrdup(given);
+		} else if (i > 0 && empty_disk) {
+			paths[i] = xstrdup(empty_disk);
+		} else {
+			paths[i] = xasprintf("%s/%s", rundir, i == 0 ? "scratch.img" : "empty-layer.img");
+			if (access(paths[i], F_OK) < 0)
+				r = disk_create(paths[i], i == 0 ? 0600 : 0444, err);
+		}
+		if (r == 0)
+			r = disk_check(paths[i], err);
+	}
+	if (r < 0)
+		for (int i = 0; i < DISK_SLOTS; i++) {
+			free(paths[i]);
+			paths[i] = NULL;
+		}
+	return r;
+}
+
+/* -blockdev file + raw pair and the virtio-blk device for one disk. */
+static void qa_disk(struct qargv *a, const char *node, const char *path, bool ro, const char *serial)
+{
+	const char *rw = ro ? "on" : "off";
+	qa2(a, "-blockdev", xasprintf("driver=file,node-name=%s-f0,filename=%s,read-only=%s", node, path, rw));
+	qa2(a, "-blockdev", xasprintf("driver=raw,node-name=%s,file=%s-f0,read-only=%s", node, node, rw));
+	qa2(a, "-device", xasprintf("virtio-blk-device,drive=%s,serial=%s", node, serial));
+}
+
 /*
  * no_timer_check: the kernel's check that the IO-APIC timer ticks is timing
  * based; under TCG on a loaded host it fails and the kernel panics ("IO-APIC +
@@ -196,7 +310,8 @@ static void qargv_free(struct qargv *a)
  * With mem, RAM is the file-backed object "mem" and QMP listens on
  * rundir/qmp.sock.
  */
-static void build_argv(const struct engine *eng, const char *rundir, const struct vm_mem *mem, struct qargv *a)
+static void build_argv(const struct engine *eng, const char *rundir, const struct vm_mem *mem,
+		       const char *const disks[DISK_SLOTS], struct qargv *a)
 {
 	memset(a, 0, sizeof *a);
 	qa(a, eng->qemu);
@@ -224,9 +339,13 @@ static void build_argv(const struct engine *eng, const char *rundir, const struc
 	qa(a, eng->kernel);
 	qa(a, "-append");
 	qa(a, KERNEL_APPEND);
-	qa2(a, "-drive", xasprintf("id=root,file=%s,format=raw,if=none,readonly=on", eng->image));
-	qa(a, "-device");
-	qa(a, "virtio-blk-device,drive=root");
+	/* -device order is the guest's probe order: the image must stay vda */
+	qa_disk(a, "root", eng->image, true, "mags-root");
+	for (int i = 0; i < DISK_SLOTS; i++) {
+		char serial[16];
+		snprintf(serial, sizeof serial, "mags-%s", slot_node[i]);
+		qa_disk(a, slot_node[i], disks[i], slot_ro(i), serial);
+	}
 	qa(a, "-device");
 	qa(a, "virtio-serial-device");
 	qa2(a, "-chardev", xasprintf("socket,id=ag,path=%s/agent.sock,server=on,wait=off", rundir));
@@ -259,8 +378,10 @@ void engine_snapshot_key(const struct engine *eng, char key[65])
 	key_add_file(c, "kernel", eng->kernel);
 	key_add_file(c, "image", eng->image);
 	struct vm_mem mem = { .mem_path = "MEM", .incoming = false };
+	/* per-VM files are masked: a snapshot fits every VM whatever its disks */
+	const char *const disks[DISK_SLOTS] = { "WORKSPACE", "LAYER", "LAYER", "LAYER", "LAYER" };
 	struct qargv a;
-	build_argv(eng, "RUNDIR", &mem, &a);
+	build_argv(eng, "RUNDIR", &mem, disks, &a);
 	for (int i = 0; i < a.n; i++)
 		EVP_DigestUpdate(c, a.v[i], strlen(a.v[i]) + 1);
 	qargv_free(&a);
@@ -281,8 +402,8 @@ static void vm_set_rundir(struct vm *vm, const char *rundir)
 	vm->console_path = xasprintf("%s/console.log", rundir);
 }
 
-int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *mem, struct vm **out,
-	     struct err *err)
+int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *mem, const struct vm_disks *disks,
+	     struct vm **out, struct err *err)
 {
 	*out = NULL;
 	if (mkdir(rundir, 0700) < 0)
@@ -291,14 +412,22 @@ int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *
 	struct vm *vm = xcalloc(1, sizeof *vm);
 	vm->agent_fd = -1;
 	vm->qmp.fd = -1;
+	vm->empty_disk = eng->empty_disk ? xstrdup(eng->empty_disk) : NULL;
 	vm_set_rundir(vm, rundir);
 	char *logpath = xasprintf("%s/qemu.log", rundir);
+	char *paths[DISK_SLOTS];
 	struct qargv a;
-	build_argv(eng, rundir, mem, &a);
+	memset(&a, 0, sizeof a);
+	int logfd = -1, nullfd = -1;
+	int r = disks_resolve(rundir, vm->empty_disk, disks, paths, err);
+	if (r < 0)
+		goto out;
+	build_argv(eng, rundir, mem, (const char *const *)paths, &a);
+	for (int i = 0; i < DISK_SLOTS; i++)
+		vm->slot_path[i] = xstrdup(paths[i]);
 
-	int r = 0;
-	int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (logfd < 0 || nullfd < 0) {
 		r = err_set(err, errno, "open %s", logpath);
 		goto out;
@@ -343,10 +472,77 @@ out:
 	if (nullfd >= 0)
 		close(nullfd);
 	free(logpath);
+	for (int i = 0; i < DISK_SLOTS; i++)
+		free(paths[i]);
 	qargv_free(&a);
 	if (vm)
 		vm_free(vm);
 	return r;
+}
+
+/* Deletes the file nodes "SLOT-fGEN" named by gen[] (best effort: cleanup). */
+static void del_file_nodes(struct vm *vm, const unsigned gen[DISK_SLOTS], const bool which[DISK_SLOTS])
+{
+	for (int i = 0; i < DISK_SLOTS; i++) {
+		if (!which[i])
+			continue;
+		char node[32];
+		snprintf(node, sizeof node, "%s-f%u", slot_node[i], gen[i]);
+		qmp_call(&vm->qmp, "blockdev-del", json_pack("{s:s}", "node-name", node), -1, NULL, QMP_CALL_MS, NULL);
+	}
+}
+
+int vm_set_disks(struct vm *vm, const struct vm_disks *disks, struct err *err)
+{
+	if (vm->qmp.fd < 0)
+		return err_set(err, ENOTSUP, "swapping disks needs QMP (a VM started with vm_mem)");
+	char *paths[DISK_SLOTS];
+	int r = disks_resolve(vm->rundir, vm->empty_disk, disks, paths, err);
+	if (r < 0)
+		return err_wrap(err, "set disks");
+	unsigned gen = ++vm->disk_gen, newgen[DISK_SLOTS];
+	bool added[DISK_SLOTS] = { false };
+	json_t *opts = json_array();
+	for (int i = 0; i < DISK_SLOTS && r == 0; i++) {
+		char node[32];
+		newgen[i] = vm->slot_gen[i];
+		/* the same file again stays: a second node would fight the first over QEMU's image lock */
+		if (!strcmp(paths[i], vm->slot_path[i]))
+			continue;
+		newgen[i] = gen;
+		snprintf(node, sizeof node, "%s-f%u", slot_node[i], gen);
+		r = qmp_call(&vm->qmp, "blockdev-add",
+			     json_pack("{s:s,s:s,s:s,s:b}", "driver", "file", "node-name", node, "filename", paths[i],
+				       "read-only", slot_ro(i)),
+			     -1, NULL, QMP_CALL_MS, err);
+		if (r == 0) {
+			added[i] = true;
+			json_array_append_new(opts, json_pack("{s:s,s:s,s:s,s:b}", "driver", "raw", "node-name", slot_node[i],
+							      "file", node, "read-only", slot_ro(i)));
+		}
+	}
+	/* one reopen for all slots: QEMU applies it as a transaction */
+	if (r == 0 && json_array_size(opts) > 0)
+		r = qmp_call(&vm->qmp, "blockdev-reopen", json_pack("{s:O}", "options", opts), -1, NULL, QMP_CALL_MS,
+			     err);
+	json_decref(opts);
+	if (r < 0) {
+		del_file_nodes(vm, newgen, added);
+	} else {
+		del_file_nodes(vm, vm->slot_gen, added);
+		memcpy(vm->slot_gen, newgen, sizeof newgen);
+		for (int i = 0; i < DISK_SLOTS; i++)
+			if (added[i]) {
+				free(vm->slot_path[i]);
+				vm->slot_path[i] = paths[i];
+				paths[i] = NULL; /* transferred */
+			}
+	}
+	for (int i = 0; i < DISK_SLOTS; i++)
+		free(paths[i]);
+	if (r == -ENOTSUP)
+		return err_set(err, ENOTSUP, "this QEMU cannot swap disks (no blockdev-reopen)");
+	return r < 0 ? err_wrap(err, "set disks") : 0;
 }
 
 static int set_ignore_shared(struct vm *vm, struct err *err)
@@ -440,6 +636,15 @@ int vm_rename(struct vm *vm, const char *rundir, struct err *err)
 {
 	if (rename(vm->rundir, rundir) < 0)
 		return err_set(err, errno, "rename %s to %s", vm->rundir, rundir);
+	/* the per-VM default disks moved with the dir */
+	size_t n = strlen(vm->rundir);
+	for (int i = 0; i < DISK_SLOTS; i++) {
+		char *p = vm->slot_path[i];
+		if (p && !strncmp(p, vm->rundir, n) && p[n] == '/') {
+			vm->slot_path[i] = xasprintf("%s%s", rundir, p + n);
+			free(p);
+		}
+	}
 	vm_set_rundir(vm, rundir);
 	return 0;
 }
@@ -524,6 +729,9 @@ void vm_free(struct vm *vm)
 	free(vm->rundir);
 	free(vm->agent_path);
 	free(vm->console_path);
+	free(vm->empty_disk);
+	for (int i = 0; i < DISK_SLOTS; i++)
+		free(vm->slot_path[i]);
 	free(vm);
 }
 

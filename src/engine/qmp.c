@@ -121,7 +121,9 @@ int qmp_call(struct qmp *q, const char *cmd, json_t *args, int pass_fd, json_t *
 		}
 		json_t *e = json_object_get(m, "error");
 		if (e) {
-			r = err_set(err, EIO, "QMP %s: %s", cmd, json_string_value(json_object_get(e, "desc")) ?: "error");
+			const char *cls = json_string_value(json_object_get(e, "class"));
+			r = err_set(err, cls && !strcmp(cls, "CommandNotFound") ? ENOTSUP : EIO, "QMP %s: %s", cmd,
+				    json_string_value(json_object_get(e, "desc")) ?: "error");
 			json_decref(m);
 			return r;
 		}

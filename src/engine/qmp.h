@@ -27,7 +27,8 @@ int qmp_connect(struct qmp *q, const char *path, int timeout_ms, struct err *err
  * Runs one command. args (may be NULL) is consumed. When pass_fd >= 0 it is
  * sent along with the command (SCM_RIGHTS), as "getfd" needs. On success
  * *ret (if not NULL) holds the "return" value (caller decrefs). A QMP error
- * reply is -EIO with its description in err.
+ * reply is -EIO with its description in err; -ENOTSUP when this QEMU does
+ * not know the command.
  */
 int qmp_call(struct qmp *q, const char *cmd, json_t *args, int pass_fd, json_t **ret, int timeout_ms, struct err *err);
 void qmp_close(struct qmp *q);

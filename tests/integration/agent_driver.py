@@ -12,8 +12,15 @@ timings (QEMU start -> HELLO, -> EXIT, -> QEMU gone).
         (no VM: runs the agent as a normal process over a socketpair)
 
 Exit status 0 when every check passed.
+
+As a module (test_agent.py): VM boots the test image with the engine's disk layout
+(qemu_argv mirrors src/engine/qemu.c: image vda, then slots mags-ws, mags-l0..l3),
+VM.set_disks swaps the slots' files over QMP as vm_set_disks does, make_disk makes a
+workspace disk as the host does, Agent.request/put_file send MOUNT, FREEZE, THAW, FILE.
 """
 import argparse
+import hashlib
+import json
 import os
 import shutil
 import socket
@@ -24,10 +31,17 @@ import tempfile
 import time
 
 MSG = {1: "HELLO", 2: "STDOUT", 3: "STDERR", 4: "EXIT", 5: "ERROR", 6: "OK", 7: "PONG",
-       32: "INIT", 33: "EXEC", 34: "STDIN", 35: "SIGNAL", 36: "POWEROFF", 37: "PING", 38: "FILE"}
+       32: "INIT", 33: "EXEC", 34: "STDIN", 35: "SIGNAL", 36: "POWEROFF", 37: "PING", 38: "FILE",
+       39: "MOUNT", 40: "FREEZE", 41: "THAW"}
 M = {v: k for k, v in MSG.items()}
 HDR = struct.Struct("<IHHI")  # len, type, flags, chan
 EXIT_TIMEOUT = 0x1
+DISK_BYTES = 16 << 30   # ENGINE_DISK_BYTES
+LAYER_SLOTS = 4         # ENGINE_LAYER_SLOTS
+FILE_CHUNK = 512 * 1024  # AGENT_FILE_CHUNK
+APPEND = ("console=ttyS0 root=/dev/vda ro rootfstype=ext4 init=/sbin/mags-agent quiet panic=-1 "
+          "reboot=t i8042.noaux i8042.nomux i8042.nopnp nomodule no_timer_check")
+SLOTS = ["ws"] + ["l%d" % i for i in range(LAYER_SLOTS)]  # node names; serials are "mags-" + node
 
 
 def kv(*pairs):
@@ -115,6 +129,157 @@ class Agent:
                 return name, p
 
 
+    def request(self, typ, chan, payload=b"", timeout=60):
+        """Sends a request answered by OK or ERROR on chan: returns (name, text)."""
+        self.send(typ, chan, payload)
+        name, p = self.wait_for(chan, ("OK", "ERROR"), timeout)
+        return name, p.decode(errors="replace")
+
+    def put_file(self, chan, path, data, mode=None, chunk=FILE_CHUNK):
+        """FILE in pieces of at most chunk bytes at increasing offsets; returns the last answer."""
+        off = 0
+        while True:
+            pairs = [("path", path)] + ([("mode", mode)] if mode else []) + \
+                    ([("offset", str(off))] if off else []) + [("data", data[off:off + chunk])]
+            ans = self.request("FILE", chan, kv(*pairs))
+            off += chunk
+            if ans[0] != "OK" or off >= len(data):
+                return ans
+
+
+def make_disk(path, mkfs=True):
+    """A workspace disk as the host makes one: sparse, DISK_BYTES, ext4 without eager init."""
+    with open(path, "wb") as f:
+        f.truncate(DISK_BYTES)
+    if mkfs:
+        subprocess.run([sbin("mkfs.ext4"), "-q", "-F", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+                        "-m", "0", path], check=True)
+
+
+def sbin(name):
+    return shutil.which(name, path=os.environ.get("PATH", "") + ":/sbin:/usr/sbin") or name
+
+
+def qemu_argv(qemu, kernel, image, rundir, disks, accel="tcg", qmp=False):
+    """QEMU's command line as src/engine/qemu.c builds it (cold boot; qmp adds the monitor).
+    disks: file for each of SLOTS (workspace first)."""
+    cmd = [qemu, "-M", "microvm,acpi=off", "-accel", accel, "-cpu", "max" if accel == "tcg" else "host",
+           "-m", "512", "-smp", "1"]
+    if qmp:
+        cmd += ["-qmp", f"unix:{rundir}/qmp.sock,server=on,wait=off"]
+    cmd += ["-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-kernel", kernel, "-append", APPEND]
+    for node, path, ro in [("root", image, True)] + [(n, d, n != "ws") for n, d in zip(SLOTS, disks)]:
+        rw = "on" if ro else "off"
+        cmd += ["-blockdev", f"driver=file,node-name={node}-f0,filename={path},read-only={rw}",
+                "-blockdev", f"driver=raw,node-name={node},file={node}-f0,read-only={rw}",
+                "-device", f"virtio-blk-device,drive={node},serial=mags-{node}"]
+    cmd += ["-device", "virtio-serial-device",
+            "-chardev", f"socket,id=ag,path={rundir}/agent.sock,server=on,wait=off",
+            "-device", "virtserialport,chardev=ag,name=mags.agent",
+            "-chardev", f"file,id=con,path={rundir}/console.log", "-serial", "chardev:con"]
+    return cmd
+
+
+class Qmp:
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(path)
+        self.f = self.s.makefile("rw")
+        json.loads(self.f.readline())  # greeting
+        self.call("qmp_capabilities")
+
+    def call(self, cmd, **args):
+        """Returns the "return" value; raises RuntimeError on a QMP error."""
+        self.f.write(json.dumps({"execute": cmd, "arguments": args}) + "\n")
+        self.f.flush()
+        while True:
+            m = json.loads(self.f.readline())
+            if "return" in m:
+                return m["return"]
+            if "error" in m:
+                raise RuntimeError(f"QMP {cmd}: {m['error'].get('desc')}")
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+class VM:
+    """A cold-booted guest with the engine's disk layout. disks: files for SLOTS; a missing
+    one gets an empty sparse file in rundir (as the engine's defaults)."""
+
+    def __init__(self, kernel, image, rundir, disks=None, qmp=False, qemu="qemu-system-x86_64", accel="tcg"):
+        self.rundir = rundir
+        os.makedirs(rundir, exist_ok=True)
+        disks = list(disks or [])
+        disks += [None] * (len(SLOTS) - len(disks))
+        for i, d in enumerate(disks):
+            if d is None:
+                disks[i] = os.path.join(rundir, "scratch.img" if i == 0 else "empty-layer.img")
+                if not os.path.exists(disks[i]):
+                    make_disk(disks[i], mkfs=False)
+        self.gen = 0
+        self.t0 = time.monotonic()
+        self.q = subprocess.Popen(qemu_argv(qemu, kernel, image, rundir, disks, accel, qmp),
+                                  stdin=subprocess.DEVNULL)
+        sock_path = os.path.join(rundir, "agent.sock")
+        self.qmp = None
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            while True:
+                try:
+                    s.connect(sock_path)
+                    break
+                except (FileNotFoundError, ConnectionRefusedError):
+                    if self.q.poll() is not None or time.monotonic() - self.t0 > 10:
+                        raise RuntimeError("QEMU did not open the agent socket")
+                    time.sleep(0.005)
+            self.agent = Agent(s, self.t0, verbose=False)
+            if qmp:
+                self.qmp = Qmp(os.path.join(rundir, "qmp.sock"))
+            name, _, self.hello = self.agent.recv(timeout=60)
+            if name != "HELLO":
+                raise RuntimeError("first frame " + name)
+        except BaseException:
+            self.kill()
+            raise
+
+    def set_disks(self, disks):
+        """What vm_set_disks does: new file nodes, one blockdev-reopen of every raw node, old ones deleted."""
+        self.gen += 1
+        opts = []
+        for node, path in zip(SLOTS, disks):
+            ro = node != "ws"
+            self.qmp.call("blockdev-add", driver="file", **{"node-name": f"{node}-f{self.gen}", "filename": path,
+                                                            "read-only": ro})
+            opts.append({"driver": "raw", "node-name": node, "file": f"{node}-f{self.gen}", "read-only": ro})
+        self.qmp.call("blockdev-reopen", options=opts)
+        for node in SLOTS:
+            self.qmp.call("blockdev-del", **{"node-name": f"{node}-f{self.gen - 1}"})
+
+    def poweroff(self, timeout=30):
+        """POWEROFF; returns QEMU's exit status (None if it did not exit)."""
+        ans = self.agent.request("POWEROFF", 0, timeout=timeout)
+        try:
+            self.q.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        return ans[0], self.q.poll()
+
+    def console(self):
+        try:
+            return open(os.path.join(self.rundir, "console.log"), errors="replace").read()
+        except FileNotFoundError:
+            return ""
+
+    def kill(self):
+        if self.q.poll() is None:
+            self.q.kill()
+            self.q.wait()
+        if self.qmp:
+            self.qmp.close()
+
+
 def check(cond, what, failures):
     print(("  ok    " if cond else "  FAIL  ") + what)
     if not cond:
@@ -174,6 +339,23 @@ def exercise(a, failures, in_vm):
     a.send("FILE", 9, kv(("path", "/tmp/../etc/passwd"), ("data", "x")))
     check(a.wait_for(9, ("OK", "ERROR"))[0] == "ERROR", "FILE rejects ..", failures)
 
+    # a big file in pieces: offset > 0 writes into the existing file without truncating it
+    data = os.urandom(3 * 100000 + 7)
+    big = path + ".big"
+    check(a.put_file(13, big, data, chunk=100000)[0] == "OK", "FILE in pieces at offsets", failures)
+    out, _, ex = a.run(14, "sha256sum " + big)
+    check(out.split()[:1] == [hashlib.sha256(data).hexdigest().encode()], "pieces arrive byte-exact", failures)
+    ans = a.request("FILE", 15, kv(("path", big), ("offset", str(len(data) + 1)), ("data", "x")))
+    check(ans[0] == "ERROR", f"FILE offset past the end -> ERROR ({ans[1]})", failures)
+    ans = a.request("FILE", 15, kv(("path", big + ".missing"), ("offset", "5"), ("data", "x")))
+    check(ans[0] == "ERROR", f"FILE offset into a missing file -> ERROR ({ans[1]})", failures)
+    ans = a.request("FILE", 15, kv(("path", "a/../b"), ("data", "x")))
+    check(ans[0] == "ERROR", "FILE rejects a relative path with ..", failures)
+    if not in_vm:
+        for req in ("MOUNT", "FREEZE", "THAW"):
+            ans = a.request(req, 0, kv(("upper", "mags-ws")) if req == "MOUNT" else b"")
+            check(ans[0] == "ERROR", f"{req} outside a guest -> ERROR ({ans[1]})", failures)
+
     out, _, ex = a.run(10, "#!/bin/sh\necho script $0\n", file="1")
     check(out.startswith(b"script /tmp/.mags-script-10"), "EXEC file=1 with #!", failures)
 
@@ -212,18 +394,10 @@ def run_vm(args):
     failures = []
     tmp = tempfile.mkdtemp(prefix="mags-drv-")
     sock_path = os.path.join(tmp, "agent.sock")
-    accel = args.accel
-    cmd = [args.qemu, "-M", "microvm,acpi=off", "-accel", accel, "-cpu", "max" if accel == "tcg" else "host",
-           "-m", "512", "-smp", "1", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-           "-kernel", args.kernel,
-           "-append", "console=ttyS0 root=/dev/vda ro rootfstype=ext4 init=/sbin/mags-agent quiet panic=-1 "
-                      "reboot=t i8042.noaux i8042.nomux i8042.nopnp nomodule no_timer_check",
-           "-drive", f"id=root,file={args.image},format=raw,if=none,readonly=on",
-           "-device", "virtio-blk-device,drive=root",
-           "-device", "virtio-serial-device",
-           "-chardev", f"socket,id=ag,path={sock_path},server=on,wait=off",
-           "-device", "virtserialport,chardev=ag,name=mags.agent",
-           "-serial", f"file:{tmp}/console.log"]
+    disks = [os.path.join(tmp, "scratch.img")] + [os.path.join(tmp, "empty-layer.img")] * LAYER_SLOTS
+    make_disk(disks[0], mkfs=False)
+    make_disk(disks[1], mkfs=False)
+    cmd = qemu_argv(args.qemu, args.kernel, args.image, tmp, disks, args.accel)
     t0 = time.monotonic()
     q = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     try:
