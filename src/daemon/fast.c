@@ -53,7 +53,8 @@ static const char *const tstate_name[] = { "building", "building", "ready", "fai
 /* A pooled VM: waiting for its restore, or (warm pool) restored and warmed up. */
 struct pooled {
 	struct vm *vm;		/* waiting on -incoming defer */
-	struct sandbox *sb;	/* warm pool: running, agent idle, INIT not sent */
+	struct sandbox *sb;	/* warm pool: running, agent idle, INIT not sent, disk mounted */
+	char *disk;		/* its own blank workspace disk (owned, removed with it) */
 };
 
 static struct {
@@ -441,8 +442,12 @@ static void pooled_free(struct pooled *p)
 	} else {
 		vm_free(p->vm);
 	}
+	if (p->disk)
+		unlink(p->disk);
+	free(p->disk);
 	p->sb = NULL;
 	p->vm = NULL;
+	p->disk = NULL;
 }
 
 static void free_pooled(struct pooled *p, int n)
@@ -467,9 +472,12 @@ static int pool_warm_up(struct vm *vm, struct sandbox **out, struct err *err)
 	}
 	struct sandbox *sb = sandbox_wrap(vm);
 	r = sandbox_run_quiet(sb, 1, WARM_CMD, TEMPLATE_WARM_MS, err);
+	if (r > 0)
+		r = err_set(err, EIO, "warm-up command exited %d", r);
+	/* mounting is slow under TCG (ext4 and overlayfs code run for the first time): do it now */
+	if (r == 0)
+		r = sandbox_mount(sb, 0, TEMPLATE_WARM_MS, -1, err);
 	if (r != 0) {
-		if (r > 0)
-			r = err_set(err, EIO, "warm-up command exited %d", r);
 		sandbox_free(sb);
 		return r;
 	}
@@ -519,7 +527,12 @@ static void *fast_main(void *arg)
 			pthread_mutex_unlock(&F.mu);
 			struct pooled p = { 0 };
 			struct err err = { 0 };
-			int r = pool_vm_start(dir, NULL, &p.vm, &err);
+			p.disk = F.cfg.new_disk(&err);
+			int r = p.disk ? 0 : -EIO;
+			if (r == 0) {
+				struct vm_disks d = { .workspace = p.disk };
+				r = pool_vm_start(dir, &d, &p.vm, &err);
+			}
 			free(dir);
 			bool warm_failed = false;
 			if (r == 0 && F.cfg.pool_warm) {
@@ -534,8 +547,7 @@ static void *fast_main(void *arg)
 				continue;
 			}
 			pthread_mutex_unlock(&F.mu);
-			if (r == 0)
-				pooled_free(&p);
+			pooled_free(&p);
 			if (warm_failed)
 				fast_invalidate(gen, err.msg); /* the restore itself failed */
 			pthread_mutex_lock(&F.mu);
@@ -616,9 +628,11 @@ void fast_invalidate(unsigned gen, const char *why)
 	free(dir);
 }
 
-int fast_take(const char *rundir, const struct vm_disks *disks, struct sandbox **out, struct err *err)
+int fast_take(const char *rundir, const struct vm_disks *disks, struct sandbox **out, char **own_disk,
+	      struct err *err)
 {
 	*out = NULL;
+	*own_disk = NULL;
 	/* running only changes before the first job and after the last one */
 	if (!F.running)
 		return -ENOENT;
@@ -635,53 +649,64 @@ int fast_take(const char *rundir, const struct vm_disks *disks, struct sandbox *
 		fast_invalidate(gen, "the kernel, image or QEMU changed");
 		return -ENOENT;
 	}
+	/* a job with its own disks needs a VM that has not mounted its blank one */
 	struct pooled p = { 0 };
-	if (F.npool > 0)
-		p = F.pool[--F.npool];
-	struct vm *vm = p.vm;
+	for (int i = F.npool - 1; i >= 0; i--) {
+		if (disks && F.pool[i].sb)
+			continue;
+		p = F.pool[i];
+		F.pool[i] = F.pool[--F.npool];
+		break;
+	}
 	char *dir = xstrdup(F.dir);
 	F.last_take = mono_ms();
 	pthread_cond_broadcast(&F.cv); /* refill, after POOL_REFILL_DELAY_MS */
 	pthread_mutex_unlock(&F.mu);
 
 	int64_t t0 = mono_ms();
-	/* a pooled VM's disk slots hold placeholders: swap in the job's disks, or start a VM with them */
-	struct vm *pv = p.sb ? p.sb->vm : vm;
-	if (pv && disks && vm_set_disks(pv, disks, err) < 0) {
-		log_warn("fast start: cannot swap a pooled VM's disks (%s); starting one with them", err->msg);
-		err_clear(err);
-		pooled_free(&p);
-		vm = NULL;
-	}
-	if (p.sb) { /* warm pool: already restored */
+	int r = 0;
+	if (p.sb) { /* warm pool: restored, its blank disk mounted */
 		free(dir);
-		int r = vm_rename(p.sb->vm, rundir, err);
-		if (r < 0) {
+		if ((r = vm_rename(p.sb->vm, rundir, err)) < 0) {
 			pooled_free(&p);
 			return r;
 		}
 		p.sb->snap_gen = gen;
 		p.sb->boot_ms = mono_ms() - t0;
 		*out = p.sb;
+		*own_disk = p.disk;
 		return 0;
 	}
-	int r = vm ? 0 : pool_vm_start(dir, disks, &vm, err);
-	free(dir);
-	if (r == 0 && (r = vm_rename(vm, rundir, err)) < 0)
-		vm_free(vm);
-	else if (r == 0) {
-		r = vm_restore(vm, err);
-		if (r < 0) {
-			vm_free(vm);
-			fast_invalidate(gen, err->msg);
-		}
+	if (p.vm && disks && (r = vm_set_disks(p.vm, disks, err)) < 0) {
+		log_warn("fast start: cannot swap a pooled VM's disks (%s); starting one with them", err->msg);
+		err_clear(err);
+		pooled_free(&p);
 	}
-	if (r < 0)
+	if (!p.vm) {
+		struct vm_disks own = { 0 };
+		if (!disks && !(p.disk = F.cfg.new_disk(err))) {
+			free(dir);
+			return -EIO;
+		}
+		own.workspace = p.disk;
+		r = pool_vm_start(dir, disks ? disks : &own, &p.vm, err);
+	} else if (disks && p.disk) {
+		unlink(p.disk); /* the job's disks replaced it */
+		free(p.disk);
+		p.disk = NULL;
+	}
+	free(dir);
+	if (r == 0 && (r = vm_rename(p.vm, rundir, err)) == 0 && (r = vm_restore(p.vm, err)) < 0)
+		fast_invalidate(gen, err->msg);
+	if (r < 0) {
+		pooled_free(&p);
 		return r;
-	struct sandbox *sb = sandbox_wrap(vm);
+	}
+	struct sandbox *sb = sandbox_wrap(p.vm);
 	sb->snap_gen = gen;
 	sb->boot_ms = mono_ms() - t0;
 	*out = sb;
+	*own_disk = p.disk;
 	return 0;
 }
 

@@ -14,10 +14,13 @@
  *
  * A pool of QEMU processes already started and waiting on -incoming defer
  * takes the process start off the job's path; a background thread keeps it
- * at pool_size. With pool_warm the pool goes one step further: its VMs are
- * restored and have run the warm-up command once, so a take costs only INIT
- * and the job's own exec -- at the price of a running, idle guest (host RAM
- * and timer ticks) per pool slot.
+ * at pool_size. Each pooled VM has its own blank workspace disk. With
+ * pool_warm the pool goes one step further: its VMs are restored, have run
+ * the warm-up command once and have mounted that disk as their root's upper
+ * layer, so a take for a job with a local workspace costs only INIT and the
+ * job's own exec -- at the price of a running, idle guest (host RAM and timer
+ * ticks) per pool slot. A job with its own disks (a named workspace, a base)
+ * needs a VM that has mounted nothing: one started for it.
  */
 #ifndef MAGS_FAST_H
 #define MAGS_FAST_H
@@ -34,6 +37,8 @@ struct fast_config {
 	const char *run_root;		/* run dirs of template and pool VMs */
 	int pool_size;			/* waiting QEMUs; 0 = start one per job */
 	bool pool_warm;			/* pool holds restored, warmed-up VMs */
+	/* makes a blank workspace disk for a pooled VM; returns its path (caller frees) */
+	char *(*new_disk)(struct err *err);
 };
 
 /* Starts the background thread (template check/build, pool). */
@@ -42,13 +47,20 @@ int fast_start(const struct fast_config *cfg, struct err *err);
 void fast_stop(void);
 /*
  * A sandbox restored from the template and running (INIT not sent yet), its
- * run dir moved to rundir and its disk slots holding disks (NULL: the
- * placeholders; a pooled VM gets them swapped in, see vm_set_disks).
+ * run dir moved to rundir.
+ *
+ * disks NULL: the job takes the VM's own blank workspace disk, whose path
+ * comes back in *own_disk (the caller removes it when done); in the warm pool
+ * it is mounted already (sb->ws_mounted). disks given: a VM that has not
+ * mounted anything gets them swapped in (vm_set_disks), or one is started
+ * with them; *own_disk is NULL.
+ *
  * Returns 0, -ENOENT when no template is ready (cold boot instead), or another
  * negative code with err set when the restore failed; the template is then
  * dropped and rebuilt, and the caller cold boots.
  */
-int fast_take(const char *rundir, const struct vm_disks *disks, struct sandbox **out, struct err *err);
+int fast_take(const char *rundir, const struct vm_disks *disks, struct sandbox **out, char **own_disk,
+	      struct err *err);
 /* A sandbox from template generation gen misbehaved: drop that template. */
 void fast_invalidate(unsigned gen, const char *why);
 /* For GET /health: {"template": state, "pool": ready, "pool_size": n, "pool_mode": m}. */

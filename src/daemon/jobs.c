@@ -365,22 +365,6 @@ static int agent_call(struct jobrun *jr, uint16_t type, uint32_t chan, const str
 	return r;
 }
 
-/* MOUNT: the workspace disk as the root's upper layer, the bases below it. */
-static int mount_workspace(struct jobrun *jr, struct err *err)
-{
-	struct buf kv;
-	buf_init(&kv);
-	proto_kv_puts(&kv, "upper", "mags-ws");
-	for (int i = 0; i < jr->ws.nlayers; i++) {
-		char serial[24];
-		snprintf(serial, sizeof serial, "mags-l%d", i);
-		proto_kv_puts(&kv, "lower", serial);
-	}
-	int r = agent_call(jr, MSG_MOUNT, 0, &kv, JOB_AGENT_CALL_MS, jr->a->wake[0], err);
-	buf_free(&kv);
-	return r;
-}
-
 /* Sends STATE/uploads/<job>/<seq> as FILE frames of FILE_PIECE bytes, a few in flight. */
 static int deliver_file(struct jobrun *jr, int seq, const char *name, unsigned mode, struct err *err)
 {
@@ -565,18 +549,29 @@ static void end_calls(struct active *a)
 }
 
 /*
- * A running sandbox whose agent has taken INIT, with disks in its slots:
+ * A running sandbox whose agent has taken INIT, with the job's disks in its
+ * slots (jr->ws; a local workspace gets the sandbox's own blank disk):
  * restored from the template when one is ready, else cold booted. A restore
  * that fails or does not answer drops the template (fast.c rebuilds it) and
  * the job cold boots.
  */
-static int start_sandbox(struct active *a, const struct vm_disks *disks, struct sandbox **out, struct err *err)
+static int start_sandbox(struct jobrun *jr, struct sandbox **out, struct err *err)
 {
+	struct active *a = jr->a;
 	char host[32];
 	snprintf(host, sizeof host, "mags-%.8s", a->id);
 	char *rundir = xasprintf("%s/%s", J.cfg.run_root, a->id);
+	struct vm_disks disks;
+	bool own = ws_disks(&jr->ws, &disks);
 	struct sandbox *sb = NULL;
-	int r = fast_take(rundir, disks, &sb, err);
+	char *own_disk = NULL;
+	int r = fast_take(rundir, own ? &disks : NULL, &sb, &own_disk, err);
+	if (own_disk && !jr->ws.ephemeral)
+		ws_adopt_disk(&jr->ws, own_disk);
+	else if (own_disk) {
+		unlink(own_disk); /* ephemeral: the sandbox's disk is scratch */
+		free(own_disk);
+	}
 	if (r == 0) {
 		int64_t t_init = mono_ms();
 		r = sandbox_init(sb, host, JOB_RESTORE_INIT_MS, a->wake[0], err);
@@ -597,7 +592,12 @@ static int start_sandbox(struct active *a, const struct vm_disks *disks, struct 
 		log_warn("job %s: restore failed (%s); cold booting", a->id, err->msg);
 	}
 	err_clear(err);
-	r = sandbox_boot(J.cfg.engine, rundir, NULL, disks, JOB_BOOT_TIMEOUT_MS, a->wake[0], &sb, err);
+	/* a local workspace whose blank disk went with a failed restore gets a new one */
+	if (!jr->ws.ephemeral && jr->ws.disk_local && access(jr->ws.disk ? jr->ws.disk : "", F_OK) != 0 &&
+	    (r = ws_local_disk(&jr->ws, err)) < 0)
+		goto out;
+	own = ws_disks(&jr->ws, &disks);
+	r = sandbox_boot(J.cfg.engine, rundir, NULL, own ? &disks : NULL, JOB_BOOT_TIMEOUT_MS, a->wake[0], &sb, err);
 	if (r < 0)
 		goto out;
 	log_info("job %s: cold booted in %lld ms", a->id, (long long)sb->boot_ms);
@@ -633,9 +633,7 @@ static void run_script(struct jobrun *jr)
 {
 	struct active *a = jr->a;
 	struct err err = { 0 };
-	struct vm_disks disks;
-	ws_disks(&jr->ws, &disks);
-	int r = start_sandbox(a, &disks, &jr->sb, &err);
+	int r = start_sandbox(jr, &jr->sb, &err);
 	if (r == -EINTR) {
 		job_end(jr, false, 0, xstrdup(stop_text(stop_reason(a))));
 		return;
@@ -647,7 +645,8 @@ static void run_script(struct jobrun *jr)
 		job_end(jr, false, 0, error);
 		return;
 	}
-	if (!jr->ws.ephemeral && (r = mount_workspace(jr, &err)) < 0) {
+	if (!jr->ws.ephemeral && !jr->sb->ws_mounted &&
+	    (r = sandbox_mount(jr->sb, jr->ws.nlayers, JOB_AGENT_CALL_MS, a->wake[0], &err)) < 0) {
 		job_end(jr, false, 0, r == -EINTR ? xstrdup(stop_text(stop_reason(a)))
 						  : xasprintf("could not mount the workspace: %s", err.msg));
 		if (r != -EINTR)

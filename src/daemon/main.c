@@ -281,7 +281,7 @@ int main(int argc, char **argv)
 	if (!o.template_dir)
 		o.template_dir = xasprintf("%s/templates", o.state_dir);
 	struct fast_config fc = { .engine = &eng, .template_root = o.template_dir, .run_root = run_root,
-				  .pool_size = o.pool_size, .pool_warm = o.pool_warm };
+				  .pool_size = o.pool_size, .pool_warm = o.pool_warm, .new_disk = ws_new_pool_disk };
 	if (!o.no_snapshot && fast_start(&fc, &err) < 0)
 		log_warn("fast start disabled: %s", err.msg);
 	if (http_start(o.listen, &err) < 0) {

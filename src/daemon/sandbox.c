@@ -163,6 +163,26 @@ int sandbox_init(struct sandbox *sb, const char *hostname, int timeout_ms, int w
 	return r < 0 && r != -EINTR ? with_console(sb, err_wrap(err, "INIT"), err) : r;
 }
 
+int sandbox_mount(struct sandbox *sb, int nlayers, int timeout_ms, int wake_fd, struct err *err)
+{
+	struct buf kv;
+	buf_init(&kv);
+	proto_kv_puts(&kv, "upper", "mags-ws");
+	for (int i = 0; i < nlayers; i++) {
+		char serial[24];
+		snprintf(serial, sizeof serial, "mags-l%d", i);
+		proto_kv_puts(&kv, "lower", serial);
+	}
+	int r = sandbox_send(sb, MSG_MOUNT, 0, kv.data, kv.len, err);
+	buf_free(&kv);
+	struct agent_frame f;
+	if (r == 0)
+		r = recv_reply(sb, 0, MSG_OK, &f, mono_ms() + timeout_ms, wake_fd, err);
+	if (r == 0)
+		sb->ws_mounted = true;
+	return r < 0 && r != -EINTR ? err_wrap(err, "MOUNT") : r;
+}
+
 int sandbox_run_quiet(struct sandbox *sb, uint32_t chan, const char *cmd, int timeout_ms, struct err *err)
 {
 	struct buf kv;

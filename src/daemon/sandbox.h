@@ -6,6 +6,7 @@
 #ifndef MAGS_SANDBOX_H
 #define MAGS_SANDBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,7 @@ struct sandbox {
 	struct proto_dec dec;
 	int64_t boot_ms;	/* host-measured start -> HELLO (cold) or -> resumed (restored) */
 	unsigned snap_gen;	/* template generation it was restored from; 0 = cold boot */
+	bool ws_mounted;	/* MOUNT done: the root is the overlay on the workspace slot */
 };
 
 /*
@@ -41,6 +43,12 @@ int sandbox_init(struct sandbox *sb, const char *hostname, int timeout_ms, int w
  * Runs cmd on channel chan and discards its output; waits up to timeout_ms for
  * it to exit. Returns its exit code (>= 0) or a negative code with err set.
  */
+/*
+ * MOUNT: the workspace slot ("mags-ws") becomes the root's upper layer over
+ * nlayers base slots ("mags-l0" ...). Waits up to timeout_ms for the OK.
+ * Returns 0, -EINTR (wake_fd) or <0 with err set.
+ */
+int sandbox_mount(struct sandbox *sb, int nlayers, int timeout_ms, int wake_fd, struct err *err);
 int sandbox_run_quiet(struct sandbox *sb, uint32_t chan, const char *cmd, int timeout_ms, struct err *err);
 int sandbox_send(struct sandbox *sb, uint16_t type, uint32_t chan, const void *payload, size_t len, struct err *err);
 /*

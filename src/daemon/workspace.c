@@ -394,9 +394,9 @@ int ws_prepare(const struct job_row *j, int wake_fd, ws_say_fn say, void *arg, s
 		if (r < 0)
 			goto out;
 	} else {
-		wj->disk = xasprintf("%s/local/%s.img", W.root, j->id);
+		/* a local workspace: the sandbox's own blank disk (ws_adopt_disk), unless bases go below it */
 		wj->disk_local = true;
-		if ((r = new_disk(wj->disk, err)) < 0)
+		if (from && (r = ws_local_disk(wj, err)) < 0)
 			goto out;
 	}
 	if (from) {
@@ -419,14 +419,45 @@ out:
 	return r;
 }
 
-void ws_disks(const struct ws_job *wj, struct vm_disks *d)
+bool ws_disks(const struct ws_job *wj, struct vm_disks *d)
 {
 	memset(d, 0, sizeof *d);
-	if (wj->ephemeral)
-		return;
+	if (wj->ephemeral || !wj->disk)
+		return false;
 	d->workspace = wj->disk;
 	for (int i = 0; i < wj->nlayers; i++)
 		d->layers[i] = wj->layers[i];
+	return true;
+}
+
+int ws_local_disk(struct ws_job *wj, struct err *err)
+{
+	free(wj->disk);
+	wj->disk = xasprintf("%s/local/%s.img", W.root, wj->job_id);
+	wj->disk_local = true;
+	return new_disk(wj->disk, err);
+}
+
+void ws_adopt_disk(struct ws_job *wj, char *path)
+{
+	free(wj->disk);
+	wj->disk = path;
+	wj->disk_local = true;
+}
+
+char *ws_new_pool_disk(struct err *err)
+{
+	static unsigned long n;
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&mu);
+	unsigned long k = ++n;
+	pthread_mutex_unlock(&mu);
+	char *path = xasprintf("%s/local/pool-%d-%lu.img", W.root, (int)getpid(), k);
+	if (new_disk(path, err) < 0) {
+		free(path);
+		return NULL;
+	}
+	return path;
 }
 
 json_t *ws_stats_json(const char *name, const struct wsync_stats *st)

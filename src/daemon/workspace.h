@@ -72,8 +72,18 @@ int ws_check_submit(int64_t user_id, const struct jobspec *js, struct err *err);
  */
 int ws_prepare(const struct job_row *j, int wake_fd, ws_say_fn say, void *say_arg, struct ws_job *wj,
 	       struct err *err);
-/* The engine's view of wj (paths borrowed from wj). */
-void ws_disks(const struct ws_job *wj, struct vm_disks *d);
+/*
+ * The engine's view of wj (paths borrowed from wj). False when the job takes
+ * whatever blank disk its sandbox comes with (a local workspace without
+ * bases, or ephemeral): see ws_adopt_disk.
+ */
+bool ws_disks(const struct ws_job *wj, struct vm_disks *d);
+/* Gives a local workspace the sandbox's own blank disk (path owned by wj now, removed by ws_finish). */
+void ws_adopt_disk(struct ws_job *wj, char *path);
+/* Makes a blank disk for a local workspace now (a cold boot). */
+int ws_local_disk(struct ws_job *wj, struct err *err);
+/* A blank workspace disk for a pooled VM (caller frees the path; NULL with err set on failure). */
+char *ws_new_pool_disk(struct err *err);
 /*
  * Once the VM is gone: freezes a base image (when the job succeeded), pushes
  * persistent workspaces and bases, lets go of the workspace and removes a
