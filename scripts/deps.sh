@@ -11,13 +11,20 @@ libcmocka-dev python3-pytest python3-yaml
 qemu-system-x86 qemu-utils runsc
 linux-source-6.1 bc flex bison libelf-dev xz-utils cpio
 busybox-static e2fsprogs
-iproute2 openssh-client curl"
+iproute2 openssh-client curl
+nodejs npm awscli"
 
 # one dpkg-query for the whole list; a package it does not know prints nothing
 # shellcheck disable=SC2086
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' $PKGS 2>/dev/null | awk '$2 == "installed" { print $1 }' | sed 's/:.*//' || true)
 missing=""
 for p in $PKGS; do
+	case $p in
+	# nodejs from NodeSource bundles npm (and conflicts with Debian's); a pip
+	# aws is as good: only ask apt for the command when it is not there
+	npm | awscli)
+		command -v "${p%cli}" >/dev/null 2>&1 && continue ;;
+	esac
 	echo "$installed" | grep -qx "$p" || missing="$missing $p"
 done
 if [ -z "$missing" ]; then
@@ -31,4 +38,4 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
 # shellcheck disable=SC2086  # word splitting of the package list is intended
-$SUDO apt-get install -y --no-install-recommends $PKGS
+$SUDO apt-get install -y --no-install-recommends $missing
