@@ -350,7 +350,8 @@ def test_wrong_s3_secret_is_a_clear_error(magsd_factory, s3, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
     m = magsd_factory(extra_args=["--store", "s3://mags", "--s3-endpoint", s3.endpoint])
     m.wait_template()
-    job, out, err = run(m, "echo data > /root/d", workspace="denied", persist=True)
-    assert out == ""
-    assert job["status"] == "failed"
-    assert "SignatureDoesNotMatch" in (job["error"] or "") + err, (job, err)
+    # the submit looks the workspace up in the store: refused at once, saying why
+    st, res = m.api("POST", "/mags-jobs", {"script": "echo data > /root/d", "workspace": "denied", "persist": True})
+    assert st == 500 and "403 SignatureDoesNotMatch" in res["error"], (st, res)
+    assert m.api("GET", "/mags-jobs")[1]["jobs"] == []
+    assert s3.rejected
