@@ -23,7 +23,7 @@ BIN      = $(BUILD)/bin
 OBJ      = $(BUILD)/obj
 GUEST    = build/guest
 
-LIB_SRCS    = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c src/lib/fs.c src/lib/log.c src/lib/utf8.c src/lib/base64.c
+LIB_SRCS    = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c src/lib/fs.c src/lib/log.c src/lib/utf8.c src/lib/base64.c src/lib/names.c
 # the agent links only what it needs, statically and never instrumented
 AGENT_SRCS  = src/agent/main.c src/agent/boot.c src/agent/exec.c src/agent/ops.c
 AGENT_LIB   = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c
@@ -87,7 +87,7 @@ guest: $(GUEST)/vmlinux $(GUEST)/test.img
 TSAN_FLAGS      = -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc/lib \
                   -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 UNIT_TESTS      = jobspec utf8 cli_args base64 proto wsync
-TEST_jobspec_SRCS = src/daemon/jobspec.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
+TEST_jobspec_SRCS = src/daemon/jobspec.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_utf8_SRCS    = src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_cli_args_SRCS = src/cli/run_opts.c src/cli/text.c src/lib/base64.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_base64_SRCS  = src/lib/base64.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
@@ -109,7 +109,7 @@ unit: $(UNIT_TESTS:%=build/tests/test_%)
 # Each fuzz/<name>_fuzz.c links FUZZ_<name>_SRCS. make fuzz runs each for FUZZ_SECONDS;
 # make fuzz-replay replays fuzz/corpus/<name>/ through a plain ASan build (no clang needed).
 FUZZERS         = jobspec proto manifest
-FUZZ_jobspec_SRCS = src/daemon/jobspec.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
+FUZZ_jobspec_SRCS = src/daemon/jobspec.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 FUZZ_jobspec_LIBS = -ljansson
 FUZZ_proto_SRCS   = src/lib/proto.c src/lib/buf.c src/lib/xmalloc.c
 FUZZ_proto_LIBS   =

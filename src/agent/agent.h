@@ -12,6 +12,7 @@
 #define MAGS_AGENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -66,6 +67,8 @@ struct agent {
 /* main.c */
 void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int64_t agent_now_ms(void);
+/* Reads the first line of a small file (sysfs) into buf, without its newline. 0 or -1. */
+int agent_read_line(const char *path, char *buf, size_t len);
 void agent_send(struct agent *a, uint16_t type, uint32_t chan, const void *payload, size_t len);
 void agent_send_error(struct agent *a, uint32_t chan, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Writes out as much buffered output as the port takes, blocking up to timeout_ms. */

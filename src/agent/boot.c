@@ -180,15 +180,8 @@ static int find_disk(const char *serial, char *dev, size_t devlen)
 			continue;
 		char path[96], got[AGENT_SERIAL_MAX + 2] = "";
 		snprintf(path, sizeof path, "/sys/block/%.32s/serial", e->d_name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
+		if (agent_read_line(path, got, sizeof got) < 0)
 			continue;
-		ssize_t n = read(fd, got, sizeof got - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		got[n] = 0;
-		got[strcspn(got, "\n")] = 0;
 		if (strcmp(got, serial) == 0) {
 			snprintf(dev, devlen, "/dev/%.32s", e->d_name);
 			r = 0;

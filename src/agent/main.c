@@ -54,6 +54,20 @@ void agent_log(const char *fmt, ...)
 		return;
 }
 
+int agent_read_line(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
 int64_t agent_now_ms(void)
 {
 	struct timespec ts;
@@ -363,19 +377,10 @@ static int open_virtio_port(void)
 				continue;
 			char path[128], name[64] = "";
 			snprintf(path, sizeof path, "/sys/class/virtio-ports/%.64s/name", e->d_name);
-			int fd = open(path, O_RDONLY | O_CLOEXEC);
-			if (fd < 0)
-				continue;
-			ssize_t n = read(fd, name, sizeof name - 1);
-			close(fd);
-			if (n <= 0)
-				continue;
-			name[n] = 0;
-			name[strcspn(name, "\n")] = 0;
-			if (strcmp(name, MAGS_AGENT_PORT_NAME) != 0)
+			if (agent_read_line(path, name, sizeof name) < 0 || strcmp(name, MAGS_AGENT_PORT_NAME) != 0)
 				continue;
 			snprintf(path, sizeof path, "/dev/%.64s", e->d_name);
-			fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+			int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 			if (fd < 0 && errno == ENOENT) {
 				/* devtmpfs not there yet: make the node from sysfs's dev */
 				char devp[128], dev[32] = "";

@@ -148,15 +148,15 @@ bool api_upload_begin(struct req *r, const char *url)
 	return true;
 }
 
-void api_upload_data(struct req *r, const char *data, size_t n)
+bool api_upload_data(struct req *r, const char *data, size_t n)
 {
 	struct upload *u = r->up;
 	u->size += (long long)n;
-	if (u->status)
-		return;
+	if (u->status) /* refused: read on, so the client sees the answer, but not forever */
+		return u->size <= JOB_UPLOAD_MAX + API_BODY_DISCARD_MAX;
 	if (u->size > JOB_UPLOAD_MAX) {
 		refuse(u, MHD_HTTP_CONTENT_TOO_LARGE, "file larger than %lld bytes", JOB_UPLOAD_MAX);
-		return;
+		return true;
 	}
 	EVP_DigestUpdate(u->sha, data, n);
 	while (n) {
@@ -165,11 +165,12 @@ void api_upload_data(struct req *r, const char *data, size_t n)
 			continue;
 		if (w <= 0) {
 			refuse(u, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot store the upload: %s", strerror(w < 0 ? errno : EIO));
-			return;
+			return true;
 		}
 		data += w;
 		n -= (size_t)w;
 	}
+	return true;
 }
 
 enum MHD_Result api_upload_finish(struct req *r, const struct job_row *j)

@@ -67,7 +67,7 @@ enum MHD_Result api_workspaces(struct req *r, const char *rest)
 		return http_reply_error(r, MHD_HTTP_NOT_FOUND, "no such workspace");
 	memcpy(name, rest + 1, len);
 	name[len] = '\0';
-	if (!jobspec_ws_name_ok(name))
+	if (!ws_name_ok(name))
 		return http_reply_error(r, MHD_HTTP_NOT_FOUND, "no such workspace");
 	if (!strcmp(action, "sync")) {
 		if (strcmp(m, "POST"))

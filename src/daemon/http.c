@@ -66,9 +66,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (*upload_size && r->up) {
-		api_upload_data(r, upload, *upload_size);
+		bool go_on = api_upload_data(r, upload, *upload_size);
 		*upload_size = 0;
-		return MHD_YES;
+		return go_on ? MHD_YES : MHD_NO;
 	}
 	if (*upload_size) {
 		r->body_seen += (long long)*upload_size;

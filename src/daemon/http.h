@@ -55,7 +55,8 @@ int64_t api_authenticate(struct req *r);
  * finish answers once the body is complete; abort cleans up after any request.
  */
 bool api_upload_begin(struct req *r, const char *url);
-void api_upload_data(struct req *r, const char *data, size_t n);
+/* False: drop the connection (a refused body that goes on too long). */
+bool api_upload_data(struct req *r, const char *data, size_t n);
 enum MHD_Result api_upload_finish(struct req *r, const struct job_row *j);
 void api_upload_abort(struct req *r);
 

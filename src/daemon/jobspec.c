@@ -7,28 +7,17 @@
  */
 #include "jobspec.h"
 
-#include <ctype.h>
 #include <jansson.h>
 #include <string.h>
 
 #include "base64.h"
+#include "names.h"
 #include "xmalloc.h"
 
 /* Fields known to the API whose features land in later work. */
 static const char *const later_fields[] = {
 	"url", "ssh", "startup_command", "always_on", "port",
 };
-
-bool jobspec_ws_name_ok(const char *name)
-{
-	size_t n = strlen(name);
-	if (n == 0 || n > WS_NAME_MAX || !isalnum((unsigned char)name[0]))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)name[i]) && !strchr("._-", name[i]))
-			return false;
-	return true;
-}
 
 int jobspec_path_check(const char *name, size_t len, struct err *err)
 {
@@ -72,7 +61,7 @@ static int parse_ws_name(json_t *v, const char *key, char **out, struct err *err
 	if (json_is_null(v))
 		return 0;
 	const char *s = json_string_value(v);
-	if (!s || strlen(s) != json_string_length(v) || !jobspec_ws_name_ok(s))
+	if (!s || strlen(s) != json_string_length(v) || !ws_name_ok(s))
 		return err_set(err, 400, "\"%s\" must be a workspace name: 1-%d letters, digits, \".\", \"_\" or \"-\","
 			       " starting with a letter or digit", key, WS_NAME_MAX);
 	*out = xstrdup(s);

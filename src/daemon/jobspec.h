@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "names.h"
 
 #define API_BODY_MAX (1024 * 1024)	/* bytes of a request body */
 #define JOB_SCRIPT_MAX (256 * 1024)	/* bytes of a script */
@@ -20,7 +21,6 @@
 
 #define JOB_FILES_MAX 64			/* entries of "files" */
 #define JOB_FILE_NAME_MAX 255		/* bytes of a file's relative path */
-#define WS_NAME_MAX 48			/* bytes of a workspace name */
 
 /* One entry of "files": inline content, or declared and uploaded later. */
 struct jobspec_file {
@@ -44,8 +44,6 @@ struct jobspec {
 	size_t nfiles;
 };
 
-/* Workspace names: 1-48 of [A-Za-z0-9._-], starting with a letter or digit. */
-bool jobspec_ws_name_ok(const char *name);
 /*
  * Checks a file name from a client: a relative path of at most
  * JOB_FILE_NAME_MAX bytes, no NUL, no empty, "." or ".." component, no

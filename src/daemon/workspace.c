@@ -225,7 +225,7 @@ static int ws_lookup(int64_t user_id, const char *name, struct ws_row *w, struct
 	json_t *parent = json_object_get(meta, "parent");
 	const char *p = json_string_value(parent);
 	db_ws_adopt(user_id, name, true, json_is_true(json_object_get(meta, "base_image")),
-		    p && jobspec_ws_name_ok(p) ? p : NULL, (int64_t)version);
+		    p && ws_name_ok(p) ? p : NULL, (int64_t)version);
 	json_decref(meta);
 	log_info("workspace %s of user %lld: found in the store (version %llu)", name, (long long)user_id,
 		 (unsigned long long)version);

@@ -355,3 +355,21 @@ def test_wrong_s3_secret_is_a_clear_error(magsd_factory, s3, monkeypatch):
     assert st == 500 and "403 SignatureDoesNotMatch" in res["error"], (st, res)
     assert m.api("GET", "/mags-jobs")[1]["jobs"] == []
     assert s3.rejected
+
+
+def test_incoming_pool_swaps_disks_into_waiting_vms(magsd_factory):
+    """--pool-mode incoming: pooled QEMUs wait unrestored; a job's own disks are swapped in over QMP."""
+    m = magsd_factory(extra_args=["--pool-mode", "incoming"])
+    m.wait_template()
+    for _ in range(100):
+        if m.fast_start()["pool"] == 2:
+            break
+        time.sleep(0.2)
+    run_ok(m, "echo in > /root/i", workspace="inc", base_image=True)
+    assert run_ok(m, "cat /root/i; echo more > /root/m", workspace="inc2", **{"from": "inc"}) == "in\n"
+    assert run_ok(m, "cat /root/i /root/m", workspace="inc2") == "in\nmore\n"
+    job, out, _ = run(m, "cat /root/i")  # a local workspace on a pooled VM: its own blank disk
+    assert job["status"] == "failed" and out == ""
+    jobs = m.api("GET", "/mags-jobs")[1]["jobs"]
+    assert all(m.how_started(j["id"]) == "restored" for j in jobs), [m.how_started(j["id"]) for j in jobs]
+    assert "cannot swap" not in m.log()

@@ -122,9 +122,9 @@ static void test_workspace_fields(void **state)
 	assert_int_equal(js.files[1].size, 104857600);
 	assert_int_equal(js.files[1].mode, 0644);
 	jobspec_free(&js);
-	assert_true(jobspec_ws_name_ok("a"));
-	assert_false(jobspec_ws_name_ok(".a"));
-	assert_false(jobspec_ws_name_ok("a b"));
+	assert_true(ws_name_ok("a"));
+	assert_false(ws_name_ok(".a"));
+	assert_false(ws_name_ok("a b"));
 }
 
 static void test_script_limit(void **state)
