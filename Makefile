@@ -89,7 +89,7 @@ TSAN_FLAGS      = -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc/lib \
 UNIT_TESTS      = jobspec utf8 cli_args base64 proto wsync
 TEST_jobspec_SRCS = src/daemon/jobspec.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_utf8_SRCS    = src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
-TEST_cli_args_SRCS = src/cli/run_opts.c src/cli/text.c src/lib/base64.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
+TEST_cli_args_SRCS = src/cli/run_opts.c src/cli/text.c src/lib/base64.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c src/lib/names.c
 TEST_base64_SRCS  = src/lib/base64.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_proto_SRCS   = src/lib/proto.c src/lib/buf.c src/lib/xmalloc.c
 TEST_wsync_SRCS   = $(STORE_SRCS) src/lib/base64.c src/lib/fs.c src/lib/log.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c -lcurl -lzstd -lcrypto -lpthread

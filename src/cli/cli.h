@@ -61,6 +61,19 @@ int cli_connect(struct cli *cli, struct client **out, struct err *err);
  */
 int cli_job_call(struct cli *cli, const char *method, const char *id, const char *action, json_t **out);
 
+/* Prints v on stdout as indented JSON (what --json shows). */
+void cli_print_json(json_t *v);
+
+/*
+ * Calls METHOD path through the connected client c and prints the answer:
+ * with json as indented JSON; else by print_cb(v, arg), v being the answer's
+ * array field key (when key is not NULL; an answer without it is an error)
+ * or the whole answer. arg is the caller's, passed through. Returns
+ * CLI_EXIT_OK, or prints the error and returns CLI_EXIT_FAIL.
+ */
+int cli_call_print(struct client *c, const char *method, const char *path, bool json, const char *key,
+		   void (*print_cb)(json_t *v, const char *arg), const char *arg);
+
 /*
  * Parses the arguments of a command taking one job ID and flags from the
  * table: names are "--json", "-f" etc.; flags[i] is set when names[i] occurs
@@ -69,5 +82,7 @@ int cli_job_call(struct cli *cli, const char *method, const char *id, const char
  * --help it prints the command's usage, sets *help and returns 0.
  */
 int cli_parse_id_cmd(int argc, char **argv, const char *const *names, bool *flags, size_t nflags, const char **id, bool *help);
+/* cli_parse_id_cmd for a command with the one flag name: *set when it occurs. */
+int cli_parse_id_flag(int argc, char **argv, const char *name, bool *set, const char **id, bool *help);
 
 #endif

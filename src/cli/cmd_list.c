@@ -54,7 +54,8 @@ static void list_time_cell(const char *t, char *out, size_t n)
 		out[10] = ' ';
 }
 
-static void list_print_table(json_t *jobs)
+/* Prints the "jobs" array of GET /mags-jobs (arg unused). */
+static void list_print_table_cb(json_t *jobs, const char *arg)
 {
 	printf("%-36s  %-9s  %4s  %-19s  %s\n", "ID", "STATUS", "EXIT", "CREATED", "SCRIPT");
 	size_t i;
@@ -106,42 +107,21 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 	}
 	struct err err;
 	struct client *c = NULL;
-	json_t *resp = NULL;
-	char *path = NULL;
-	int ret = CLI_EXIT_FAIL;
 	if (cli_connect(cli, &c, &err) < 0) {
 		cli_error("%s", err.msg);
-		goto out;
+		return CLI_EXIT_FAIL;
 	}
 	char *st = status ? client_escape(c, status) : NULL;
-	path = xasprintf("/mags-jobs%s%s%s%s%s", st || limit ? "?" : "", st ? "status=" : "", st ? st : "",
-			 st && limit ? "&" : "", limit ? "limit=" : "");
+	char *path = xasprintf("/mags-jobs%s%s%s%s%s", st || limit ? "?" : "", st ? "status=" : "", st ? st : "",
+			       st && limit ? "&" : "", limit ? "limit=" : "");
 	free(st);
 	if (limit) {
 		char *p = xasprintf("%s%s", path, limit);
 		free(path);
 		path = p;
 	}
-	if (client_call(c, "GET", path, NULL, &resp, &err) < 0) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
-	if (json) {
-		char *s = json_dumps(resp, JSON_INDENT(2));
-		puts(s);
-		free(s);
-	} else {
-		json_t *jobs = json_object_get(resp, "jobs");
-		if (!json_is_array(jobs)) {
-			cli_error("unexpected answer from magsd (no \"jobs\" array)");
-			goto out;
-		}
-		list_print_table(jobs);
-	}
-	ret = CLI_EXIT_OK;
-out:
+	int ret = cli_call_print(c, "GET", path, json, "jobs", list_print_table_cb, NULL);
 	free(path);
-	json_decref(resp);
 	client_free(c);
 	return ret;
 }

@@ -12,10 +12,9 @@
 
 int cmd_logs(struct cli *cli, int argc, char **argv)
 {
-	static const char *const names[] = { "-f|--follow" };
-	bool flags[1] = { false }, help;
+	bool follow, help;
 	const char *id;
-	int r = cli_parse_id_cmd(argc, argv, names, flags, 1, &id, &help);
+	int r = cli_parse_id_flag(argc, argv, "-f|--follow", &follow, &id, &help);
 	if (r || help)
 		return r; /* a usage error, or --help was printed */
 	struct err err;
@@ -26,7 +25,7 @@ int cmd_logs(struct cli *cli, int argc, char **argv)
 		cli_error("%s", err.msg);
 		goto out;
 	}
-	if (flags[0])
+	if (follow)
 		r = joblog_follow(c, id, &end, &err);
 	else
 		r = joblog_dump(c, id, 0, NULL, &err);

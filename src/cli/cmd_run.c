@@ -44,28 +44,11 @@ static void run_install_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
-/* Asks magsd to stop the job after an interrupt; prints what happened. */
-static void run_stop(struct client *c, const char *id)
-{
-	struct err err;
-	err_clear(&err);
-	client_set_interrupt(c, NULL);
-	char *esc = client_escape(c, id);
-	char *path = xasprintf("/mags-jobs/%s/stop", esc);
-	free(esc);
-	int r = client_call(c, "POST", path, NULL, NULL, &err);
-	free(path);
-	if (r == CLIENT_OK || (r == CLIENT_E_HTTP && err.code == 409))
-		cli_error("interrupted: stopped job %s", id);
-	else
-		cli_error("interrupted, but could not stop job %s: %s", id, err.msg);
-}
-
 /*
- * Asks magsd to stop job id after a failed upload and prints the one line
- * that says both what failed and what became of the job.
+ * Asks magsd to stop job id and prints the one line that says both why
+ * (what: an upload's error; NULL: an interrupt) and what became of the job.
  */
-static void run_stop_after_upload(struct client *c, const char *id, const char *what)
+static void run_stop(struct client *c, const char *id, const char *what)
 {
 	struct err err;
 	err_clear(&err);
@@ -75,10 +58,11 @@ static void run_stop_after_upload(struct client *c, const char *id, const char *
 	free(esc);
 	int r = client_call(c, "POST", path, NULL, NULL, &err);
 	free(path);
+	const char *why = what ? what : "interrupted";
 	if (r == CLIENT_OK || (r == CLIENT_E_HTTP && err.code == 409))
-		cli_error("%s; stopped job %s", what, id);
+		cli_error("%s%s stopped job %s", why, what ? ";" : ":", id);
 	else
-		cli_error("%s; could not stop job %s: %s", what, id, err.msg);
+		cli_error("%s%s could not stop job %s: %s", why, what ? ";" : ", but", id, err.msg);
 }
 
 static double run_now(void)
@@ -192,24 +176,24 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 	if (cli->verbose || o.verbose)
 		cli_error("job %s", id);
 	if (run_interrupted) {
-		run_stop(c, id);
+		run_stop(c, id, NULL);
 		ret = CLI_EXIT_INTERRUPTED;
 		goto out;
 	}
 	client_set_interrupt(c, &run_interrupted);
 	int r = run_upload_files(cli, &o, c, id, body, &err);
 	if (r == CLIENT_E_INTR || run_interrupted) {
-		run_stop(c, id);
+		run_stop(c, id, NULL);
 		ret = CLI_EXIT_INTERRUPTED;
 		goto out;
 	}
 	if (r < 0) {
-		run_stop_after_upload(c, id, err.msg);
+		run_stop(c, id, err.msg);
 		goto out;
 	}
 	r = joblog_follow(c, id, &end, &err);
 	if (r == CLIENT_E_INTR || run_interrupted) {
-		run_stop(c, id);
+		run_stop(c, id, NULL);
 		ret = CLI_EXIT_INTERRUPTED;
 		goto out;
 	}

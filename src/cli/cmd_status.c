@@ -43,19 +43,16 @@ static void status_print_value(const char *key, json_t *v)
 
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
-	static const char *const names[] = { "--json" };
-	bool flags[1] = { false }, help;
+	bool json, help;
 	const char *id;
-	int r = cli_parse_id_cmd(argc, argv, names, flags, 1, &id, &help);
+	int r = cli_parse_id_flag(argc, argv, "--json", &json, &id, &help);
 	if (r || help)
 		return r; /* a usage error, or --help was printed */
 	json_t *job = NULL;
 	if (cli_job_call(cli, "GET", id, NULL, &job) < 0)
 		return CLI_EXIT_FAIL;
-	if (flags[0]) {
-		char *s = json_dumps(job, JSON_INDENT(2));
-		puts(s);
-		free(s);
+	if (json) {
+		cli_print_json(job);
 	} else {
 		for (size_t i = 0; i < STATUS_KEYS_N; i++)
 			if (json_object_get(job, status_keys[i]))

@@ -14,7 +14,7 @@
 #include "xmalloc.h"
 
 /* "synced workspace NAME: version 3, 2 chunks (1.1 MiB) uploaded in 240 ms" */
-static void sync_print(json_t *resp, const char *arg)
+static void sync_print_cb(json_t *resp, const char *arg)
 {
 	const char *ws = json_string_value(json_object_get(resp, "workspace"));
 	long long version = (long long)json_integer_value(json_object_get(resp, "version"));
@@ -29,10 +29,9 @@ static void sync_print(json_t *resp, const char *arg)
 
 int cmd_sync(struct cli *cli, int argc, char **argv)
 {
-	static const char *const names[] = { "--json" };
-	bool flags[1] = { false }, help;
+	bool json, help;
 	const char *arg;
-	int r = cli_parse_id_cmd(argc, argv, names, flags, 1, &arg, &help);
+	int r = cli_parse_id_flag(argc, argv, "--json", &json, &arg, &help);
 	if (r || help)
 		return r; /* a usage error, or --help was printed */
 	bool job = text_is_job_id(arg);
@@ -41,31 +40,15 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 				       TEXT_WORKSPACE_RULE);
 	struct err err;
 	struct client *c = NULL;
-	json_t *resp = NULL;
-	char *path = NULL;
-	int ret = CLI_EXIT_FAIL;
 	if (cli_connect(cli, &c, &err) < 0) {
 		cli_error("%s", err.msg);
-		goto out;
+		return CLI_EXIT_FAIL;
 	}
 	char *esc = client_escape(c, arg);
-	path = xasprintf(job ? "/mags-jobs/%s/sync" : "/workspaces/%s/sync", esc);
+	char *path = xasprintf(job ? "/mags-jobs/%s/sync" : "/workspaces/%s/sync", esc);
 	free(esc);
-	if (client_call(c, "POST", path, NULL, &resp, &err) < 0) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
-	if (flags[0]) {
-		char *s = json_dumps(resp, JSON_INDENT(2));
-		puts(s);
-		free(s);
-	} else {
-		sync_print(resp, arg);
-	}
-	ret = CLI_EXIT_OK;
-out:
+	int ret = cli_call_print(c, "POST", path, json, NULL, sync_print_cb, arg);
 	free(path);
-	json_decref(resp);
 	client_free(c);
 	return ret;
 }

@@ -52,7 +52,8 @@ static const char *ws_str(json_t *w, const char *key)
 	return s && *s ? s : "-";
 }
 
-static void ws_print_table(json_t *list)
+/* Prints the "workspaces" array of GET /workspaces (arg unused). */
+static void ws_print_table_cb(json_t *list, const char *arg)
 {
 	int name_w = 4, from_w = 4;	/* "NAME", "FROM" */
 	size_t i;
@@ -88,31 +89,11 @@ static int ws_list(struct cli *cli, int argc, char **argv)
 	}
 	struct err err;
 	struct client *c = NULL;
-	json_t *resp = NULL;
-	int ret = CLI_EXIT_FAIL;
 	if (cli_connect(cli, &c, &err) < 0) {
 		cli_error("%s", err.msg);
-		goto out;
+		return CLI_EXIT_FAIL;
 	}
-	if (client_call(c, "GET", "/workspaces", NULL, &resp, &err) < 0) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
-	if (json) {
-		char *s = json_dumps(resp, JSON_INDENT(2));
-		puts(s);
-		free(s);
-	} else {
-		json_t *list = json_object_get(resp, "workspaces");
-		if (!json_is_array(list)) {
-			cli_error("unexpected answer from magsd (no \"workspaces\" array)");
-			goto out;
-		}
-		ws_print_table(list);
-	}
-	ret = CLI_EXIT_OK;
-out:
-	json_decref(resp);
+	int ret = cli_call_print(c, "GET", "/workspaces", json, "workspaces", ws_print_table_cb, NULL);
 	client_free(c);
 	return ret;
 }

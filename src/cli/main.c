@@ -182,6 +182,41 @@ int cli_job_call(struct cli *cli, const char *method, const char *id, const char
 	return r < 0 ? -1 : 0;
 }
 
+void cli_print_json(json_t *v)
+{
+	char *s = json_dumps(v, JSON_INDENT(2));
+	puts(s);
+	free(s);
+}
+
+int cli_call_print(struct client *c, const char *method, const char *path, bool json, const char *key,
+		   void (*print_cb)(json_t *v, const char *arg), const char *arg)
+{
+	struct err err;
+	json_t *resp = NULL;
+	int ret = CLI_EXIT_FAIL;
+	if (client_call(c, method, path, NULL, &resp, &err) < 0) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	if (json) {
+		cli_print_json(resp);
+	} else if (!key) {
+		print_cb(resp, arg);
+	} else {
+		json_t *list = json_object_get(resp, key);
+		if (!json_is_array(list)) {
+			cli_error("unexpected answer from magsd (no \"%s\" array)", key);
+			goto out;
+		}
+		print_cb(list, arg);
+	}
+	ret = CLI_EXIT_OK;
+out:
+	json_decref(resp);
+	return ret;
+}
+
 /* Whether arg is one of the '|'-separated names in spec. */
 static bool main_flag_is(const char *spec, const char *arg)
 {
@@ -230,6 +265,12 @@ int cli_parse_id_cmd(int argc, char **argv, const char *const *names, bool *flag
 	if (!*id)
 		return cli_usage_error(argv[0], "%s: missing ID", argv[0]);
 	return 0;
+}
+
+int cli_parse_id_flag(int argc, char **argv, const char *name, bool *set, const char **id, bool *help)
+{
+	*set = false;
+	return cli_parse_id_cmd(argc, argv, &name, set, 1, id, help);
 }
 
 void cli_print_usage(const char *name)

@@ -5,25 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static bool text_alnum(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
 static bool text_hex(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-bool text_workspace_ok(const char *s)
-{
-	if (!s || !text_alnum(s[0]))
-		return false;
-	size_t n = 1;
-	for (; s[n]; n++)
-		if (n >= TEXT_WORKSPACE_MAX || !(text_alnum(s[n]) || s[n] == '.' || s[n] == '_' || s[n] == '-'))
-			return false;
-	return true;
 }
 
 bool text_is_job_id(const char *s)

@@ -13,12 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TEXT_WORKSPACE_MAX 64	/* characters in a workspace name */
+#include "names.h"
+
 /* the rule, for error messages */
-#define TEXT_WORKSPACE_RULE "1-64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
+/* magsd's rule (lib names.h): text_workspace_ok is ws_name_ok */
+#define text_workspace_ok ws_name_ok
+#define TEXT_WORKSPACE_RULE "1-48 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
 
 /* Whether s matches [A-Za-z0-9][A-Za-z0-9._-]{0,63}. */
-bool text_workspace_ok(const char *s);
 
 /* Whether s has the shape of a job id: a UUID, 8-4-4-4-12 hex digits. */
 bool text_is_job_id(const char *s);

@@ -263,7 +263,7 @@ class TestUsage(WsCase):
         self.check_usage(["run", "--base-image", "x"], "--base-image needs -w NAME")
         self.check_usage(["run", "-p", "x"], "-p needs -w NAME: a persistent workspace has a name")
         self.check_usage(["run", "-w", "a/b", "x"],
-                         '-w: invalid workspace name "a/b" (1-64 characters from A-Z a-z 0-9 . _ -, '
+                         '-w: invalid workspace name "a/b" (1-48 characters from A-Z a-z 0-9 . _ -, '
                          'starting with a letter or digit)')
         self.check_usage(["run", "-w", "x" * 65, "x"], "invalid workspace name")
         self.check_usage(["run", "--from", ".x", "x"], '--from: invalid workspace name ".x"')

@@ -159,7 +159,7 @@ static void test_combinations(void **state)
 	/* SCRIPT is checked first: "mags run -p" says what is missing */
 	BAD("missing SCRIPT", "-p");
 	/* the server's name rule: [A-Za-z0-9][A-Za-z0-9._-]{0,63} */
-	BAD("-w: invalid workspace name \"-x\" (1-64 characters", "-w", "-x", "x");
+	BAD("-w: invalid workspace name \"-x\" (1-48 characters", "-w", "-x", "x");
 	BAD("-w: invalid workspace name \".hidden\"", "-w", ".hidden", "x");
 	BAD("-w: invalid workspace name \"a/b\"", "-w", "a/b", "x");
 	BAD("-w: invalid workspace name \"a b\"", "-w", "a b", "x");
@@ -167,11 +167,11 @@ static void test_combinations(void **state)
 	BAD("--from: invalid workspace name \"..\"", "--from", "..", "x");
 	char long_name[66];
 	memset(long_name, 'a', 65);
-	long_name[65] = '\0';
+	long_name[WS_NAME_MAX + 1] = '\0';
 	BAD("-w: invalid workspace name", "-w", long_name, "x");
 	struct run_opts o;
 	struct err e;
-	long_name[64] = '\0';
+	long_name[WS_NAME_MAX] = '\0';
 	assert_int_equal(PARSE(&o, &e, "-w", long_name, "--from", "Base_1.2-x", "x"), 0);
 	run_opts_free(&o);
 	/* -f: every file needs a name of its own in the sandbox */
@@ -201,10 +201,10 @@ static void test_text(void **state)
 	assert_false(text_workspace_ok("a\nb"));
 	char n[70];
 	memset(n, 'z', sizeof n);
-	n[64] = '\0';
+	n[WS_NAME_MAX] = '\0';
 	assert_true(text_workspace_ok(n));
-	n[64] = 'z';
-	n[65] = '\0';
+	n[WS_NAME_MAX] = 'z';
+	n[WS_NAME_MAX + 1] = '\0';
 	assert_false(text_workspace_ok(n));
 
 	assert_true(text_is_job_id("0b7e1a52-3c4d-4e5f-8a9b-0c1d2e3f4a5b"));
