@@ -157,9 +157,11 @@ test:
 	@echo "== integration (bin $(SAN_BUILD)/bin, guest $(GUEST))"
 	@MAGS_BIN_DIR=$(SAN_BUILD)/bin MAGS_GUEST_DIR=$(GUEST) $(PYTHON) -m pytest -p no:cacheprovider -q tests/integration
 
-# make bench: start-up benchmark of the plain (uninstrumented) build
+# make bench: start-up, workspace start and sync benchmarks of the plain (uninstrumented) build
 bench: all
 	bench/start
+	bench/workspace
+	bench/sync
 
 # make setup: packages, build, `mags` on PATH, and a first `mags run 'echo Hello World'`
 setup:
