@@ -703,10 +703,11 @@ static void run_script(struct jobrun *jr)
 }
 
 /*
- * Runs one claimed job to its end and records the outcome. A job without a
- * named workspace is recorded as ended before its VM is torn down (callers
- * waiting on it go on sooner); with one, the VM goes first, so the workspace
- * is pushed and free again by the time the job shows as ended.
+ * Runs one claimed job to its end and records the outcome, in most cases
+ * before its VM is torn down (callers waiting on it go on sooner; a named
+ * workspace is let go a moment later, see ws_delete). A job that pushes its
+ * workspace or freezes it as a base ends only when that is done, so what
+ * `mags run -p` wrote is in the store when it returns.
  */
 static void run_job(struct active *a)
 {
@@ -726,8 +727,9 @@ static void run_job(struct active *a)
 	}
 	store_output(&jr, LOG_STDOUT, NULL, 0, true);
 	store_output(&jr, LOG_STDERR, NULL, 0, true);
-	bool named = jr.ws.name != NULL;
-	if (!named) {
+	/* a push or a freeze at the end is part of the job: it ends when they are done */
+	bool after = jr.ws.name && (jr.ws.persistent || jr.ws.base_image);
+	if (!after) {
 		db_job_finish(a->id, jr.exit_code, jr.has_exit, jr.error);
 		bump();
 	}
@@ -737,7 +739,7 @@ static void run_job(struct active *a)
 	if (ws_finish(&jr.ws, ok, say_job, &jr, &err) < 0)
 		log_warn("job %s: %s", a->id, err.msg);
 	ws_job_free(&jr.ws);
-	if (named) {
+	if (after) {
 		db_job_finish(a->id, jr.exit_code, jr.has_exit, jr.error);
 		bump();
 	}

@@ -30,6 +30,7 @@
 #include "xmalloc.h"
 
 #define WS_WAIT_POLL_MS 200	/* re-check a workspace another job holds */
+#define WS_RELEASE_WAIT_MS 30000	/* an ended job's VM is torn down within this */
 
 extern char **environ;
 
@@ -570,7 +571,21 @@ int ws_delete(int64_t user_id, const char *name, struct err *err)
 		return r;
 	db_ws_row_free(&w);
 	char *holder = NULL, *child = NULL;
-	r = db_ws_delete(user_id, name, &holder, &child);
+	/* a job that has ended lets go of its workspace once its VM is down: wait for that */
+	for (int i = 0; (r = db_ws_delete(user_id, name, &holder, &child)) == -EBUSY && i < WS_RELEASE_WAIT_MS / 100; i++) {
+		struct job_row j;
+		bool ended = false;
+		if (db_job_get(holder, 0, &j) == 0) {
+			ended = !strcmp(j.status, "completed") || !strcmp(j.status, "failed");
+			db_job_row_free(&j);
+		}
+		if (!ended)
+			break;
+		free(holder);
+		free(child);
+		holder = child = NULL;
+		usleep(100000);
+	}
 	if (r == -ENOENT)
 		r = err_set(err, 404, "no workspace named \"%s\"", name);
 	else if (r == -EBUSY)

@@ -87,6 +87,10 @@ def test_workspace_held_by_one_job_at_a_time(magsd):
 def test_delete_and_conflicts(magsd):
     magsd.wait_template()
     run_ok(magsd, "echo hi > /root/x", workspace="gone")
+    # right after its job ended, a workspace can be deleted (magsd waits for the VM to let go)
+    assert magsd.cli("run", "-w", "brief", "true").returncode == 0
+    st, body = magsd.api("DELETE", "/workspaces/brief")
+    assert st == 200, body
     job = magsd.submit("sleep 30", workspace="busy")
     wait_held(magsd, "busy", job["id"])
     st, body = magsd.api("DELETE", "/workspaces/busy")
