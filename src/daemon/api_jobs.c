@@ -57,7 +57,7 @@ static json_t *log_entry_json(const struct log_row *l, bool with_time)
 /* Records the job's files: inline ones are stored now, declared ones wait for their upload. */
 static int store_files(const struct job_row *j, const struct jobspec *js, struct err *err)
 {
-	char *dir = js->nfiles ? ws_upload_dir(j->id) : NULL;
+	char *dir = js->nfiles ? ws_upload_dir(j->id, true) : NULL;
 	int r = 0;
 	for (size_t i = 0; i < js->nfiles && r == 0; i++) {
 		const struct jobspec_file *f = &js->files[i];

@@ -135,7 +135,7 @@ bool api_upload_begin(struct req *r, const char *url)
 		u->mode = (unsigned)v;
 	}
 	u->name = xstrdup(name);
-	char *dir = ws_upload_dir(id);
+	char *dir = ws_upload_dir(id, true);
 	u->tmp = xasprintf("%s/.upload-XXXXXX", dir);
 	free(dir);
 	u->fd = mkostemp(u->tmp, O_CLOEXEC);
@@ -188,7 +188,7 @@ enum MHD_Result api_upload_finish(struct req *r, const struct job_row *j)
 	hex_encode(h, sizeof h, hex);
 	int seq = 0;
 	int pending = db_file_uploaded(j->id, u->name, u->mode, u->size, &seq);
-	char *dir = ws_upload_dir(j->id);
+	char *dir = ws_upload_dir(j->id, false);
 	char *dst = xasprintf("%s/%d", dir, seq);
 	free(dir);
 	int rr = rename(u->tmp, dst);

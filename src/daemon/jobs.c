@@ -368,7 +368,7 @@ static int agent_call(struct jobrun *jr, uint16_t type, uint32_t chan, const str
 /* Sends STATE/uploads/<job>/<seq> as FILE frames of FILE_PIECE bytes, a few in flight. */
 static int deliver_file(struct jobrun *jr, int seq, const char *name, unsigned mode, struct err *err)
 {
-	char *dir = ws_upload_dir(jr->id);
+	char *dir = ws_upload_dir(jr->id, false);
 	char *path = xasprintf("%s/%d", dir, seq);
 	free(dir);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -743,7 +743,7 @@ static void run_job(struct active *a)
 		db_job_finish(a->id, jr.exit_code, jr.has_exit, jr.error);
 		bump();
 	}
-	char *uploads = ws_upload_dir(a->id);
+	char *uploads = ws_upload_dir(a->id, false);
 	fs_rm_tree(uploads);
 	free(uploads);
 	log_info("job %s: %s%s%s", a->id, jr.has_exit ? "exited " : "ended",

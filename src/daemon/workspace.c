@@ -192,11 +192,21 @@ char *ws_disk_path(int64_t user_id, const char *name)
 	return xasprintf("%s/u%lld/%s.img", W.root, (long long)user_id, name);
 }
 
-char *ws_upload_dir(const char *job_id)
+char *ws_upload_dir(const char *job_id, bool create)
 {
 	char *d = xasprintf("%s/%s", W.uploads, job_id);
-	fs_mkdir_p(d, 0700);
+	if (create)
+		fs_mkdir_p(d, 0700);
 	return d;
+}
+
+/* Creates the directory a disk file goes in. */
+static void make_parent(const char *path)
+{
+	char *dir = xstrdup(path);
+	*strrchr(dir, '/') = '\0';
+	fs_mkdir_p(dir, 0700);
+	free(dir);
 }
 
 static char *store_name(int64_t user_id, const char *name)
@@ -307,10 +317,7 @@ static int ensure_disk(int64_t user_id, const char *name, const char *path, ws_s
 	pthread_mutex_lock(&W.pull_mu);
 	int r = 0;
 	if (access(path, F_OK) != 0) {
-		char *dir = xstrdup(path);
-		*strrchr(dir, '/') = '\0';
-		fs_mkdir_p(dir, 0700);
-		free(dir);
+		make_parent(path);
 		char *sname = store_name(user_id, name);
 		struct wsync_stats st = { 0 };
 		r = wsync_pull(W.store, sname, path, &st, err);
@@ -329,10 +336,7 @@ static int ensure_disk(int64_t user_id, const char *name, const char *path, ws_s
 
 static int new_disk(const char *path, struct err *err)
 {
-	char *dir = xstrdup(path);
-	*strrchr(dir, '/') = '\0';
-	fs_mkdir_p(dir, 0700);
-	free(dir);
+	make_parent(path);
 	return sparse_copy(W.blank, path, err);
 }
 

@@ -105,7 +105,7 @@ json_t *ws_json(const struct ws_row *w);
 /* JSON for a push's figures (new reference). */
 json_t *ws_stats_json(const char *name, const struct wsync_stats *st);
 
-/* Directory for the files uploaded to a job (caller frees); created on demand. */
-char *ws_upload_dir(const char *job_id);
+/* Directory for the files uploaded to a job (caller frees); create: make it if missing. */
+char *ws_upload_dir(const char *job_id, bool create);
 
 #endif
