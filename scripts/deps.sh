@@ -5,7 +5,7 @@
 # Usage: scripts/deps.sh   (as root, or with sudo available)
 set -eu
 
-PKGS="make gcc clang libclang-rt-14-dev
+PKGS="make gcc clang libclang-rt-14-dev nftables openssh-server wrk tmux
 libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libzstd-dev libssl-dev
 libcmocka-dev python3-pytest python3-yaml
 qemu-system-x86 qemu-utils runsc

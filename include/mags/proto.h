@@ -27,10 +27,10 @@ enum agent_msg {
 	MSG_STDERR = 3,		/* chan N; raw bytes */
 	MSG_EXIT = 4,		/* chan N; payload struct agent_exit (12 bytes) */
 	MSG_ERROR = 5,		/* chan N or 0; UTF-8 text; the request on chan failed */
-	MSG_OK = 6,		/* chan N or 0; acknowledges INIT, FILE, POWEROFF, MOUNT, FREEZE, THAW */
+	MSG_OK = 6,		/* chan N or 0; acknowledges INIT, FILE, POWEROFF, MOUNT, FREEZE, THAW, SSHD */
 	MSG_PONG = 7,		/* chan 0; echoes PING's payload */
 	/* host -> agent */
-	MSG_INIT = 32,		/* chan 0; KV: time_ns, hostname, entropy (hex) ... */
+	MSG_INIT = 32,		/* chan 0; KV: time_ns, hostname, entropy (hex), dns (repeatable IPv4) */
 	MSG_EXEC = 33,		/* chan N; KV: cmd (required), cwd, env (repeatable "K=V"), timeout (s) */
 	MSG_STDIN = 34,		/* chan N; raw bytes; empty payload = EOF */
 	MSG_SIGNAL = 35,	/* chan N; payload int32 signal number, sent to the process group */
@@ -40,9 +40,27 @@ enum agent_msg {
 	MSG_MOUNT = 39,		/* chan 0; KV: upper (disk serial), lower (repeatable, top first); workspace root */
 	MSG_FREEZE = 40,	/* chan 0; sync + FIFREEZE the workspace fs (the host copies its disk) */
 	MSG_THAW = 41,		/* chan 0; FITHAW the workspace fs; OK when it was not frozen */
+	MSG_SSHD = 42,		/* chan 0 (or N); KV: key (repeatable), host_key; OK once sshd listens */
 };
 #define AGENT_MOUNT_LOWER_MAX 4	/* lower disks per MOUNT */
 #define AGENT_FILE_CHUNK (512 * 1024)	/* data per FILE frame a host sends for big files */
+#define AGENT_DNS_MAX 3			/* dns servers per INIT (resolv.conf's MAXNS) */
+#define AGENT_SSHD_KEYS_MAX 64		/* key entries per SSHD */
+#define AGENT_SSHD_KEY_MAX 8192		/* bytes of one authorized key line */
+#define AGENT_SSHD_HOST_KEY_MAX 16384	/* bytes of the host key (OpenSSH PEM) */
+#define AGENT_SSHD_READY_MS 30000	/* SSHD fails when sshd does not listen by then */
+
+/*
+ * Every guest's network identity (docs/agent-protocol.md, "Network"): one
+ * virtio-net device, eth0, on a /24 with the host's tap as the gateway. All
+ * sandboxes share it (each has its own tap), so a snapshot fits any of them.
+ */
+#define AGENT_NET_GUEST "172.16.0.2"
+#define AGENT_NET_GATEWAY "172.16.0.1"
+#define AGENT_NET_PREFIX 24
+#define AGENT_NET_GUEST_MAC "02:6d:61:67:73:02"	/* QEMU's virtio-net-device mac= */
+#define AGENT_NET_GATEWAY_MAC "02:6d:61:67:73:01"	/* the host's tap */
+#define AGENT_NET_IFNAME "eth0"
 
 /* Payload of MSG_EXIT, little-endian. */
 struct agent_exit {

@@ -6,6 +6,7 @@
  *           (MOUNT, FREEZE, THAW), hostname, lo, power off
  *   exec.c  exec channels: spawn, pipes, output, timeouts, exit reports
  *   ops.c   one-shot requests: INIT, FILE
+ *   sshd.c  SSHD: authorized keys, host key, a supervised sshd
  * The wire format is include/mags/proto.h, described in docs/agent-protocol.md.
  */
 #ifndef MAGS_AGENT_H
@@ -29,6 +30,9 @@
 #define AGENT_ENTROPY_MAX 512			/* bytes of INIT entropy used */
 #define AGENT_RECONNECT_POLL_MS 10		/* re-check a disconnected port this often */
 #define AGENT_SERIAL_MAX 20			/* virtio-blk serial (VIRTIO_BLK_ID_BYTES) */
+#define AGENT_RUN_DIR "/run/mags"		/* the agent's files in the /run tmpfs */
+#define AGENT_RESOLV_CONF AGENT_RUN_DIR "/resolv.conf"	/* INIT's dns; the image's /etc/resolv.conf links here */
+#define AGENT_SSHD_WAITERS 8			/* SSHD requests waiting for sshd at once */
 
 /* epoll_data.u64 tags: kind in the high 32 bits, channel id in the low 32. */
 enum agent_ev {
@@ -62,6 +66,11 @@ struct agent {
 	int ws_fd;		/* root of the mounted workspace fs (MOUNT), -1 without one */
 	bool ws_mounted;	/* MOUNT switched the root (allowed once per boot or restore) */
 	bool ws_frozen;		/* FREEZE without THAW yet: writes to the workspace would block */
+	pid_t sshd_pid;		/* the sshd we started, 0 when none is alive */
+	uint32_t sshd_wait[AGENT_SSHD_WAITERS];	/* chans of SSHD requests waiting for it to listen */
+	unsigned nsshd_wait;
+	int64_t sshd_deadline;	/* when the waiting requests fail */
+	int64_t sshd_check;	/* when to look for sshd's listening socket next */
 };
 
 /* main.c */
@@ -96,6 +105,11 @@ void exec_start(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len);
 void exec_stdin(struct agent *a, uint32_t chan, const uint8_t *p, size_t len);
 void exec_signal(struct agent *a, uint32_t chan, const uint8_t *p, size_t len);
 void exec_event(struct agent *a, enum agent_ev kind, uint32_t chan, uint32_t events);
+/*
+ * vfork + execve of argv in a new session, with in/out/err as 0-2 and cwd
+ * (NULL: the agent's). Returns the pid or -errno.
+ */
+pid_t exec_spawn(const char *cwd, char *const argv[], char *const envp[], int in, int out, int err);
 /* Reaps every exited child (PID 1 adopts orphans too). */
 void exec_reap(struct agent *a);
 /* Fires timeouts and exit graces; returns ms until the next deadline or -1. */
@@ -109,5 +123,16 @@ void ops_init(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len);
 void ops_file(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len);
 /* Writes all of p to path through a temporary file and rename(2). Returns 0 or -errno. */
 int ops_write_file(const char *path, const void *p, size_t len, mode_t mode);
+
+/* sshd.c */
+void sshd_request(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len);
+/* A child exited: true when it was our sshd (then it is handled here). */
+bool sshd_reaped(struct agent *a, pid_t pid, int status);
+/* Checks whether sshd listens for waiting requests; returns ms until the next check or -1. */
+int sshd_timers(struct agent *a);
+/* Kills our sshd and reaps it: port 22 is free on return. */
+void sshd_stop(struct agent *a);
+/* MOUNT switched the root: a running sshd is restarted so logins see the new one. */
+void sshd_root_changed(struct agent *a);
 
 #endif

@@ -5,9 +5,10 @@
  * writable root: an overlay (lower = the image, upper = a tmpfs) is mounted on
  * /run/root inside a scratch tmpfs, /proc /sys /dev move into it, and it is
  * moved onto / and chrooted into (as switch_root does). Then /tmp, /run,
- * /dev/pts, /dev/shm, the hostname and lo. Everything here runs once per cold
- * boot; a restored snapshot starts after it, so it may be slow-ish but must
- * never fail hard: a guest without a writable root still runs jobs.
+ * /dev/pts, /dev/shm, the hostname and the network (lo, eth0). Everything
+ * here runs once per cold boot; a restored snapshot starts after it (and so
+ * has the network already), so it may be slow-ish but must never fail hard:
+ * a guest without a writable root still runs jobs.
  *
  * MOUNT (after boot or restore, once) replaces that root with one whose upper
  * layer is a workspace disk and whose lower layers are frozen workspace disks
@@ -21,7 +22,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,19 +82,91 @@ static int boot_overlay(void)
 	return 0;
 }
 
-static void boot_lo_up(void)
+/* SIOCSIFADDR or SIOCSIFNETMASK of ifname to the IPv4 address in text. */
+static int net_set_addr(int s, const char *ifname, unsigned long req, const char *text)
 {
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return;
+	struct ifreq ifr;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	memset(&ifr, 0, sizeof ifr);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname);
+	if (inet_pton(AF_INET, text, &sin.sin_addr) != 1)
+		return -EINVAL;
+	memcpy(&ifr.ifr_addr, &sin, sizeof sin);
+	return ioctl(s, req, &ifr) < 0 ? -errno : 0;
+}
+
+/* Sets IFF_UP on ifname. Returns 0, -ENODEV when there is no such interface, or -errno. */
+static int net_up(int s, const char *ifname)
+{
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof ifr);
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-			agent_log("lo up: %s", strerror(errno));
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return -errno;
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	return ioctl(s, SIOCSIFFLAGS, &ifr) < 0 ? -errno : 0;
+}
+
+/* The default route via AGENT_NET_GATEWAY on eth0. */
+static int net_default_route(int s)
+{
+	struct rtentry rt;
+	struct sockaddr_in any = { .sin_family = AF_INET }, gw = { .sin_family = AF_INET };
+	char dev[] = AGENT_NET_IFNAME;
+	memset(&rt, 0, sizeof rt);
+	inet_pton(AF_INET, AGENT_NET_GATEWAY, &gw.sin_addr);
+	memcpy(&rt.rt_dst, &any, sizeof any);
+	memcpy(&rt.rt_genmask, &any, sizeof any);
+	memcpy(&rt.rt_gateway, &gw, sizeof gw);
+	rt.rt_flags = RTF_UP | RTF_GATEWAY;
+	rt.rt_dev = dev;
+	/* EEXIST: set already (the agent started twice on one kernel) */
+	return ioctl(s, SIOCADDRT, &rt) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+/*
+ * lo, and eth0 with the address every guest has (AGENT_NET_* in proto.h, see
+ * docs/agent-protocol.md). ioctls only: no ip(8) on the boot path. A guest
+ * without a network device just has lo.
+ */
+static void boot_net(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0) {
+		agent_log("network: socket: %s", strerror(errno));
+		return;
 	}
+	int r = net_set_addr(s, "lo", SIOCSIFADDR, "127.0.0.1");
+	if (r == 0)
+		r = net_set_addr(s, "lo", SIOCSIFNETMASK, "255.0.0.0");
+	if (r == 0)
+		r = net_up(s, "lo");
+	if (r < 0)
+		agent_log("network: lo: %s", strerror(-r));
+	char mask[INET_ADDRSTRLEN];
+	struct in_addr m = { .s_addr = htonl(AGENT_NET_PREFIX ? 0xffffffffu << (32 - AGENT_NET_PREFIX) : 0) };
+	inet_ntop(AF_INET, &m, mask, sizeof mask);
+	const char *step = "up";
+	r = net_up(s, AGENT_NET_IFNAME);
+	if (r == -ENODEV) {
+		agent_log("network: no %s, only lo", AGENT_NET_IFNAME);
+		goto out;
+	}
+	if (r == 0) {
+		step = "address";
+		r = net_set_addr(s, AGENT_NET_IFNAME, SIOCSIFADDR, AGENT_NET_GUEST);
+	}
+	if (r == 0) {
+		step = "netmask";
+		r = net_set_addr(s, AGENT_NET_IFNAME, SIOCSIFNETMASK, mask);
+	}
+	if (r == 0) {
+		step = "default route";
+		r = net_default_route(s);
+	}
+	if (r < 0)
+		agent_log("network: %s %s: %s", AGENT_NET_IFNAME, step, strerror(-r));
+out:
 	close(s);
 }
 
@@ -112,7 +188,12 @@ void boot_pid1(void)
 		agent_log("symlink /dev/ptmx: %s", strerror(errno));
 	if (sethostname("mags", 4) < 0)
 		agent_log("sethostname: %s", strerror(errno));
-	boot_lo_up();
+	boot_net();
+	boot_mkdir(AGENT_RUN_DIR, 0755);
+	/* /etc/resolv.conf may link here; INIT fills it (ops.c) */
+	int fd = open(AGENT_RESOLV_CONF, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd >= 0)
+		close(fd);
 	umask(022);
 }
 
@@ -379,6 +460,7 @@ void boot_ws_mount(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len
 	}
 	a->ws_fd = fd;
 	a->ws_mounted = true;
+	sshd_root_changed(a);
 	boot_mkdir("/root", 0700);
 	if (chdir("/root") < 0 && chdir("/") < 0)
 		agent_log("chdir /root: %s", strerror(errno));

@@ -212,6 +212,8 @@ void exec_reap(struct agent *a)
 		pid_t pid = waitpid(-1, &st, WNOHANG);
 		if (pid <= 0)
 			return;
+		if (sshd_reaped(a, pid, st))
+			continue;
 		for (struct chan *c = a->chans; c; c = c->next) {
 			if (c->pid == pid && !c->exited) {
 				c->exited = true;
@@ -397,13 +399,13 @@ static void __attribute__((noreturn)) child_run(const char *cwd, char *const arg
  * the vfork. vfork rather than fork: no copy of the agent's page tables and
  * no copy-on-write faults after, which is most of a fork's cost under TCG.
  */
-static pid_t __attribute__((noinline)) spawn(const char *cwd, char *const argv[], char *const envp[], int in, int out,
-					     int err)
+pid_t __attribute__((noinline)) exec_spawn(const char *cwd, char *const argv[], char *const envp[], int in, int out,
+					   int err)
 {
 	pid_t pid = vfork();
 	if (pid == 0)
 		child_run(cwd, argv, envp, in, out, err);
-	return pid;
+	return pid < 0 ? -errno : pid;
 }
 
 static void set_nonblock(int fd)
@@ -468,14 +470,13 @@ void exec_start(struct agent *a, uint32_t id, const uint8_t *kv, size_t len)
 		goto fail;
 	}
 	char **envp = build_envp(&r);
-	pid_t pid = spawn(r.cwd, argv, envp, r.want_stdin ? pi[0] : devnull, po[1], pe[1]);
-	int fork_errno = errno;
+	pid_t pid = exec_spawn(r.cwd, argv, envp, r.want_stdin ? pi[0] : devnull, po[1], pe[1]);
 	free(envp);
 	free(cmd);
 	if (devnull >= 0)
 		close(devnull);
 	if (pid < 0) {
-		agent_send_error(a, id, "fork: %s", strerror(fork_errno));
+		agent_send_error(a, id, "fork: %s", strerror(-pid));
 		goto fail;
 	}
 	close(po[1]);

@@ -3,7 +3,7 @@
  * mags-agent: PID 1 of every Mags guest. Sets the guest up (boot.c), opens the
  * virtio-serial port named "mags.agent", says HELLO and then serves frames
  * from magsd in one epoll loop: exec channels (exec.c), INIT and FILE (ops.c),
- * PING, SIGNAL, STDIN, POWEROFF. Protocol: docs/agent-protocol.md.
+ * SSHD (sshd.c), PING, SIGNAL, STDIN, POWEROFF. Protocol: docs/agent-protocol.md.
  *
  * Not PID 1 (tests on the host): no mounts and no system changes; the port is
  * argv[1] or $MAGS_AGENT_PORT: a unix socket path, a character device or
@@ -289,6 +289,9 @@ static void dispatch(struct agent *a, const struct agent_frame *f)
 	case MSG_THAW:
 		boot_ws_freeze(a, f->chan, f->type == MSG_FREEZE);
 		break;
+	case MSG_SSHD:
+		sshd_request(a, f->chan, f->payload, f->len);
+		break;
 	default:
 		agent_send_error(a, f->chan, "unknown message type %u", f->type);
 		break;
@@ -515,7 +518,9 @@ int main(int argc, char **argv)
 		port_connected(&a);
 
 	for (;;) {
-		int timeout = exec_timers(&a);
+		int timeout = exec_timers(&a), st = sshd_timers(&a);
+		if (st >= 0 && (timeout < 0 || st < timeout))
+			timeout = st;
 		if (!a.connected) {
 			/* poll briskly for a host that is about to connect, lazily for one that is gone */
 			int poll_ms = agent_now_ms() - a.disconnected_ms < 2000 ? AGENT_RECONNECT_POLL_MS : 100;

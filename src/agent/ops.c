@@ -2,12 +2,14 @@
 /*
  * One-shot requests of mags-agent, answered with MSG_OK or MSG_ERROR on the
  * request's channel: INIT (what differs between sandboxes and so comes after
- * boot or snapshot restore: wall clock, hostname, entropy) and FILE (write
- * a file atomically, or a big one in pieces at offsets). Payloads are described in docs/agent-protocol.md.
- * Outside PID 1 (tests on the host) INIT checks its input but changes nothing.
+ * boot or snapshot restore: wall clock, hostname, entropy, DNS servers) and
+ * FILE (write a file atomically, or a big one in pieces at offsets). Payloads
+ * are described in docs/agent-protocol.md. Outside PID 1 (tests on the host)
+ * INIT checks its input but changes nothing.
  */
 #include "agent.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -77,6 +79,29 @@ static bool hostname_ok(const uint8_t *p, size_t n)
 	return true;
 }
 
+/* A dotted-quad IPv4 address (inet_pton's form); its text into out. */
+static bool ipv4_ok(const uint8_t *p, size_t n, char out[INET_ADDRSTRLEN])
+{
+	struct in_addr in;
+	if (n == 0 || n >= INET_ADDRSTRLEN)
+		return false;
+	memcpy(out, p, n);
+	out[n] = 0;
+	return inet_pton(AF_INET, out, &in) == 1;
+}
+
+/* resolv.conf with a "nameserver" line per server (empty without one). Returns 0 or -errno. */
+static int write_resolv(char dns[][INET_ADDRSTRLEN], unsigned n)
+{
+	struct buf b;
+	buf_init(&b);
+	for (unsigned i = 0; i < n; i++)
+		buf_printf(&b, "nameserver %s\n", dns[i]);
+	int r = ops_write_file(AGENT_RESOLV_CONF, b.data ? b.data : (const uint8_t *)"", b.len, 0644);
+	buf_free(&b);
+	return r;
+}
+
 void ops_init(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
 {
 	struct proto_kv_iter it;
@@ -84,6 +109,24 @@ void ops_init(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
 	const uint8_t *v;
 	size_t kl, vl;
 	int rc;
+	char dns[AGENT_DNS_MAX][INET_ADDRSTRLEN];
+	unsigned ndns = 0;
+
+	/* dns is checked before anything changes: it is written after the loop */
+	proto_kv_iter_init(&it, kv, len);
+	while ((rc = proto_kv_next(&it, &k, &kl, &v, &vl)) == 1) {
+		if (!proto_kv_is(k, kl, "dns"))
+			continue;
+		if (ndns == AGENT_DNS_MAX) {
+			agent_send_error(a, chan, "INIT: more than %d dns servers", AGENT_DNS_MAX);
+			return;
+		}
+		if (!ipv4_ok(v, vl, dns[ndns])) {
+			agent_send_error(a, chan, "INIT: bad dns (want an IPv4 address)");
+			return;
+		}
+		ndns++;
+	}
 
 	proto_kv_iter_init(&it, kv, len);
 	while ((rc = proto_kv_next(&it, &k, &kl, &v, &vl)) == 1) {
@@ -130,6 +173,11 @@ void ops_init(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
 	}
 	if (rc < 0) {
 		agent_send_error(a, chan, "INIT: malformed key/value payload");
+		return;
+	}
+	int r = a->pid1 ? write_resolv(dns, ndns) : 0;
+	if (r < 0) {
+		agent_send_error(a, chan, "INIT: %s: %s", AGENT_RESOLV_CONF, strerror(-r));
 		return;
 	}
 	agent_send(a, MSG_OK, chan, NULL, 0);

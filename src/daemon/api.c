@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "access.h"
 #include "db.h"
 #include "fast.h"
 #include "http.h"
@@ -30,7 +31,7 @@ int64_t api_authenticate(struct req *r)
 /* Paths the API reserves for features not built yet: an honest 501 rather than a 404. */
 static bool later_path(const char *p)
 {
-	static const char *const prefixes[] = { "/url-aliases", "/cron-jobs" };
+	static const char *const prefixes[] = { "/cron-jobs" };
 	for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
 		size_t n = strlen(prefixes[i]);
 		if (!strncmp(p, prefixes[i], n) && (p[n] == '\0' || p[n] == '/'))
@@ -47,6 +48,7 @@ enum MHD_Result api_route(struct req *r)
 		json_object_set_new(o, "version", json_string(MAGS_VERSION));
 		json_object_set_new(o, "engine", json_string(api_engine_name ? api_engine_name : "none"));
 		json_object_set_new(o, "fast_start", fast_status());
+		json_object_set_new(o, "access", access_status_json());
 		return http_reply_json(r, MHD_HTTP_OK, o);
 	}
 	if (!r->user_id)
@@ -57,6 +59,8 @@ enum MHD_Result api_route(struct req *r)
 		return api_jobs(r, r->path + 10);
 	if (!strncmp(r->path, "/workspaces", 11) && (r->path[11] == '\0' || r->path[11] == '/'))
 		return api_workspaces(r, r->path + 11);
+	if (!strncmp(r->path, "/url-aliases", 12) && (r->path[12] == '\0' || r->path[12] == '/'))
+		return api_url_aliases(r, r->path + 12);
 	if (later_path(r->path))
 		return http_reply_error(r, MHD_HTTP_NOT_IMPLEMENTED, "%s %.100s is not implemented by this magsd yet", r->method, r->path);
 	return http_reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s /api/v1%.200s", r->method, r->path);

@@ -10,11 +10,13 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "access.h"
 #include "db.h"
 #include "fs.h"
 #include "http.h"
 #include "jobs.h"
 #include "jobspec.h"
+#include "names.h"
 #include "utf8.h"
 #include "workspace.h"
 #include "xmalloc.h"
@@ -87,14 +89,16 @@ static enum MHD_Result submit(struct req *r)
 	}
 	struct job_row j = { .user_id = r->user_id, .script = js.script, .timeout = js.timeout,
 			     .workspace = js.workspace, .persist = js.persist, .base_image = js.base_image,
-			     .from_ws = js.from, .ephemeral = js.ephemeral };
+			     .from_ws = js.from, .ephemeral = js.ephemeral, .url = js.url, .port = js.port,
+			     .ssh = js.ssh, .ssh_key = js.ssh_key };
 	for (size_t i = 0; i < js.nfiles; i++)
 		j.files_pending += !js.files[i].has_data;
 	new_job_id(j.id);
 	snprintf(j.status, sizeof j.status, "queued");
 	snprintf(j.type, sizeof j.type, "%s", js.file ? "file" : "inline");
 	j.created_at = db_now_ms();
-	if (store_files(&j, &js, &err) < 0 || db_job_insert(&j, &err) < 0) {
+	if (store_files(&j, &js, &err) < 0 || db_job_insert(&j, &err) < 0 ||
+	    (js.url && access_url_enable(&j, js.port, &err) < 0)) {
 		jobspec_free(&js);
 		return http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err.msg);
 	}
@@ -120,7 +124,10 @@ static enum MHD_Result list(struct req *r)
 		limit = (int)v;
 	}
 	json_t *o = json_object();
-	json_object_set_new(o, "jobs", db_job_list(r->user_id, status, limit));
+	const char *ws = http_query(r, "workspace");
+	if (ws && !ws_name_ok(ws))
+		return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "\"workspace\" is not a valid workspace name");
+	json_object_set_new(o, "jobs", db_job_list(r->user_id, status, ws, limit));
 	return http_reply_json(r, MHD_HTTP_OK, o);
 }
 
@@ -316,7 +323,9 @@ enum MHD_Result api_jobs(struct req *r, const char *rest)
 	}
 	enum MHD_Result ret;
 	if (!*action && !strcmp(m, "GET"))
-		ret = http_reply_json(r, MHD_HTTP_OK, db_job_json(&j));
+		ret = http_reply_json(r, MHD_HTTP_OK, api_job_json(&j));
+	else if (!strcmp(action, "access") && !strcmp(m, "POST"))
+		ret = api_job_access(r, &j);
 	else if (!strcmp(action, "logs") && !strcmp(m, "GET"))
 		ret = logs(r, &j);
 	else if (!strcmp(action, "stop") && !strcmp(m, "POST"))
@@ -326,10 +335,10 @@ enum MHD_Result api_jobs(struct req *r, const char *rest)
 	else if (!strcmp(action, "sync") && !strcmp(m, "POST"))
 		ret = j.workspace ? api_ws_sync(r, j.workspace)
 				  : http_reply_error(r, MHD_HTTP_CONFLICT, "job %s has no named workspace to sync (run it with -w NAME)", j.id);
-	else if ((!*action && !strcmp(m, "PATCH")) || (!strcmp(m, "POST") && !strcmp(action, "access")))
+	else if (!*action && !strcmp(m, "PATCH"))
 		ret = http_reply_error(r, MHD_HTTP_NOT_IMPLEMENTED, "%s /mags-jobs/:id%s%s is not implemented by this magsd yet", m, *action ? "/" : "", action);
 	else if (!*action || !strcmp(action, "logs") || !strcmp(action, "stop") || !strcmp(action, "upload") ||
-		 !strcmp(action, "sync"))
+		 !strcmp(action, "sync") || !strcmp(action, "access"))
 		ret = http_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed here", m);
 	else
 		ret = http_reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s /mags-jobs/:id/%.100s", m, action);

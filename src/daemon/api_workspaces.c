@@ -88,6 +88,7 @@ enum MHD_Result api_workspaces(struct req *r, const char *rest)
 	if (!strcmp(m, "DELETE")) {
 		if (ws_delete(r->user_id, name, &err) < 0)
 			return reply_err(r, &err);
+		db_url_forget_workspace(r->user_id, name); /* its URL and aliases go with it */
 		json_t *o = json_object();
 		json_object_set_new(o, "deleted", json_string(name));
 		return http_reply_json(r, MHD_HTTP_OK, o);

@@ -19,10 +19,11 @@
 #include "utf8.h"
 #include "xmalloc.h"
 
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 
 static sqlite3 *db;
-static pthread_mutex_t db_mu = PTHREAD_MUTEX_INITIALIZER;
+/* recursive: db_job_json looks up a job's URL from inside list queries */
+static pthread_mutex_t db_mu = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS users("
@@ -57,6 +58,23 @@ static const char schema_v2_jobs[] =
 	"ALTER TABLE jobs ADD COLUMN from_ws TEXT;"
 	"ALTER TABLE jobs ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE jobs ADD COLUMN files_pending INTEGER NOT NULL DEFAULT 0;";
+
+/*
+ * Schema version 3 (public URLs, SSH). A urls row gives a label (NAME in
+ * NAME.DOMAIN) to a user's workspace, or to one job when it has no named
+ * workspace; aliases are extra labels for the same target. port is the
+ * guest port the workspace's URL leads to (on its non-alias row).
+ */
+static const char schema_v3[] =
+	"ALTER TABLE jobs ADD COLUMN url INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN port INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN ssh INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN ssh_key TEXT;"
+	"CREATE TABLE IF NOT EXISTS urls("
+	"  label TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),"
+	"  workspace TEXT, job_id TEXT, port INTEGER NOT NULL, alias INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS urls_by_target ON urls(user_id, workspace, job_id);";
 
 int64_t db_now_ms(void)
 {
@@ -106,7 +124,13 @@ int db_open(const char *path, struct err *err)
 		db_close();
 		return ret;
 	}
-	sqlite3_exec(db, "PRAGMA user_version=2", NULL, NULL, NULL);
+	if (ver < 3 && sqlite3_exec(db, schema_v3, NULL, NULL, &msg) != SQLITE_OK) {
+		int ret = err_set(err, 500, "database %s: upgrade to schema 3: %s", path, msg ? msg : "?");
+		sqlite3_free(msg);
+		db_close();
+		return ret;
+	}
+	sqlite3_exec(db, "PRAGMA user_version=3", NULL, NULL, NULL);
 	return 0;
 }
 
@@ -174,7 +198,8 @@ int db_job_insert(const struct job_row *j, struct err *err)
 	int r = 0;
 	pthread_mutex_lock(&db_mu);
 	sqlite3_stmt *st = prep("INSERT INTO jobs(id, user_id, status, script, type, timeout, created_at,"
-				" workspace, persist, base_image, from_ws, ephemeral, files_pending) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+				" workspace, persist, base_image, from_ws, ephemeral, files_pending, url, port, ssh, ssh_key)"
+				" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	sqlite3_bind_text(st, 1, j->id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, j->user_id);
 	sqlite3_bind_text(st, 3, j->status, -1, SQLITE_TRANSIENT);
@@ -188,6 +213,10 @@ int db_job_insert(const struct job_row *j, struct err *err)
 	sqlite3_bind_text(st, 11, j->from_ws, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int(st, 12, j->ephemeral);
 	sqlite3_bind_int(st, 13, j->files_pending);
+	sqlite3_bind_int(st, 14, j->url);
+	sqlite3_bind_int(st, 15, j->port);
+	sqlite3_bind_int(st, 16, j->ssh);
+	sqlite3_bind_text(st, 17, j->ssh_key, -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		r = err_set(err, 500, "store job: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
@@ -202,7 +231,7 @@ static char *col_dup(sqlite3_stmt *st, int i)
 }
 
 #define JOB_COLS "id, user_id, status, script, type, timeout, exit_code, error, engine, created_at, started_at, finished_at," \
-		 " workspace, persist, base_image, from_ws, ephemeral, files_pending"
+		 " workspace, persist, base_image, from_ws, ephemeral, files_pending, url, port, ssh, ssh_key"
 
 static void row_to_job(sqlite3_stmt *st, struct job_row *j)
 {
@@ -226,6 +255,10 @@ static void row_to_job(sqlite3_stmt *st, struct job_row *j)
 	j->from_ws = col_dup(st, 15);
 	j->ephemeral = sqlite3_column_int(st, 16) != 0;
 	j->files_pending = sqlite3_column_int(st, 17);
+	j->url = sqlite3_column_int(st, 18) != 0;
+	j->port = sqlite3_column_int(st, 19);
+	j->ssh = sqlite3_column_int(st, 20) != 0;
+	j->ssh_key = col_dup(st, 21);
 }
 
 int db_job_get(const char *id, int64_t user_id, struct job_row *j)
@@ -253,6 +286,7 @@ void db_job_row_free(struct job_row *j)
 	free(j->engine);
 	free(j->workspace);
 	free(j->from_ws);
+	free(j->ssh_key);
 	memset(j, 0, sizeof *j);
 }
 
@@ -270,6 +304,173 @@ json_t *db_time_json(int64_t ms)
 }
 
 
+/* ---- public URLs ---------------------------------------------------------- */
+
+static char *url_prefix, *url_suffix;	/* "http://" and ".localhost:7558" */
+
+void db_url_base(const char *scheme, const char *host_suffix)
+{
+	free(url_prefix);
+	free(url_suffix);
+	url_prefix = xasprintf("%s://", scheme);
+	url_suffix = xasprintf(".%s", host_suffix);
+}
+
+json_t *db_url_json(const char *label)
+{
+	if (!url_prefix)
+		return json_null();
+	char *u = xasprintf("%s%s%s", url_prefix, label, url_suffix);
+	json_t *v = json_string(u);
+	free(u);
+	return v;
+}
+
+static void row_to_url(sqlite3_stmt *st, struct url_row *u)
+{
+	memset(u, 0, sizeof *u);
+	snprintf(u->label, sizeof u->label, "%s", (const char *)sqlite3_column_text(st, 0));
+	u->user_id = sqlite3_column_int64(st, 1);
+	const unsigned char *t = sqlite3_column_text(st, 2);
+	snprintf(u->workspace, sizeof u->workspace, "%s", t ? (const char *)t : "");
+	t = sqlite3_column_text(st, 3);
+	snprintf(u->job_id, sizeof u->job_id, "%s", t ? (const char *)t : "");
+	u->port = sqlite3_column_int(st, 4);
+	u->alias = sqlite3_column_int(st, 5) != 0;
+	u->created_at = sqlite3_column_int64(st, 6);
+}
+
+#define URL_COLS "label, user_id, workspace, job_id, port, alias, created_at"
+
+int db_url_get(const char *label, struct url_row *u)
+{
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("SELECT " URL_COLS " FROM urls WHERE label = ?");
+	sqlite3_bind_text(st, 1, label, -1, SQLITE_TRANSIENT);
+	int r = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		row_to_url(st, u);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	return r;
+}
+
+int db_url_of(int64_t user_id, const char *workspace, const char *job_id, struct url_row *u)
+{
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("SELECT " URL_COLS " FROM urls WHERE user_id = ? AND alias = 0 AND"
+				" (workspace = ? OR (workspace IS NULL AND ? IS NULL AND job_id = ?))");
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_text(st, 2, workspace, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, workspace, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 4, job_id, -1, SQLITE_TRANSIENT);
+	int r = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		row_to_url(st, u);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	return r;
+}
+
+int db_url_put(const struct url_row *u, struct err *err)
+{
+	pthread_mutex_lock(&db_mu);
+	struct url_row old;
+	int r = 0;
+	if (db_url_get(u->label, &old) == 0) {
+		bool same = old.user_id == u->user_id && old.alias == u->alias && !strcmp(old.workspace, u->workspace) &&
+			    !strcmp(old.job_id, u->job_id);
+		if (!same) {
+			r = err_set(err, 409, "the name \"%s\" is taken", u->label);
+			goto out;
+		}
+	}
+	sqlite3_stmt *st = prep("INSERT INTO urls(" URL_COLS ") VALUES(?,?,?,?,?,?,?)"
+				" ON CONFLICT(label) DO UPDATE SET port = excluded.port");
+	sqlite3_bind_text(st, 1, u->label, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, u->user_id);
+	sqlite3_bind_text(st, 3, *u->workspace ? u->workspace : NULL, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 4, *u->job_id ? u->job_id : NULL, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 5, u->port);
+	sqlite3_bind_int(st, 6, u->alias);
+	sqlite3_bind_int64(st, 7, u->created_at ? u->created_at : db_now_ms());
+	if (sqlite3_step(st) != SQLITE_DONE)
+		r = err_set(err, 500, "store URL %s: %s", u->label, sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+out:
+	pthread_mutex_unlock(&db_mu);
+	return r;
+}
+
+int db_url_delete(const char *label, int64_t user_id, bool alias)
+{
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("DELETE FROM urls WHERE label = ? AND user_id = ? AND alias = ?");
+	sqlite3_bind_text(st, 1, label, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, user_id);
+	sqlite3_bind_int(st, 3, alias);
+	sqlite3_step(st);
+	int n = sqlite3_changes(db);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	return n > 0 ? 0 : -ENOENT;
+}
+
+void db_url_forget_workspace(int64_t user_id, const char *workspace)
+{
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("DELETE FROM urls WHERE user_id = ? AND workspace = ?");
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_text(st, 2, workspace, -1, SQLITE_TRANSIENT);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+}
+
+json_t *db_url_alias_json(const struct url_row *u)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "alias", json_string(u->label));
+	json_object_set_new(o, "workspace", *u->workspace ? json_string(u->workspace) : json_null());
+	json_object_set_new(o, "job_id", *u->job_id ? json_string(u->job_id) : json_null());
+	json_object_set_new(o, "url", db_url_json(u->label));
+	json_object_set_new(o, "created_at", db_time_json(u->created_at));
+	return o;
+}
+
+json_t *db_url_aliases(int64_t user_id)
+{
+	json_t *arr = json_array();
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("SELECT " URL_COLS " FROM urls WHERE user_id = ? AND alias = 1 ORDER BY label");
+	sqlite3_bind_int64(st, 1, user_id);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct url_row u;
+		row_to_url(st, &u);
+		json_array_append_new(arr, db_url_alias_json(&u));
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	return arr;
+}
+
+char *db_running_job_of(int64_t user_id, const char *workspace)
+{
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("SELECT id FROM jobs WHERE user_id = ? AND workspace = ? AND status = 'running'"
+				" ORDER BY started_at DESC, rowid DESC LIMIT 1");
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_text(st, 2, workspace, -1, SQLITE_TRANSIENT);
+	char *id = sqlite3_step(st) == SQLITE_ROW ? col_dup(st, 0) : NULL;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	return id;
+}
+
 json_t *db_job_json(const struct job_row *j)
 {
 	json_t *o = json_object();
@@ -284,7 +485,14 @@ json_t *db_job_json(const struct job_row *j)
 	json_object_set_new(o, "created_at", db_time_json(j->created_at));
 	json_object_set_new(o, "started_at", db_time_json(j->started_at));
 	json_object_set_new(o, "finished_at", db_time_json(j->finished_at));
-	json_object_set_new(o, "url", json_null());
+	struct url_row u;
+	if (db_url_of(j->user_id, j->workspace, j->id, &u) == 0) {
+		json_object_set_new(o, "url", db_url_json(u.label));
+		json_object_set_new(o, "url_port", json_integer(u.port));
+	} else {
+		json_object_set_new(o, "url", json_null());
+		json_object_set_new(o, "url_port", json_null());
+	}
 	json_object_set_new(o, "workspace", utf8_json_string(j->workspace));
 	json_object_set_new(o, "persist", json_boolean(j->persist));
 	json_object_set_new(o, "base_image", json_boolean(j->base_image));
@@ -295,16 +503,18 @@ json_t *db_job_json(const struct job_row *j)
 	return o;
 }
 
-json_t *db_job_list(int64_t user_id, const char *status, int limit)
+json_t *db_job_list(int64_t user_id, const char *status, const char *workspace, int limit)
 {
 	json_t *arr = json_array();
 	pthread_mutex_lock(&db_mu);
 	sqlite3_stmt *st = prep("SELECT " JOB_COLS " FROM jobs WHERE user_id = ? AND (? IS NULL OR status = ?)"
-				" ORDER BY created_at DESC, rowid DESC LIMIT ?");
+				" AND (? IS NULL OR workspace = ?) ORDER BY created_at DESC, rowid DESC LIMIT ?");
 	sqlite3_bind_int64(st, 1, user_id);
 	sqlite3_bind_text(st, 2, status, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 3, status, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int(st, 4, limit);
+	sqlite3_bind_text(st, 4, workspace, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 5, workspace, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 6, limit);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		struct job_row j;
 		row_to_job(st, &j);

@@ -36,6 +36,21 @@ struct job_row {
 	bool persist, base_image, ephemeral;
 	char *from_ws;		/* owned; --from NAME, may be NULL */
 	int files_pending;	/* declared files not uploaded yet; the job waits for them */
+	bool url;		/* asked for a public URL at submit */
+	int port;		/* its guest port, 0 = default */
+	bool ssh;		/* SSH asked for at submit */
+	char *ssh_key;		/* owned, may be NULL: the public key given with it */
+};
+
+/* A public URL's label and what it leads to (schema 3, table urls). */
+struct url_row {
+	char label[64];
+	int64_t user_id;
+	char workspace[64];	/* "" = none: the URL of one job */
+	char job_id[40];	/* "" = none: the URL of a workspace */
+	int port;		/* guest port */
+	bool alias;
+	int64_t created_at;
 };
 
 struct log_row {
@@ -56,11 +71,29 @@ int db_token_create(const char *user, char **token, struct err *err);
 int64_t db_token_user(const char *token);
 
 int db_job_insert(const struct job_row *j, struct err *err);
+
+/* URLs are SCHEME://LABEL.HOST_SUFFIX (e.g. "http", "localhost:7558"); until set, "url" is null. */
+void db_url_base(const char *scheme, const char *host_suffix);
+json_t *db_url_json(const char *label);
+/* The row of label; 0 or -ENOENT. */
+int db_url_get(const char *label, struct url_row *u);
+/* The (non-alias) URL of a workspace, or of job_id when workspace is NULL; 0 or -ENOENT. */
+int db_url_of(int64_t user_id, const char *workspace, const char *job_id, struct url_row *u);
+/* Adds u, or updates the port of the same row; 409 when the label belongs to something else. */
+int db_url_put(const struct url_row *u, struct err *err);
+/* Deletes a user's label (alias or not); 0 or -ENOENT. */
+int db_url_delete(const char *label, int64_t user_id, bool alias);
+/* Drops every label of a deleted workspace. */
+void db_url_forget_workspace(int64_t user_id, const char *workspace);
+json_t *db_url_alias_json(const struct url_row *u);
+json_t *db_url_aliases(int64_t user_id);
+/* The newest running job of a workspace (caller frees), or NULL. */
+char *db_running_job_of(int64_t user_id, const char *workspace);
 /* Fills *j (free with db_job_row_free). user_id 0 = any user. Returns 0, -ENOENT. */
 int db_job_get(const char *id, int64_t user_id, struct job_row *j);
 void db_job_row_free(struct job_row *j);
 /* Lists a user's jobs newest first as a JSON array (new reference). */
-json_t *db_job_list(int64_t user_id, const char *status, int limit);
+json_t *db_job_list(int64_t user_id, const char *status, const char *workspace, int limit);
 /* Moves a queued job to running. Returns 1 when it was queued, 0 otherwise. */
 int db_job_claim(const char *id, const char *engine);
 /* Final state. exit_code < 0 means none. */

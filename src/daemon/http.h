@@ -44,6 +44,10 @@ const char *http_query(struct req *r, const char *key);
 enum MHD_Result api_route(struct req *r);
 enum MHD_Result api_jobs(struct req *r, const char *rest);
 enum MHD_Result api_workspaces(struct req *r, const char *rest);
+/* api_access.c: POST /mags-jobs/:id/access, /url-aliases, and a job's JSON with its SSH state */
+enum MHD_Result api_job_access(struct req *r, const struct job_row *j);
+enum MHD_Result api_url_aliases(struct req *r, const char *rest);
+json_t *api_job_json(const struct job_row *j);
 /* POST .../sync of one of the user's workspaces (api_workspaces.c). */
 enum MHD_Result api_ws_sync(struct req *r, const char *name);
 /* The user a request's Bearer token belongs to, or 0. */

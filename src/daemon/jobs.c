@@ -13,15 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "buf.h"
 #include "db.h"
 #include "fast.h"
 #include "fs.h"
 #include "log.h"
 #include "proto.h"
+#include "proxy.h"
 #include "sandbox.h"
 #include "utf8.h"
 #include "workspace.h"
@@ -29,6 +32,7 @@
 
 #define HOST_TIMEOUT_SLACK_MS 15000	/* host deadline after the agent's own */
 #define JOB_AGENT_CALL_MS 30000		/* MOUNT, FREEZE, THAW, one FILE piece */
+#define JOB_SSHD_MS 30000		/* SSHD: the agent answers once sshd accepts */
 #define JOB_CHAN 1			/* the script */
 #define FILE_CHAN 2			/* FILE pieces and their acks */
 #define FILE_PIECE (512 * 1024)		/* bytes of file data per FILE frame */
@@ -45,6 +49,7 @@ enum stop_reason {
 enum call_kind {
 	CALL_SYNC,	/* freeze the workspace, push it, thaw */
 	CALL_FILE,	/* deliver an uploaded file */
+	CALL_SSH,	/* start sshd in the guest (or add a key to it) */
 };
 
 struct call {
@@ -52,6 +57,7 @@ struct call {
 	int seq;			/* CALL_FILE */
 	const char *name;
 	unsigned mode;
+	const char *ssh_key;		/* CALL_SSH, may be NULL */
 	struct wsync_stats st;		/* CALL_SYNC result */
 	int r;
 	struct err err;
@@ -66,6 +72,11 @@ struct active {
 	enum stop_reason stop;	/* under mu */
 	bool serving;		/* under mu: the script runs and calls are taken */
 	struct call *calls;	/* under mu: waiting for the worker */
+	int netns_fd;		/* under mu: the sandbox's network namespace while serving, else -1 */
+	/* SSH, under mu: set by the worker once sshd answers */
+	struct fwd *ssh_fwd;
+	int ssh_port;
+	char *ssh_host_key;	/* public host key line */
 	struct active *next;
 };
 
@@ -466,6 +477,105 @@ static int sync_running(struct jobrun *jr, struct wsync_stats *st, struct err *e
 	return r;
 }
 
+/* Runs argv (found in PATH) with no input or output; 0 when it exits 0. */
+static int run_quiet(const char *const argv[], struct err *err)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0);
+		dup2(nul, 1);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) < 0)
+		return err_set(err, errno, "run %s", argv[0]);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return err_set(err, 500, "%s failed (exit %d)%s", argv[0], WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+			       WIFEXITED(st) && WEXITSTATUS(st) == 127 ? ": not installed (apt-get install openssh-client)" : "");
+	return 0;
+}
+
+/* The sandbox's SSH host key: made once per job with ssh-keygen in its run dir. */
+static int ssh_host_key(struct jobrun *jr, char **priv, char **pub, struct err *err)
+{
+	char *path = xasprintf("%s/ssh_host_ed25519_key", jr->sb->vm->rundir);
+	char *pubpath = xasprintf("%s.pub", path);
+	char *comment = xasprintf("mags-%s", jr->id);
+	int r = 0;
+	if (access(path, R_OK) != 0) {
+		const char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path, NULL };
+		r = run_quiet(argv, err);
+	}
+	size_t n;
+	if (r == 0 && (r = fs_read_file(path, 1 << 16, priv, &n, err)) == 0 &&
+	    (r = fs_read_file(pubpath, 1 << 16, pub, &n, err)) == 0)
+		(*pub)[strcspn(*pub, "\n")] = '\0';
+	free(path);
+	free(pubpath);
+	free(comment);
+	return r;
+}
+
+/* The SSH forwarder's way in: a connection to the guest's sshd. */
+static int ssh_connect(void *ctx)
+{
+	struct err err = { 0 };
+	int fd = jobs_connect(ctx, 22, JOB_AGENT_CALL_MS, &err);
+	if (fd < 0)
+		log_debug("job %s: ssh: %s", (const char *)ctx, err.msg);
+	return fd;
+}
+
+/*
+ * Starts sshd in the guest with the job's host key and root's key (if any),
+ * and a forwarder to it on the SSH host. Once is enough; later calls only
+ * add keys.
+ */
+static int ssh_enable(struct jobrun *jr, const char *key, struct err *err)
+{
+	if (J.cfg.engine->net.mode != NET_TAP)
+		return err_set(err, 409, "SSH needs tap networking (magsd runs with --net %s)",
+			       net_mode_name(J.cfg.engine->net.mode));
+	char *priv = NULL, *pub = NULL;
+	int r = ssh_host_key(jr, &priv, &pub, err);
+	if (r < 0)
+		return err_wrap(err, "make the sandbox's SSH host key");
+	struct buf kv;
+	buf_init(&kv);
+	if (key)
+		proto_kv_puts(&kv, "key", key);
+	proto_kv_puts(&kv, "host_key", priv);
+	r = agent_call(jr, MSG_SSHD, 0, &kv, JOB_SSHD_MS, -1, err);
+	buf_free(&kv);
+	free(priv);
+	if (r < 0) {
+		free(pub);
+		return err_wrap(err, "start sshd in the sandbox");
+	}
+	pthread_mutex_lock(&J.mu);
+	bool have = jr->a->ssh_fwd != NULL;
+	pthread_mutex_unlock(&J.mu);
+	if (have) {
+		free(pub);
+		return 0;
+	}
+	struct fwd *f = fwd_start(access_ssh_host(), 0, ssh_connect, jr->a->id, err);
+	if (!f) {
+		free(pub);
+		return err_wrap(err, "SSH forwarder");
+	}
+	pthread_mutex_lock(&J.mu);
+	jr->a->ssh_fwd = f;
+	jr->a->ssh_port = fwd_port(f);
+	jr->a->ssh_host_key = pub;
+	bump_locked();
+	pthread_mutex_unlock(&J.mu);
+	log_info("job %s: ssh on %s:%d", jr->id, access_ssh_host(), fwd_port(f));
+	return 0;
+}
+
 /* Runs the calls other threads queued for this job. */
 static void serve_calls(struct jobrun *jr)
 {
@@ -478,6 +588,8 @@ static void serve_calls(struct jobrun *jr)
 		list = c->next;
 		if (c->kind == CALL_SYNC)
 			c->r = sync_running(jr, &c->st, &c->err);
+		else if (c->kind == CALL_SSH)
+			c->r = ssh_enable(jr, c->ssh_key, &c->err);
 		else
 			c->r = deliver_file(jr, c->seq, c->name, c->mode, &c->err);
 		pthread_mutex_lock(&J.mu);
@@ -525,6 +637,73 @@ int jobs_sync(const char *id, struct wsync_stats *st, struct err *err)
 	return r;
 }
 
+int jobs_ssh(const char *id, const char *key, struct err *err)
+{
+	struct call c = { .kind = CALL_SSH, .ssh_key = key };
+	int r = call_job(id, &c);
+	if (r < 0 && r != -ENOENT)
+		*err = c.err;
+	return r;
+}
+
+json_t *jobs_ssh_json(const char *id)
+{
+	json_t *o = json_null();
+	pthread_mutex_lock(&J.mu);
+	for (struct active *a = J.active; a; a = a->next) {
+		if (strcmp(a->id, id) || !a->ssh_fwd)
+			continue;
+		o = json_object();
+		json_object_set_new(o, "host", json_string(access_ssh_host()));
+		json_object_set_new(o, "port", json_integer(a->ssh_port));
+		json_object_set_new(o, "user", json_string("root"));
+		json_object_set_new(o, "host_key", json_string(a->ssh_host_key));
+		break;
+	}
+	pthread_mutex_unlock(&J.mu);
+	return o;
+}
+
+/* Active job id once it serves, waiting up to timeout_ms while it starts; NULL when none. Under mu. */
+static struct active *serving_locked(const char *id, int timeout_ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	for (;;) {
+		struct active *a = J.active;
+		while (a && strcmp(a->id, id))
+			a = a->next;
+		if (!a || J.draining || a->serving)
+			return a && a->serving ? a : NULL;
+		if (pthread_cond_timedwait(&J.event, &J.mu, &ts) == ETIMEDOUT)
+			return NULL;
+	}
+}
+
+int jobs_connect(const char *id, int port, int timeout_ms, struct err *err)
+{
+	if (J.cfg.engine->net.mode != NET_TAP)
+		return err_set(err, 502, "guest ports are reachable with tap networking only (magsd runs with --net %s)",
+			       net_mode_name(J.cfg.engine->net.mode));
+	pthread_mutex_lock(&J.mu);
+	struct active *a = serving_locked(id, timeout_ms);
+	int fd = a && a->netns_fd >= 0 ? fcntl(a->netns_fd, F_DUPFD_CLOEXEC, 0) : -1;
+	pthread_mutex_unlock(&J.mu);
+	if (!a)
+		return err_set(err, 502, "the sandbox is not running");
+	if (fd < 0)
+		return err_set(err, 502, "the sandbox has no network");
+	int s = net_connect(fd, port, timeout_ms, err);
+	close(fd);
+	return s;
+}
+
 int jobs_deliver_file(const char *id, int seq, const char *name, unsigned mode, struct err *err)
 {
 	struct call c = { .kind = CALL_FILE, .seq = seq, .name = name, .mode = mode };
@@ -537,6 +716,17 @@ int jobs_deliver_file(const char *id, int seq, const char *name, unsigned mode, 
 /* Fails the calls still waiting when the job's worker is done with it. */
 static void end_calls(struct active *a)
 {
+	pthread_mutex_lock(&J.mu);
+	struct fwd *f = a->ssh_fwd;
+	a->ssh_fwd = NULL;
+	free(a->ssh_host_key);
+	a->ssh_host_key = NULL;
+	if (a->netns_fd >= 0)
+		close(a->netns_fd);
+	a->netns_fd = -1;
+	pthread_mutex_unlock(&J.mu);
+	if (f)
+		fwd_stop(f); /* its relays end too; the guest's sshd goes with the VM */
 	pthread_mutex_lock(&J.mu);
 	a->serving = false;
 	for (struct call *c = a->calls; c; c = c->next) {
@@ -574,7 +764,7 @@ static int start_sandbox(struct jobrun *jr, struct sandbox **out, struct err *er
 	}
 	if (r == 0) {
 		int64_t t_init = mono_ms();
-		r = sandbox_init(sb, host, JOB_RESTORE_INIT_MS, a->wake[0], err);
+		r = sandbox_init(sb, host, &J.cfg.engine->net, JOB_RESTORE_INIT_MS, a->wake[0], err);
 		if (r == 0) {
 			log_info("job %s: restored from the template in %lld ms, INIT answered %lld ms later", a->id,
 				 (long long)sb->boot_ms, (long long)(mono_ms() - t_init));
@@ -601,7 +791,7 @@ static int start_sandbox(struct jobrun *jr, struct sandbox **out, struct err *er
 	if (r < 0)
 		goto out;
 	log_info("job %s: cold booted in %lld ms", a->id, (long long)sb->boot_ms);
-	r = sandbox_init(sb, host, JOB_BOOT_TIMEOUT_MS, a->wake[0], err);
+	r = sandbox_init(sb, host, &J.cfg.engine->net, JOB_BOOT_TIMEOUT_MS, a->wake[0], err);
 	if (r < 0) {
 		sandbox_free(sb);
 		sb = NULL;
@@ -645,6 +835,11 @@ static void run_script(struct jobrun *jr)
 		job_end(jr, false, 0, error);
 		return;
 	}
+	if (jr->sb->vm->ns.fd >= 0) {
+		pthread_mutex_lock(&J.mu);
+		a->netns_fd = fcntl(jr->sb->vm->ns.fd, F_DUPFD_CLOEXEC, 0);
+		pthread_mutex_unlock(&J.mu);
+	}
 	if (!jr->ws.ephemeral && !jr->sb->ws_mounted &&
 	    (r = sandbox_mount(jr->sb, jr->ws.nlayers, JOB_AGENT_CALL_MS, a->wake[0], &err)) < 0) {
 		job_end(jr, false, 0, r == -EINTR ? xstrdup(stop_text(stop_reason(a)))
@@ -655,6 +850,11 @@ static void run_script(struct jobrun *jr)
 	}
 	if ((r = deliver_files(jr, &err)) < 0) {
 		job_end(jr, false, 0, xasprintf("could not place the uploaded files: %s", err.msg));
+		sys_log(jr->id, "%s\n", jr->error);
+		return;
+	}
+	if (jr->j->ssh && (r = ssh_enable(jr, jr->j->ssh_key, &err)) < 0) {
+		job_end(jr, false, 0, xasprintf("could not enable SSH: %s", err.msg));
 		sys_log(jr->id, "%s\n", jr->error);
 		return;
 	}
@@ -772,6 +972,7 @@ static void *worker_main(void *arg)
 		/* registered before the claim, so a stop racing with the claim finds it */
 		struct active *a = xcalloc(1, sizeof *a);
 		snprintf(a->id, sizeof a->id, "%s", q->id);
+		a->netns_fd = -1;
 		free(q->id);
 		free(q);
 		if (pipe2(a->wake, O_CLOEXEC | O_NONBLOCK) < 0) {

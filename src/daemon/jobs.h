@@ -14,6 +14,7 @@
 #include "../engine/engine.h"
 #include "../store/wsync.h"
 #include "err.h"
+#include <jansson.h>
 
 #define JOB_LOG_MAX (64 << 20)		/* bytes of output kept per job */
 #define JOB_BOOT_TIMEOUT_MS 60000	/* start -> agent HELLO */
@@ -50,6 +51,21 @@ void jobs_shutdown(int grace_ms);
 int jobs_sync(const char *id, struct wsync_stats *st, struct err *err);
 /* Writes upload seq of running job id to NAME in its working directory. Same returns. */
 int jobs_deliver_file(const char *id, int seq, const char *name, unsigned mode, struct err *err);
+
+/*
+ * SSH for running job id: sshd in the guest (with key added to root's
+ * authorized keys when given) and a forwarder to it. Same returns; 409 when
+ * the network mode has no way in.
+ */
+int jobs_ssh(const char *id, const char *key, struct err *err);
+/* {"host", "port", "user", "host_key"} while job id has SSH on, else JSON null. */
+json_t *jobs_ssh_json(const char *id);
+/*
+ * A TCP connection to port in running job id's guest, waiting up to
+ * timeout_ms while it starts. Returns the fd, or -1 with err set (502: not
+ * running, nothing listening, no network).
+ */
+int jobs_connect(const char *id, int port, int timeout_ms, struct err *err);
 
 /* Event counter bumped on every log entry and state change. */
 uint64_t jobs_events(void);

@@ -16,7 +16,7 @@
 
 /* Fields known to the API whose features land in later work. */
 static const char *const later_fields[] = {
-	"url", "ssh", "startup_command", "always_on", "port",
+	"startup_command", "always_on",
 };
 
 int jobspec_path_check(const char *name, size_t len, struct err *err)
@@ -53,6 +53,35 @@ static int parse_bool(json_t *v, const char *key, bool *out, struct err *err)
 	if (!json_is_boolean(v))
 		return err_set(err, 400, "\"%s\" must be true or false", key);
 	*out = json_is_true(v);
+	return 0;
+}
+
+int jobspec_parse_port(json_t *v, int *out, struct err *err)
+{
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
+		return err_set(err, 400, "\"port\" must be an integer from 1 to 65535");
+	*out = (int)json_integer_value(v);
+	return 0;
+}
+
+int jobspec_parse_ssh_key(json_t *v, char **out, struct err *err)
+{
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_string(v))
+		return err_set(err, 400, "\"ssh_public_key\" must be a string");
+	/* a trailing newline, as in a .pub file, is not part of the key */
+	size_t n = json_string_length(v);
+	const char *k = json_string_value(v);
+	while (n && (k[n - 1] == '\n' || k[n - 1] == '\r'))
+		n--;
+	if (!ssh_pubkey_ok(k, n))
+		return err_set(err, 400, "\"ssh_public_key\" must be one OpenSSH public key line"
+			       " (\"ssh-ed25519 AAAA... comment\"), at most %d bytes", SSH_KEY_MAX);
+	free(*out);
+	*out = xstrndup(k, n);
 	return 0;
 }
 
@@ -140,6 +169,8 @@ static int check_combination(const struct jobspec *js, struct err *err)
 		return err_set(err, 400, "\"persist\" needs a \"workspace\" name: a persistent workspace is found again by its name");
 	if (js->base_image && !js->workspace)
 		return err_set(err, 400, "\"base_image\" needs a \"workspace\" name: the base image is that workspace");
+	if (js->ssh_key && !js->ssh)
+		return err_set(err, 400, "\"ssh_public_key\" needs \"ssh\": true");
 	if (js->from && js->workspace && !strcmp(js->from, js->workspace))
 		return err_set(err, 400, "\"from\" names the workspace itself");
 	return 0;
@@ -218,6 +249,18 @@ int jobspec_parse(const char *body, size_t len, struct jobspec *js, struct err *
 		} else if (!strcmp(key, "from")) {
 			if ((r = parse_ws_name(v, key, &js->from, err)) < 0)
 				goto out;
+		} else if (!strcmp(key, "url")) {
+			if ((r = parse_bool(v, key, &js->url, err)) < 0)
+				goto out;
+		} else if (!strcmp(key, "ssh")) {
+			if ((r = parse_bool(v, key, &js->ssh, err)) < 0)
+				goto out;
+		} else if (!strcmp(key, "port")) {
+			if ((r = jobspec_parse_port(v, &js->port, err)) < 0)
+				goto out;
+		} else if (!strcmp(key, "ssh_public_key")) {
+			if ((r = jobspec_parse_ssh_key(v, &js->ssh_key, err)) < 0)
+				goto out;
 		} else if (!strcmp(key, "files")) {
 			if ((r = parse_files(v, js, err)) < 0)
 				goto out;
@@ -255,6 +298,7 @@ void jobspec_free(struct jobspec *js)
 	free(js->files);
 	free(js->workspace);
 	free(js->from);
+	free(js->ssh_key);
 	free(js->script);
 	memset(js, 0, sizeof *js);
 }

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "buf.h"
 #include "err.h"
 #include "names.h"
@@ -31,6 +33,8 @@ struct jobspec_file {
 	long long size;		/* declared size, -1 = not given */
 };
 
+#define JOB_URL_PORT_DEFAULT 8080
+
 struct jobspec {
 	char *script;	/* owned, NUL-free */
 	bool file;	/* type "file": script is a script file's content */
@@ -40,6 +44,10 @@ struct jobspec {
 	bool persist;
 	bool base_image;
 	char *from;		/* owned, NULL = none */
+	bool url;		/* a public URL to port */
+	int port;		/* 1-65535; 0 = JOB_URL_PORT_DEFAULT */
+	bool ssh;
+	char *ssh_key;		/* owned, NULL = none: a public key for root's authorized_keys */
 	struct jobspec_file *files;
 	size_t nfiles;
 };
@@ -52,6 +60,10 @@ struct jobspec {
 int jobspec_path_check(const char *name, size_t len, struct err *err);
 
 /* Parses body into *js (zeroed first; free with jobspec_free). Returns 0 or -400 with err set. */
+/* The "port" and "ssh_public_key" fields, shared with POST /mags-jobs/:id/access. */
+int jobspec_parse_port(json_t *v, int *out, struct err *err);
+int jobspec_parse_ssh_key(json_t *v, char **out, struct err *err);
+
 int jobspec_parse(const char *body, size_t len, struct jobspec *js, struct err *err);
 void jobspec_free(struct jobspec *js);
 

@@ -27,6 +27,7 @@
 #include "db.h"
 #include "fast.h"
 #include "fs.h"
+#include "access.h"
 #include "http.h"
 #include "jobs.h"
 #include "log.h"
@@ -50,6 +51,8 @@ struct options {
 	char *template_dir;
 	const char *store;	/* object store URL; NULL = file://STATE/store */
 	const char *s3_endpoint;
+	const char *net;	/* auto | tap | user | none */
+	struct access_config access;
 	bool debug;
 };
 
@@ -60,7 +63,8 @@ static void __attribute__((noreturn)) usage(int code)
 		"             [--max-concurrent N] [--accel auto|kvm|tcg] [--daemon] [--log-file FILE]\n"
 		"             [--shutdown-grace SECONDS] [--pool-size N] [--pool-mode warm|incoming] [--no-snapshot]\n"
 		"             [--template-dir DIR] [--store file:///DIR|s3://BUCKET[/PREFIX]]\n"
-		"             [--s3-endpoint URL] [--debug]\n"
+		"             [--s3-endpoint URL] [--net auto|tap|user|none] [--url-listen HOST:PORT|off]\n"
+		"             [--url-domain DOMAIN] [--tls-cert PEM --tls-key PEM] [--ssh-host ADDR] [--debug]\n"
 		"       magsd [--state-dir DIR] token create [--user NAME]\n");
 	exit(code);
 }
@@ -170,6 +174,12 @@ int main(int argc, char **argv)
 		{ "template-dir", required_argument, NULL, 'T' },
 		{ "store", required_argument, NULL, 'S' },
 		{ "s3-endpoint", required_argument, NULL, 'E' },
+		{ "net", required_argument, NULL, 'n' },
+		{ "url-listen", required_argument, NULL, 'U' },
+		{ "url-domain", required_argument, NULL, 'O' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
+		{ "ssh-host", required_argument, NULL, 'H' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -195,6 +205,12 @@ int main(int argc, char **argv)
 		case 'T': free(o.template_dir); o.template_dir = xstrdup(optarg); break;
 		case 'S': o.store = optarg; break;
 		case 'E': o.s3_endpoint = optarg; break;
+		case 'n': o.net = optarg; break;
+		case 'U': o.access.url_listen = optarg; break;
+		case 'O': o.access.domain = optarg; break;
+		case 'C': o.access.tls_cert = optarg; break;
+		case 'K': o.access.tls_key = optarg; break;
+		case 'H': o.access.ssh_host = optarg; break;
 		case 'D': o.debug = true; break;
 		case 'h': usage(0);
 		default: usage(2);
@@ -215,6 +231,23 @@ int main(int argc, char **argv)
 	}
 	if (!o.guest_dir)
 		o.guest_dir = default_guest_dir();
+	if (!o.access.tls_cert != !o.access.tls_key)
+		die("--tls-cert and --tls-key go together");
+	if (!o.access.domain)
+		o.access.domain = "localhost";
+	char *url_listen = NULL, *ssh_host = NULL;
+	if (!o.access.url_listen || !o.access.ssh_host) {
+		/* default: the API's host, port + 1 for URLs */
+		const char *colon = strrchr(o.listen, ':');
+		int port = colon ? atoi(colon + 1) : 0;
+		size_t hl = colon ? (size_t)(colon - o.listen) : strlen(o.listen);
+		ssh_host = xstrndup(o.listen, hl);
+		url_listen = xasprintf("%s:%d", ssh_host, port > 0 && port < 65535 ? port + 1 : 0);
+		if (!o.access.url_listen)
+			o.access.url_listen = url_listen;
+		if (!o.access.ssh_host)
+			o.access.ssh_host = ssh_host;
+	}
 	if (!o.max_concurrent) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		o.max_concurrent = n > 0 ? (int)n : 1;
@@ -267,6 +300,11 @@ int main(int argc, char **argv)
 		die("%s", err.msg);
 	if (engine_disks_init(&eng, o.state_dir, &err) < 0)
 		die("%s", err.msg);
+	if (net_init(&eng.net, o.net, &err) < 0)
+		die("%s", err.msg);
+	log_info("network: %s (%s)%s", net_mode_name(eng.net.mode), eng.net.why,
+		 eng.net.mode == NET_USER ? "; user-mode networking cannot keep guests from the host's services, "
+					    "and guest ports are not reachable (run magsd as root for tap)" : "");
 	api_engine_name = engine_accel_name(&eng);
 	struct ws_config wc = { .state_dir = o.state_dir, .store_url = o.store, .s3_endpoint = o.s3_endpoint };
 	if (ws_init(&wc, &err) < 0)
@@ -284,9 +322,10 @@ int main(int argc, char **argv)
 				  .pool_size = o.pool_size, .pool_warm = o.pool_warm, .new_disk = ws_new_pool_disk };
 	if (!o.no_snapshot && fast_start(&fc, &err) < 0)
 		log_warn("fast start disabled: %s", err.msg);
-	if (http_start(o.listen, &err) < 0) {
+	if (access_start(&o.access, &err) < 0 || http_start(o.listen, &err) < 0) {
 		jobs_shutdown(0);
 		fast_stop();
+		access_stop();
 		die("%s", err.msg);
 	}
 	log_info("listening on http://%s/api/v1", o.listen);
@@ -302,6 +341,7 @@ int main(int argc, char **argv)
 	log_info("signal %d: shutting down (grace %ds for running jobs)", sig, o.shutdown_grace);
 	jobs_shutdown(o.shutdown_grace * 1000);
 	fast_stop();
+	access_stop();
 	http_stop();
 	ws_shutdown();
 	db_close();
@@ -311,6 +351,8 @@ int main(int argc, char **argv)
 	free(o.state_dir);
 	free(o.guest_dir);
 	free(o.template_dir);
+	free(url_listen);
+	free(ssh_host);
 	log_info("magsd stopped");
 	return 0;
 }

@@ -136,7 +136,8 @@ static int recv_reply(struct sandbox *sb, uint32_t chan, uint16_t want, struct a
 	}
 }
 
-int sandbox_init(struct sandbox *sb, const char *hostname, int timeout_ms, int wake_fd, struct err *err)
+int sandbox_init(struct sandbox *sb, const char *hostname, const struct net_config *net, int timeout_ms, int wake_fd,
+		 struct err *err)
 {
 	struct buf kv;
 	buf_init(&kv);
@@ -146,6 +147,8 @@ int sandbox_init(struct sandbox *sb, const char *hostname, int timeout_ms, int w
 	snprintf(num, sizeof num, "%lld", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
 	proto_kv_puts(&kv, "time_ns", num);
 	proto_kv_puts(&kv, "hostname", hostname);
+	for (int i = 0; net && i < net->ndns; i++)
+		proto_kv_puts(&kv, "dns", net->dns[i]);
 	uint8_t rnd[32];
 	char hex[2 * sizeof rnd + 1];
 	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {

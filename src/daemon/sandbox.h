@@ -35,10 +35,11 @@ int sandbox_boot(const struct engine *eng, const char *rundir, const struct vm_m
 struct sandbox *sandbox_wrap(struct vm *vm);
 /*
  * Gives the agent what differs between sandboxes (wall clock, fresh entropy,
- * hostname) and waits up to timeout_ms for its OK. Returns 0, -EINTR (wake_fd),
+ * hostname, name servers) and waits up to timeout_ms for its OK. Returns 0, -EINTR (wake_fd),
  * or a negative code with err set (no answer, an ERROR, a dead VM).
  */
-int sandbox_init(struct sandbox *sb, const char *hostname, int timeout_ms, int wake_fd, struct err *err);
+int sandbox_init(struct sandbox *sb, const char *hostname, const struct net_config *net, int timeout_ms, int wake_fd,
+		 struct err *err);
 /*
  * Runs cmd on channel chan and discards its output; waits up to timeout_ms for
  * it to exit. Returns its exit code (>= 0) or a negative code with err set.

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "err.h"
+#include "net.h"
 #include "qmp.h"
 
 enum engine_accel {
@@ -31,6 +32,7 @@ struct engine {
 	unsigned mem_mib;	/* guest RAM, default 512 */
 	unsigned vcpus;		/* default 1 */
 	char *empty_disk;	/* backs unused layer slots; engine_disks_init, NULL before */
+	struct net_config net;	/* net_init; zero = no network device */
 };
 
 /*
@@ -73,6 +75,7 @@ struct vm {
 	struct qmp qmp;		/* connected for vm_mem VMs (fd -1 otherwise) */
 	char *empty_disk;	/* owned copy of eng->empty_disk; NULL: RUNDIR/empty-layer.img */
 	unsigned disk_gen;	/* bumped per vm_set_disks: names the new file nodes */
+	struct net_ns ns;	/* tap mode: the VM's network namespace (idx -1 otherwise) */
 	unsigned slot_gen[1 + ENGINE_LAYER_SLOTS];	/* generation of each slot's current file node */
 	char *slot_path[1 + ENGINE_LAYER_SLOTS];	/* owned: the file behind each slot now */
 };

@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,6 +352,12 @@ static void build_argv(const struct engine *eng, const char *rundir, const struc
 	qa2(a, "-chardev", xasprintf("socket,id=ag,path=%s/agent.sock,server=on,wait=off", rundir));
 	qa(a, "-device");
 	qa(a, "virtserialport,chardev=ag,name=mags.agent");
+	if (net_netdev(eng->net.mode)) {
+		qa(a, "-netdev");
+		qa(a, net_netdev(eng->net.mode));
+		qa(a, "-device");
+		qa(a, net_device());
+	}
 	qa2(a, "-chardev", xasprintf("file,id=con,path=%s/console.log", rundir));
 	qa(a, "-serial");
 	qa(a, "chardev:con");
@@ -412,6 +419,7 @@ int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *
 	struct vm *vm = xcalloc(1, sizeof *vm);
 	vm->agent_fd = -1;
 	vm->qmp.fd = -1;
+	vm->ns.idx = vm->ns.fd = -1;
 	vm->empty_disk = eng->empty_disk ? xstrdup(eng->empty_disk) : NULL;
 	vm_set_rundir(vm, rundir);
 	char *logpath = xasprintf("%s/qemu.log", rundir);
@@ -426,6 +434,8 @@ int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *
 	for (int i = 0; i < DISK_SLOTS; i++)
 		vm->slot_path[i] = xstrdup(paths[i]);
 
+	if (eng->net.mode == NET_TAP && (r = net_ns_create(&vm->ns, err)) < 0)
+		goto out;
 	logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (logfd < 0 || nullfd < 0) {
@@ -444,6 +454,8 @@ int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		setsid();
+		if (vm->ns.fd >= 0 && setns(vm->ns.fd, CLONE_NEWNET) < 0)
+			_exit(126);
 		dup2(nullfd, 0);
 		dup2(logfd, 1);
 		dup2(logfd, 2);
@@ -725,6 +737,7 @@ void vm_free(struct vm *vm)
 	if (vm->agent_fd >= 0)
 		close(vm->agent_fd);
 	qmp_close(&vm->qmp);
+	net_ns_destroy(&vm->ns);
 	fs_rm_tree(vm->rundir);
 	free(vm->rundir);
 	free(vm->agent_path);

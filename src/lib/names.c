@@ -20,3 +20,43 @@ bool ws_name_ok(const char *name)
 			return false;
 	return true;
 }
+
+bool url_label_ok(const char *label)
+{
+	size_t n = label ? strlen(label) : 0;
+	if (n == 0 || n > URL_LABEL_MAX || label[0] == '-' || label[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = label[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static bool b64char(char c)
+{
+	return alnum(c) || c == '+' || c == '/' || c == '=';
+}
+
+bool ssh_pubkey_ok(const char *key, size_t len)
+{
+	static const char *const types[] = { "ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-nistp256 ", "ecdsa-sha2-nistp384 ",
+					     "ecdsa-sha2-nistp521 ", "sk-ssh-ed25519@openssh.com ",
+					     "sk-ecdsa-sha2-nistp256@openssh.com " };
+	if (!key || len == 0 || len > SSH_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (key[i] < 0x20 || key[i] > 0x7e)
+			return false; /* one line of printable ASCII: no NUL, CR, LF or tab */
+	size_t t = 0;
+	for (; t < sizeof types / sizeof *types; t++)
+		if (len > strlen(types[t]) && !strncmp(key, types[t], strlen(types[t])))
+			break;
+	if (t == sizeof types / sizeof *types)
+		return false;
+	size_t i = strlen(types[t]), start = i;
+	while (i < len && b64char(key[i]))
+		i++;
+	return i - start >= 16 && (i == len || key[i] == ' ');
+}

@@ -32,7 +32,7 @@ import time
 
 MSG = {1: "HELLO", 2: "STDOUT", 3: "STDERR", 4: "EXIT", 5: "ERROR", 6: "OK", 7: "PONG",
        32: "INIT", 33: "EXEC", 34: "STDIN", 35: "SIGNAL", 36: "POWEROFF", 37: "PING", 38: "FILE",
-       39: "MOUNT", 40: "FREEZE", 41: "THAW"}
+       39: "MOUNT", 40: "FREEZE", 41: "THAW", 42: "SSHD"}
 M = {v: k for k, v in MSG.items()}
 HDR = struct.Struct("<IHHI")  # len, type, flags, chan
 EXIT_TIMEOUT = 0x1

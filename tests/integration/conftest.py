@@ -114,6 +114,20 @@ def wait_no_qemu(needle, timeout=15):
         time.sleep(0.2)
 
 
+def net_claims(pid):
+    """Sandbox network namespaces (/run/mags/net/IDX claim files) owned by magsd `pid`."""
+    d = "/run/mags/net"
+    left = []
+    for name in os.listdir(d) if os.path.isdir(d) else []:
+        try:
+            with open(os.path.join(d, name)) as f:
+                if f.read().strip() == str(pid):
+                    left.append("mags-" + name)
+        except OSError:
+            pass
+    return left
+
+
 def kill_pids(pids):
     for p in pids:
         try:
@@ -133,7 +147,7 @@ def pid_alive(pid):
 class Magsd:
     """One magsd under test. `url` is the base URL (no /api/v1)."""
 
-    def __init__(self, tmp, max_concurrent=None, extra_args=()):
+    def __init__(self, tmp, max_concurrent=None, extra_args=(), listen_any=False):
         self.tmp = tmp
         self.state_dir = os.path.join(tmp, "state")
         self.home = os.path.join(tmp, "home")
@@ -141,6 +155,7 @@ class Magsd:
         os.makedirs(self.home, exist_ok=True)
         self.max_concurrent = max_concurrent
         self.extra_args = list(extra_args)
+        self.listen_host = "0.0.0.0" if listen_any else "127.0.0.1"
         self.env = base_env(self.home)
         self.proc = None
         self.port = None
@@ -167,12 +182,16 @@ class Magsd:
             self.token = self.create_token()
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
-        cmd = [MAGSD, "--state-dir", self.state_dir, "--listen", "127.0.0.1:%d" % self.port,
+        cmd = [MAGSD, "--state-dir", self.state_dir, "--listen", "%s:%d" % (self.listen_host, self.port),
                "--guest-dir", GUEST_DIR]
         if self.max_concurrent:
             cmd += ["--max-concurrent", str(self.max_concurrent)]
         if "--template-dir" not in self.extra_args and "--no-snapshot" not in self.extra_args:
             cmd += ["--template-dir", SHARED_TEMPLATES]
+        if "--url-listen" not in self.extra_args:
+            cmd += ["--url-listen", "127.0.0.1:0"]  # tests run side by side: any free port
+        if "--ssh-host" not in self.extra_args:
+            cmd += ["--ssh-host", "127.0.0.1"]
         cmd += self.extra_args
         self.starts += 1
         with open(self.log_path, "ab") as log:
@@ -291,6 +310,12 @@ class Magsd:
                 pytest.fail("template not ready after %ds: %r\n%s" % (timeout, fs, self.log()[-4000:]))
             time.sleep(0.2)
 
+    def access(self):
+        """GET /health's access object: url_base, url_port, ssh_host."""
+        st, h = self.api("GET", "/health", token=False)
+        assert st == 200, (st, h)
+        return h["access"]
+
     def how_started(self, jid):
         """'restored' or 'cold', from magsd's log line for the job."""
         for line in self.log().splitlines():
@@ -369,6 +394,8 @@ class Magsd:
             problems.append("QEMU processes left running: %s" % left)
         if self.run_dirs():
             problems.append("run dirs left in %s/run: %s" % (self.state_dir, self.run_dirs()))
+        if self.proc is not None and net_claims(self.proc.pid):
+            problems.append("network namespaces left behind: %s" % net_claims(self.proc.pid))
         if problems:
             pytest.fail("; ".join(problems) + "\n---- magsd log (tail) ----\n" + self.log()[-6000:])
 
