@@ -167,6 +167,7 @@ bench: all
 	bench/start
 	bench/workspace
 	bench/sync
+	bench/proxy
 
 # make setup: packages, build, `mags` on PATH, and a first `mags run 'echo Hello World'`
 setup:
