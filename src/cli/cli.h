@@ -38,6 +38,9 @@ int cmd_logs(struct cli *cli, int argc, char **argv);
 int cmd_stop(struct cli *cli, int argc, char **argv);
 int cmd_sync(struct cli *cli, int argc, char **argv);
 int cmd_workspace(struct cli *cli, int argc, char **argv);
+int cmd_new(struct cli *cli, int argc, char **argv);
+int cmd_ssh(struct cli *cli, int argc, char **argv);
+int cmd_url(struct cli *cli, int argc, char **argv);
 
 /* "mags: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -65,13 +68,14 @@ int cli_job_call(struct cli *cli, const char *method, const char *id, const char
 void cli_print_json(json_t *v);
 
 /*
- * Calls METHOD path through the connected client c and prints the answer:
+ * Calls METHOD path (with the JSON body, when not NULL) through the
+ * connected client c and prints the answer:
  * with json as indented JSON; else by print_cb(v, arg), v being the answer's
  * array field key (when key is not NULL; an answer without it is an error)
  * or the whole answer. arg is the caller's, passed through. Returns
  * CLI_EXIT_OK, or prints the error and returns CLI_EXIT_FAIL.
  */
-int cli_call_print(struct client *c, const char *method, const char *path, bool json, const char *key,
+int cli_call_print(struct client *c, const char *method, const char *path, json_t *body, bool json, const char *key,
 		   void (*print_cb)(json_t *v, const char *arg), const char *arg);
 
 /*
@@ -84,5 +88,75 @@ int cli_call_print(struct client *c, const char *method, const char *path, bool 
 int cli_parse_id_cmd(int argc, char **argv, const char *const *names, bool *flags, size_t nflags, const char **id, bool *help);
 /* cli_parse_id_cmd for a command with the one flag name: *set when it occurs. */
 int cli_parse_id_flag(int argc, char **argv, const char *name, bool *set, const char **id, bool *help);
+
+/*
+ * Long-lived sandboxes (cmd_new.c), shared by mags new, ssh, url and run: a
+ * workspace's sandbox is its newest running job; `mags new NAME` starts one
+ * that runs NEW_SCRIPT until stopped.
+ */
+#define NEW_SCRIPT "exec sleep 2147483647"
+#define NEW_WAIT_S 600		/* how long a sandbox may stay queued before we give up */
+#define NEW_POLL_MS 100		/* between two looks at a queued job */
+
+/*
+ * The newest job of workspace name with status status ("running",
+ * "queued"): GET /mags-jobs?workspace=NAME&status=S&limit=1. *job is that
+ * job (new reference) or NULL when there is none. Returns 0 or a negative
+ * client_result with err set.
+ */
+int new_find(struct client *c, const char *name, const char *status, json_t **job, struct err *err);
+
+/*
+ * Polls GET /mags-jobs/ID until the job has left "queued" (running, or
+ * ended) and stores it in *job (new reference; NULL on failure). timeout_s 0
+ * waits as long as it takes; the client's interrupt flag ends the wait
+ * (CLIENT_E_INTR). Returns 0 or a negative client_result with err set.
+ */
+int new_wait(struct client *c, const char *id, long timeout_s, json_t **job, struct err *err);
+
+/*
+ * The running sandbox of workspace name, as `mags new NAME` leaves it: the
+ * newest running job, else the newest queued one once it runs, else a new
+ * job ({"script": NEW_SCRIPT, "workspace": NAME, "persist": persist}) once
+ * it runs. *job is the running job (new reference), *created whether it was
+ * submitted here. Returns 0, or negative with err saying what went wrong
+ * (also when the job ended before it ran).
+ */
+int new_ensure(struct client *c, const char *name, bool persist, json_t **job, bool *created, struct err *err);
+
+/* The files of SSH access (cmd_ssh.c), all under config_path(NULL). */
+struct ssh_files {
+	char *dir;		/* ~/.mags; owned, as are the others */
+	char *key;		/* ~/.mags/id_ed25519, the private key (0600) */
+	char *pub;		/* ~/.mags/id_ed25519.pub */
+	char *known_hosts;	/* ~/.mags/known_hosts: "mags-JOBID TYPE DATA" lines */
+};
+
+/* Fills f (free with ssh_files_free). Returns 0, or negative when HOME is unset. */
+int ssh_files_init(struct ssh_files *f, struct err *err);
+void ssh_files_free(struct ssh_files *f);
+
+/*
+ * Makes sure the key pair exists, creating it with `ssh-keygen -q -t ed25519
+ * -N "" -C mags` (directory 0700) when the private key is missing, and
+ * rebuilding the .pub from it (ssh-keygen -y) when only that is missing.
+ * Returns 0 with the public key line in *pub (new string, no newline), or
+ * negative with err set (e.g. when ssh-keygen is not installed).
+ */
+int ssh_key_ensure(const struct ssh_files *f, char **pub, struct err *err);
+
+/*
+ * From job, a job object with "ssh": {"host", "port", "user", "host_key"}:
+ * records the host key in f->known_hosts as "mags-JOBID TYPE DATA"
+ * (replacing an older line for that alias) and builds in *argv (free with
+ * ssh_argv_free) the OpenSSH command line: prog, the key, that known_hosts,
+ * IdentitiesOnly, HostKeyAlias=mags-JOBID, StrictHostKeyChecking=yes,
+ * LogLevel=ERROR, -p PORT, -t when tty, then USER@HOST, or "--" USER@HOST and
+ * the ncmd words of cmd when there are any (so a command starting with '-'
+ * is not taken for an ssh option). Returns 0 or negative with err set.
+ */
+int ssh_command(const struct ssh_files *f, const char *prog, json_t *job, bool tty, char **cmd, int ncmd,
+		char ***argv, struct err *err);
+void ssh_argv_free(char **argv);
 
 #endif

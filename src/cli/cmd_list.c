@@ -120,7 +120,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 		free(path);
 		path = p;
 	}
-	int ret = cli_call_print(c, "GET", path, json, "jobs", list_print_table_cb, NULL);
+	int ret = cli_call_print(c, "GET", path, NULL, json, "jobs", list_print_table_cb, NULL);
 	free(path);
 	client_free(c);
 	return ret;

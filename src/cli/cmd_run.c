@@ -6,7 +6,8 @@
  * (joblog_follow) and exit with the script's exit code. Nothing but the
  * script's own stdout reaches stdout. A failed upload stops the job.
  * SIGINT/SIGTERM stop the job and exit 130; a second signal kills mags at
- * once.
+ * once. With --url / --ssh, the URL and the ssh command to paste go to
+ * stderr once the job runs (the SSH key and known_hosts are cmd_ssh.c's).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -15,12 +16,15 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "buf.h"
 #include "cli.h"
 #include "client.h"
 #include "joblog.h"
 #include "run_opts.h"
 #include "text.h"
 #include "xmalloc.h"
+
+#define RUN_ACCESS_WAIT_MS 5000	/* how long a running job's url/ssh may lag its status */
 
 static volatile sig_atomic_t run_interrupted;
 
@@ -128,6 +132,76 @@ static int run_upload_files(struct cli *cli, const struct run_opts *o, struct cl
 	return r;
 }
 
+static bool run_access_missing(const struct run_opts *o, json_t *job)
+{
+	const char *st = json_string_value(json_object_get(job, "status"));
+	if (!st || strcmp(st, "running"))
+		return false;	/* ended: following it says how */
+	return (o->url && !json_string_value(json_object_get(job, "url"))) ||
+	       (o->ssh && !json_is_object(json_object_get(job, "ssh")));
+}
+
+/* "ssh: ssh -i ... root@HOST" on stderr; the host key goes to known_hosts first. */
+static void run_print_ssh(const struct ssh_files *f, json_t *job)
+{
+	struct err err;
+	char **argv = NULL;
+	if (ssh_command(f, "ssh", job, false, NULL, 0, &argv, &err) < 0) {
+		cli_error("ssh: %s", err.msg);
+		return;
+	}
+	struct buf b;
+	buf_init(&b);
+	for (char **p = argv; *p; p++) {
+		if (p != argv)
+			buf_putc(&b, ' ');
+		text_shell_word(&b, *p);
+	}
+	fprintf(stderr, "ssh: %s\n", (char *)b.data);
+	buf_free(&b);
+	ssh_argv_free(argv);
+}
+
+/*
+ * --url / --ssh: waits until job id has left "queued" and, when it runs,
+ * prints "url: URL" and "ssh: COMMAND" on stderr. The job's output is not
+ * followed meanwhile; it is stored, so none is lost. Returns 0, or
+ * CLIENT_E_INTR when interrupted (other failures are only noted: following
+ * the job tells the rest).
+ */
+static int run_show_access(struct client *c, const struct run_opts *o, const struct ssh_files *f, const char *id)
+{
+	struct err err;
+	json_t *job = NULL;
+	int r = new_wait(c, id, 0, &job, &err);
+	for (long t = 0; r == 0 && run_access_missing(o, job) && t < RUN_ACCESS_WAIT_MS; t += NEW_POLL_MS) {
+		json_decref(job);
+		struct timespec ts = { 0, NEW_POLL_MS * 1000000L };
+		nanosleep(&ts, NULL);
+		r = new_wait(c, id, 0, &job, &err);
+	}
+	if (r == CLIENT_E_INTR || client_interrupted(c)) {
+		json_decref(job);
+		return CLIENT_E_INTR;
+	}
+	const char *st = json_string_value(json_object_get(job, "status"));
+	if (r < 0) {
+		cli_error("job %s: %s", id, err.msg);
+	} else if (st && !strcmp(st, "running")) {
+		const char *url = json_string_value(json_object_get(job, "url"));
+		fflush(stdout);
+		if (o->url && url)
+			fprintf(stderr, "url: %s\n", url);
+		else if (o->url)
+			cli_error("job %s runs, but magsd reported no URL (see mags status %s)", id, id);
+		if (o->ssh)
+			run_print_ssh(f, job);
+		fflush(stderr);
+	}
+	json_decref(job);
+	return 0;
+}
+
 /* Maps a job's exit code to ours (a process exit status is 0..255). */
 static int run_exit_status(int code)
 {
@@ -141,7 +215,8 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 	struct client *c = NULL;
 	json_t *body = NULL, *job = NULL;
 	struct joblog_end end = { 0 };
-	char *id = NULL;
+	struct ssh_files files = { 0 };
+	char *id = NULL, *pub = NULL;
 	int ret = CLI_EXIT_FAIL;
 	if (run_opts_parse(argc, argv, &o, &err) < 0) {
 		ret = cli_usage_error("run", "run: %s", err.msg);
@@ -155,6 +230,13 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 	if (run_opts_to_json(&o, &body, &err) < 0) {
 		cli_error("run: %s", err.msg);
 		goto out;
+	}
+	if (o.ssh) {
+		if (ssh_files_init(&files, &err) < 0 || ssh_key_ensure(&files, &pub, &err) < 0) {
+			cli_error("run --ssh: %s", err.msg);
+			goto out;
+		}
+		json_object_set_new(body, "ssh_public_key", json_string(pub));
 	}
 	if (cli_connect(cli, &c, &err) < 0) {
 		cli_error("%s", err.msg);
@@ -191,6 +273,11 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		run_stop(c, id, err.msg);
 		goto out;
 	}
+	if ((o.url || o.ssh) && run_show_access(c, &o, &files, id) == CLIENT_E_INTR) {
+		run_stop(c, id, NULL);
+		ret = CLI_EXIT_INTERRUPTED;
+		goto out;
+	}
 	r = joblog_follow(c, id, &end, &err);
 	if (r == CLIENT_E_INTR || run_interrupted) {
 		run_stop(c, id, NULL);
@@ -209,6 +296,8 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 	}
 out:
 	joblog_end_free(&end);
+	ssh_files_free(&files);
+	free(pub);
 	free(id);
 	json_decref(job);
 	json_decref(body);

@@ -199,10 +199,8 @@ static int ssh_known_hosts_set(const struct ssh_files *f, const char *host, cons
 	int r = fs_mkdir_p(f->dir, 0700);
 	if (r < 0)
 		return err_set(err, -r, "create %s", f->dir);
-	if (fs_read_file(f->known_hosts, SSH_KNOWN_HOSTS_MAX, &old, &len, &e) < 0 && e.code != ENOENT) {
-		*err = e;
-		return -1;
-	}
+	if (fs_read_file(f->known_hosts, SSH_KNOWN_HOSTS_MAX, &old, &len, &e) < 0 && e.code != ENOENT)
+		return err_set(err, e.code, "%s", e.msg);
 	char *text = text_known_hosts_set(old, len, host, type, data);
 	r = fs_write_file(f->known_hosts, text, strlen(text), 0600, err);
 	free(text);

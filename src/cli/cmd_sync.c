@@ -47,7 +47,7 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 	char *esc = client_escape(c, arg);
 	char *path = xasprintf(job ? "/mags-jobs/%s/sync" : "/workspaces/%s/sync", esc);
 	free(esc);
-	int ret = cli_call_print(c, "POST", path, json, NULL, sync_print_cb, arg);
+	int ret = cli_call_print(c, "POST", path, NULL, json, NULL, sync_print_cb, arg);
 	free(path);
 	client_free(c);
 	return ret;

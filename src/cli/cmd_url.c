@@ -99,8 +99,10 @@ static int url_enable(struct cli *cli, int argc, char **argv)
 	int r = url_parse(argc, argv, 2, "url enable", true, &a);
 	if (r)
 		return r == 1 ? CLI_EXIT_OK : r;
-	if (a.npos != 1)
-		return cli_usage_error("url", "url enable: %s", a.npos ? "unexpected argument" : "missing NAME|ID");
+	if (!a.npos)
+		return cli_usage_error("url", "url enable: missing NAME|ID");
+	if (a.npos > 1)
+		return cli_usage_error("url", "url enable: unexpected argument \"%s\"", a.pos[1]);
 	const char *target = a.pos[0];
 	bool by_id = text_is_job_id(target);
 	if (!by_id && !text_workspace_ok(target))

@@ -93,7 +93,7 @@ static int ws_list(struct cli *cli, int argc, char **argv)
 		cli_error("%s", err.msg);
 		return CLI_EXIT_FAIL;
 	}
-	int ret = cli_call_print(c, "GET", "/workspaces", json, "workspaces", ws_print_table_cb, NULL);
+	int ret = cli_call_print(c, "GET", "/workspaces", NULL, json, "workspaces", ws_print_table_cb, NULL);
 	client_free(c);
 	return ret;
 }

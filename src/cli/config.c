@@ -57,14 +57,22 @@ static int config_read_file(struct config *cfg, struct err *err)
 	return 0;
 }
 
+char *config_path(const char *name)
+{
+	const char *home = config_env("HOME");
+	if (!home)
+		return NULL;
+	return name ? xasprintf("%s/.mags/%s", home, name) : xasprintf("%s/.mags", home);
+}
+
 int config_load(struct config *cfg, struct err *err)
 {
 	memset(cfg, 0, sizeof *cfg);
 	const char *home = config_env("HOME");
 	if (home) {
 		cfg->home = xstrdup(home);
-		cfg->dir = xasprintf("%s/.mags", home);
-		cfg->path = xasprintf("%s/.mags/config.json", home);
+		cfg->dir = config_path(NULL);
+		cfg->path = config_path("config.json");
 		int r = config_read_file(cfg, err);
 		if (r < 0)
 			return r;

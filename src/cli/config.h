@@ -30,6 +30,13 @@ struct config {
 	bool local;		/* local single-user mode */
 };
 
+/*
+ * $HOME/.mags/NAME, or $HOME/.mags itself when name is NULL: where the CLI
+ * keeps its files (config.json, the SSH key, known_hosts). A new string, or
+ * NULL when HOME is unset.
+ */
+char *config_path(const char *name);
+
 /* Fills cfg from the environment and the config file. Free with config_free. */
 int config_load(struct config *cfg, struct err *err);
 void config_free(struct config *cfg);

@@ -16,6 +16,7 @@
 #include "xmalloc.h"
 #include "local.h"
 #include "run_opts.h"
+#include "text.h"
 
 struct command {
 	const char *name;
@@ -46,14 +47,53 @@ static const char main_workspace_usage[] =
 	"delete: removes workspace NAME, also from the object store. magsd refuses\n"
 	"while a job uses it or while workspaces created --from it exist.\n";
 
+static const char main_new_usage[] =
+	"usage: mags new [-p] NAME\n"
+	"\n"
+	"Starts a long-lived sandbox on workspace NAME: a job that runs until it is\n"
+	"stopped (mags stop ID), to reach with mags ssh NAME or mags url enable NAME.\n"
+	"Waits until it runs, then prints \"NAME: running (job ID)\". When NAME\n"
+	"already has a running sandbox (a running job), prints that one instead.\n"
+	"\n"
+	"  -p, --persist   sync the workspace to the object store when it stops\n";
+
+static const char main_ssh_usage[] =
+	"usage: mags ssh NAME|ID [-- CMD [ARGS...]]\n"
+	"\n"
+	"Opens a shell (or runs CMD) in a running sandbox with the OpenSSH client\n"
+	"(ssh), which then owns the terminal; mags exits with ssh's exit code. ID is\n"
+	"a job id (8-4-4-4-12 hex digits); NAME is a workspace, whose newest running\n"
+	"job is used, or a new sandbox started as by mags new NAME.\n"
+	"\n"
+	"The key is ~/.mags/id_ed25519 (made with ssh-keygen on first use); the\n"
+	"sandbox's host key is pinned in ~/.mags/known_hosts as mags-JOBID.\n"
+	"MAGS_SSH names the ssh program to run (default: ssh in PATH).\n";
+
+static const char main_url_usage[] =
+	"usage: mags url enable [--json] [--port P] NAME|ID\n"
+	"       mags url alias [--json] NAME ALIAS\n"
+	"       mags url alias list [--json]\n"
+	"       mags url alias remove ALIAS\n"
+	"\n"
+	"enable: gives a running sandbox a public URL forwarding to its port P\n"
+	"(1-65535, default 8080) and prints the URL (--json: the job). ID is a job\n"
+	"id; NAME is a workspace, whose newest running job is used (mags new NAME\n"
+	"starts one).\n"
+	"alias: a stable URL ALIAS.DOMAIN for workspace NAME's sandbox; prints it.\n"
+	"ALIAS: " TEXT_ALIAS_RULE ".\n"
+	"alias list: ALIAS, WORKSPACE and URL of each alias. alias remove: drops one.\n";
+
 static const struct command commands[] = {
 	{ "run", cmd_run, "[flags] SCRIPT", "run a script in a new sandbox, streaming its output", run_opts_usage },
+	{ "new", cmd_new, "[-p] NAME", "start a long-lived sandbox on workspace NAME", main_new_usage },
+	{ "ssh", cmd_ssh, "NAME|ID [-- CMD...]", "SSH into a sandbox (starts one for NAME)", main_ssh_usage },
 	{ "list", cmd_list, "[--json] [--status S] [--limit N]", "list jobs, newest first", NULL },
 	{ "status", cmd_status, "[--json] ID", "show a job", NULL },
 	{ "logs", cmd_logs, "[-f] ID", "print a job's output (-f: follow until it ends)", NULL },
 	{ "stop", cmd_stop, "ID", "stop a queued or running job", NULL },
 	{ "sync", cmd_sync, "[--json] NAME|ID", "push a workspace to the object store now", main_sync_usage },
 	{ "workspace", cmd_workspace, "list|delete ...", "list or delete workspaces", main_workspace_usage },
+	{ "url", cmd_url, "enable|alias ...", "public URLs of sandboxes, and aliases", main_url_usage },
 	{ "help", main_help, "[COMMAND]", "show help", NULL },
 	{ "version", main_version, "", "print the version", NULL },
 };
@@ -189,13 +229,13 @@ void cli_print_json(json_t *v)
 	free(s);
 }
 
-int cli_call_print(struct client *c, const char *method, const char *path, bool json, const char *key,
+int cli_call_print(struct client *c, const char *method, const char *path, json_t *body, bool json, const char *key,
 		   void (*print_cb)(json_t *v, const char *arg), const char *arg)
 {
 	struct err err;
 	json_t *resp = NULL;
 	int ret = CLI_EXIT_FAIL;
-	if (client_call(c, method, path, NULL, &resp, &err) < 0) {
+	if (client_call(c, method, path, body, &resp, &err) < 0) {
 		cli_error("%s", err.msg);
 		goto out;
 	}

@@ -35,9 +35,13 @@ const char run_opts_usage[] =
 	"  -p, --persist         sync the workspace to the object store (needs -w)\n"
 	"  -f, --file PATH       upload PATH (a regular file, up to 1 GiB) into the\n"
 	"                        working directory under its own name (repeatable)\n"
-	"      --url             enable a public URL (see --port)\n"
-	"      --port P          port the public URL forwards to (default 8080)\n"
-	"      --ssh             enable SSH access\n"
+	"      --url             enable a public URL (see --port); printed on stderr\n"
+	"                        as \"url: URL\" once the job runs\n"
+	"      --port P          port the public URL forwards to (1-65535, default\n"
+	"                        8080; needs --url)\n"
+	"      --ssh             enable SSH access with the key ~/.mags/id_ed25519\n"
+	"                        (made with ssh-keygen on first use); the ssh command\n"
+	"                        to paste is printed on stderr as \"ssh: ...\"\n"
 	"      --startup CMD     command to run when the sandbox starts\n"
 	"      --base-image      make the workspace a read-only base image (needs -w)\n"
 	"      --from NAME       start from base image workspace NAME\n"
@@ -245,6 +249,8 @@ static int run_check(const struct run_opts *o, struct err *err)
 		return err_set(err, 0, "--ephemeral cannot be combined with -w/-p/--base-image/--from");
 	if (o->base_image && !o->workspace)
 		return err_set(err, 0, "--base-image needs -w NAME");
+	if (o->port && !o->url)
+		return err_set(err, 0, "--port needs --url: it is the port the public URL forwards to");
 	if (o->persist && !o->workspace)
 		return err_set(err, 0, "-p needs -w NAME: a persistent workspace has a name");
 	if (o->workspace && !text_workspace_ok(o->workspace))
@@ -388,10 +394,10 @@ int run_opts_to_json(const struct run_opts *o, json_t **out, struct err *err)
 		json_object_set_new(body, "workspace", json_string(o->workspace));
 	if (o->persist)
 		json_object_set_new(body, "persist", json_true());
-	if (o->url)
+	if (o->url) {
 		json_object_set_new(body, "url", json_true());
-	if (o->port)
-		json_object_set_new(body, "port", json_integer(o->port));
+		json_object_set_new(body, "port", json_integer(o->port ? o->port : RUN_PORT_DEFAULT));
+	}
 	if (o->ssh)
 		json_object_set_new(body, "ssh", json_true());
 	if (o->startup)

@@ -16,7 +16,7 @@
 #include "err.h"
 
 #define RUN_TIMEOUT_MAX 86400		/* seconds; the API's limit */
-#define RUN_PORT_DEFAULT 8080		/* --url without --port (the server applies it) */
+#define RUN_PORT_DEFAULT 8080		/* --url without --port (sent explicitly) */
 #define RUN_SCRIPT_MAX (256 * 1024)	/* the API's limit on "script" */
 #define RUN_FILE_MAX (1024LL * 1024 * 1024)	/* one -f file, uploaded after the submit (the API's limit) */
 
@@ -45,7 +45,7 @@ struct run_opts {
  * remaining arguments are joined to it with spaces. Also checks what needs no
  * file system or server: workspace names (text.h), flags that do not go
  * together (--ephemeral with -w/-p/--base-image/--from; -p or --base-image
- * without -w), -f paths without a file name or with the same file name.
+ * without -w; --port without --url), -f paths without a file name or with the same file name.
  * Returns 0, or -1 with a one-line message in err (the caller prints it and
  * exits 2). o is cleared on entry and must be freed with run_opts_free in
  * both cases.
@@ -59,7 +59,10 @@ void run_opts_free(struct run_opts *o);
  * are only declared, {"name", "mode", "size"} without content: magsd keeps
  * the job queued until each is uploaded (POST /mags-jobs/ID/upload, see
  * cmd_run.c). Each must be a readable regular file of at most RUN_FILE_MAX
- * bytes. Returns 0 or negative with err set.
+ * bytes. With --url, "port" is always sent (RUN_PORT_DEFAULT when --port
+ * was not given). With --ssh the caller adds "ssh_public_key" (cmd_run.c):
+ * finding or making the key is not this function's business. Returns 0 or
+ * negative with err set.
  */
 int run_opts_to_json(const struct run_opts *o, json_t **out, struct err *err);
 

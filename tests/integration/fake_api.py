@@ -28,9 +28,20 @@ The script decides what a fake job does:
   "SPLIT"     stream lines cut into pieces   "BREAK"     first stream breaks mid-way
   "BREAKALL"  every stream breaks            "MANY"      500 stdout entries
   "FILES"     stdout one "NAME SIZE MODE SHA256" line per uploaded file
+  "LINGER"    stdout "up", runs 1 s, exit 0
   anything else: stdout "ran: SCRIPT\\n", stderr "note\\n", exit 0.
+  "exec sleep ..." (what mags new submits): runs until stopped, no output.
 GET /_fake/requests returns every request seen (method, path, body) and the
 uploads received ({"job", "name", "mode", "size", "sha256"}).
+
+Access (url/ssh): a job submitted with "url"/"ssh" (or given them later by
+POST /mags-jobs/ID/access, only while running) shows "url"
+("http://WORKSPACE-or-ID8.localhost:7558"), "url_port" and "ssh" ({"host",
+"port", "user", "host_key"}) while it runs; "ssh" needs "ssh_public_key".
+GET /mags-jobs filters by "status", "workspace" and "limit".
+URL aliases: POST/GET /url-aliases, GET/DELETE /url-aliases/ALIAS, for
+workspaces the fake knows. POST /_fake/control {"start_delay": SECONDS,
+"boot_fail": BOOL} delays every job's start, or makes it fail to boot.
 """
 import argparse
 import base64
@@ -46,7 +57,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
 
 KNOWN_FIELDS = {"script", "type", "workspace", "persist", "url", "ssh", "startup_command",
-                "base_image", "ephemeral", "timeout", "always_on", "from", "port", "files"}
+                "base_image", "ephemeral", "timeout", "always_on", "from", "port", "files",
+                "ssh_public_key"}
 
 LOCK = threading.Condition()
 JOBS = {}       # id -> job dict (the API's job object)
@@ -59,9 +71,15 @@ RECEIVED = {}   # id -> {name: upload record}
 UPLOADS = []    # every upload record, in order
 WORKSPACES = {}  # name -> the API's workspace object
 SYNCS = []      # workspace names synced, in order
+ACCESS = {}     # id -> {"url": port or None, "ssh": public key or None} asked for at submit
+SSH_KEYS = {}   # id -> the public key last given for SSH
+ALIASES = {}    # alias -> {"alias", "workspace", "url"}
+CONTROL = {"start_delay": 0.0, "boot_fail": False}
+FAKE_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyOfTheCliTestsOnly0123456789abcdefgh"
 ARGS = None
 UPLOAD_MAX = 1 << 30
 WS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+ALIAS = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -86,6 +104,7 @@ def finish(jid, exit_code, error):
         j["error"] = error
         j["status"] = "completed" if exit_code == 0 else "failed"
         j["finished_at"] = now_iso()
+        j["ssh"] = None
         ws = WORKSPACES.get(j.get("workspace") or "")
         if ws and ws["in_use_by"] == jid:
             ws["in_use_by"] = None
@@ -134,12 +153,49 @@ def sync_workspace(name):
                 "ms": 240}
 
 
+def access_error(req):
+    """Returns an error message for bad url/port/ssh fields, else None."""
+    if "url" in req and not isinstance(req["url"], bool):
+        return '"url" must be a boolean'
+    if "ssh" in req and not isinstance(req["ssh"], bool):
+        return '"ssh" must be a boolean'
+    port = req.get("port", 8080)
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        return '"port" must be a port number (1-65535)'
+    if req.get("ssh"):
+        key = req.get("ssh_public_key")
+        if not isinstance(key, str) or not re.match(r"^ssh-[a-z0-9-]+ [A-Za-z0-9+/=]+( .*)?$", key):
+            return '"ssh_public_key" must be one OpenSSH public key line'
+    return None
+
+
+def grant(jid, url_port, ssh_key):
+    """Gives running job jid its url and/or ssh (LOCK held)."""
+    j = JOBS[jid]
+    if url_port:
+        j["url"] = "http://%s.localhost:7558" % (j.get("workspace") or jid[:8])
+        j["url_port"] = url_port
+    if ssh_key:
+        SSH_KEYS[jid] = ssh_key
+        j["ssh"] = {"host": "127.0.0.1", "port": 41000 + len(SSH_KEYS), "user": "root",
+                    "host_key": FAKE_HOST_KEY + " root@fake"}
+
+
 def run_job(jid):
     j = JOBS[jid]
     s = j["script"]
+    time.sleep(CONTROL["start_delay"])
+    if CONTROL["boot_fail"]:
+        add_log(jid, "system", "sandbox failed: kernel panic")
+        finish(jid, None, "sandbox failed to boot: kernel panic")
+        return
     with LOCK:
+        if j["status"] != "queued":
+            return  # stopped while queued
         j["status"] = "running"
         j["started_at"] = now_iso()
+        a = ACCESS.get(jid, {})
+        grant(jid, a.get("url"), a.get("ssh"))
     time.sleep(0.05)
     m = re.match(r"exit (\d+)$", s)
     if m:
@@ -152,6 +208,10 @@ def run_job(jid):
     elif s == "BOOTFAIL":
         add_log(jid, "system", "sandbox failed: kernel panic\nsecond line")
         finish(jid, None, "sandbox failed to boot: kernel panic")
+    elif s.startswith("exec sleep"):
+        while jid not in STOPPED:
+            time.sleep(0.05)
+        finish(jid, None, "stopped")
     elif s == "SLOW":
         i = 0
         while jid not in STOPPED:
@@ -160,6 +220,10 @@ def run_job(jid):
             time.sleep(0.1)
         add_log(jid, "system", "stopped")
         finish(jid, None, "stopped")
+    elif s == "LINGER":
+        add_log(jid, "stdout", "up\n")
+        time.sleep(1)
+        finish(jid, 0, None)
     elif s == "MANY":
         for i in range(500):
             add_log(jid, "stdout", "line %d\n" % i)
@@ -245,7 +309,22 @@ class Handler(BaseHTTPRequestHandler):
         if u.path == "/api/v1/mags-jobs":
             with LOCK:
                 jobs = sorted(JOBS.values(), key=lambda j: j["created_at"], reverse=True)
-            return self.reply(200, {"jobs": jobs})
+                for k in ("status", "workspace"):
+                    if k in q:
+                        jobs = [j for j in jobs if j[k] == q[k][0]]
+                if "limit" in q:
+                    jobs = jobs[:int(q["limit"][0])]
+                return self.reply(200, {"jobs": jobs})
+        if u.path == "/api/v1/url-aliases":
+            with LOCK:
+                return self.reply(200, {"aliases": [ALIASES[a] for a in sorted(ALIASES)]})
+        m = re.match(r"^/api/v1/url-aliases/([^/]+)$", u.path)
+        if m:
+            with LOCK:
+                a = ALIASES.get(unquote(m.group(1)))
+                if not a:
+                    return self.error(404, 'alias "%s" not found' % unquote(m.group(1)))
+                return self.reply(200, a)
         m = re.match(r"^/api/v1/mags-jobs/([^/]+)(/logs)?$", u.path)
         if not m or m.group(1) not in JOBS:
             return self.error(404, 'job "%s" not found' % (m.group(1) if m else u.path))
@@ -385,6 +464,10 @@ class Handler(BaseHTTPRequestHandler):
                 for w in json.loads(body):
                     WORKSPACES[w["name"]] = new_workspace(**w)
             return self.reply(200, {})
+        if u.path == "/_fake/control":
+            with LOCK:
+                CONTROL.update(json.loads(body))
+            return self.reply(200, CONTROL)
         self.record(body)
         if not self.authed():
             return
@@ -402,6 +485,8 @@ class Handler(BaseHTTPRequestHandler):
                     return self.error(400, '"%s" is not supported yet' % k)
             if "files" in req and check_files(req["files"]):
                 return self.error(400, check_files(req["files"]))
+            if access_error(req):
+                return self.error(400, access_error(req))
             ws = req.get("workspace")
             if ws is not None and not (isinstance(ws, str) and WS_NAME.match(ws)):
                 return self.error(400, 'invalid workspace name "%s"' % ws)
@@ -412,12 +497,14 @@ class Handler(BaseHTTPRequestHandler):
             job = {"id": jid, "status": "queued", "script": req["script"],
                    "type": req.get("type", "inline"), "timeout": req.get("timeout"),
                    "exit_code": None, "error": None, "engine": "tcg", "created_at": now_iso(),
-                   "started_at": None, "finished_at": None, "url": None,
+                   "started_at": None, "finished_at": None, "url": None, "url_port": None, "ssh": None,
                    "workspace": req.get("workspace")}
             pending = {}
             with LOCK:
                 JOBS[jid] = job
                 LOGS[jid] = []
+                ACCESS[jid] = {"url": req.get("port", 8080) if req.get("url") else None,
+                               "ssh": req.get("ssh_public_key") if req.get("ssh") else None}
                 for f in req.get("files", []):
                     if "content_base64" in f:
                         data = base64.b64decode(f["content_base64"])
@@ -436,6 +523,11 @@ class Handler(BaseHTTPRequestHandler):
             if not pending:
                 threading.Thread(target=run_job, args=(jid,), daemon=True).start()
             return self.reply(201, job)
+        m = re.match(r"^/api/v1/mags-jobs/([^/]+)/access$", u.path)
+        if m:
+            return self.access(m.group(1), body)
+        if u.path == "/api/v1/url-aliases":
+            return self.alias_create(body)
         m = re.match(r"^/api/v1/mags-jobs/([^/]+)/sync$", u.path)
         if m:
             jid = m.group(1)
@@ -471,12 +563,62 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, JOBS[jid])
         return self.error(404, "no such endpoint")
 
+    def access(self, jid, body):
+        """POST /mags-jobs/ID/access: url and/or ssh for a running job."""
+        try:
+            req = json.loads(body)
+        except ValueError:
+            return self.error(400, "malformed JSON")
+        if not isinstance(req, dict):
+            return self.error(400, "the body must be a JSON object")
+        if access_error(req):
+            return self.error(400, access_error(req))
+        if not req.get("url") and not req.get("ssh"):
+            return self.error(400, 'nothing to enable: give "url": true and/or "ssh": true')
+        with LOCK:
+            j = JOBS.get(jid)
+            if not j:
+                return self.error(404, 'job "%s" not found' % jid)
+            if j["status"] != "running":
+                return self.error(409, "job %s is %s, not running" % (jid, j["status"]))
+            grant(jid, req.get("port", 8080) if req.get("url") else None,
+                  req.get("ssh_public_key") if req.get("ssh") else None)
+            return self.reply(200, j)
+
+    def alias_create(self, body):
+        try:
+            req = json.loads(body)
+        except ValueError:
+            return self.error(400, "malformed JSON")
+        alias = req.get("alias") if isinstance(req, dict) else None
+        ws = req.get("workspace") if isinstance(req, dict) else None
+        if not isinstance(alias, str) or not ALIAS.match(alias):
+            return self.error(400, 'invalid alias "%s"' % alias)
+        if not isinstance(ws, str) or not WS_NAME.match(ws):
+            return self.error(400, 'invalid workspace name "%s"' % ws)
+        with LOCK:
+            if ws not in WORKSPACES:
+                return self.error(404, 'workspace "%s" not found' % ws)
+            if alias in ALIASES:
+                return self.error(409, 'alias "%s" is taken' % alias)
+            a = {"alias": alias, "workspace": ws, "url": "http://%s.localhost:7558" % alias}
+            ALIASES[alias] = a
+            return self.reply(201, a)
+
     def do_DELETE(self):
         body = self.body()
         self.record(body)
         if not self.authed():
             return
         u = urlparse(self.path)
+        m = re.match(r"^/api/v1/url-aliases/([^/]+)$", u.path)
+        if m:
+            alias = unquote(m.group(1))
+            with LOCK:
+                if alias not in ALIASES:
+                    return self.error(404, 'alias "%s" not found' % alias)
+                del ALIASES[alias]
+            return self.reply(200, {"deleted": alias})
         m = re.match(r"^/api/v1/workspaces/([^/]+)$", u.path)
         if not m:
             return self.error(404, "no such endpoint")

@@ -13,6 +13,7 @@ build); every run's stderr is checked for sanitizer reports.
 """
 import json
 import os
+import pty
 import shutil
 import signal
 import socket
@@ -59,12 +60,14 @@ def port_free(port):
 
 
 class CliCase(unittest.TestCase):
+    FAKE_ARGS = ("--reject", "ssh")
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="mags-cli-")
         cls.home = os.path.join(cls.tmp, "home")
         os.makedirs(cls.home)
-        cls.proc, cls.port = start_fake(cls.tmp, "--reject", "ssh")
+        cls.proc, cls.port = start_fake(cls.tmp, *cls.FAKE_ARGS)
         cls.url = "http://127.0.0.1:%d" % cls.port
 
     @classmethod
@@ -84,9 +87,9 @@ class CliCase(unittest.TestCase):
                 e[k] = v
         return e
 
-    def mags(self, *args, env=None, cwd=None, timeout=60):
+    def mags(self, *args, env=None, cwd=None, timeout=60, stdin=subprocess.DEVNULL):
         p = subprocess.run([MAGS] + list(args), env=env or self.env(), cwd=cwd or self.tmp,
-                           capture_output=True, timeout=timeout)
+                           capture_output=True, timeout=timeout, stdin=stdin)
         out, err = p.stdout.decode(), p.stderr.decode()
         for m in SAN_MARKERS:
             self.assertNotIn(m, err, "sanitizer report:\n" + err)
@@ -102,6 +105,15 @@ class CliCase(unittest.TestCase):
 
     def nrequests(self):
         return len(self.requests()["requests"])
+
+    def check_usage(self, args, needle):
+        n = self.nrequests()
+        rc, out, err = self.mags(*args)
+        self.assertEqual(rc, 2, err)
+        self.assertEqual(out, "")
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertIn(needle, err)
+        self.assertEqual(self.nrequests(), n, "a usage error must not reach the server")
 
     def job_id_from(self, err):
         for line in err.splitlines():
@@ -227,15 +239,6 @@ class TestRun(CliCase):
 
 
 class TestUsage(CliCase):
-    def check_usage(self, args, needle):
-        n = self.nrequests()
-        rc, out, err = self.mags(*args)
-        self.assertEqual(rc, 2, err)
-        self.assertEqual(out, "")
-        self.assertEqual(len(err.splitlines()), 1, err)
-        self.assertIn(needle, err)
-        self.assertEqual(self.nrequests(), n, "a usage error must not reach the server")
-
     def test_errors(self):
         self.check_usage(["run", "--bogus", "x"], "unknown flag --bogus")
         self.check_usage(["run", "-z", "x"], "unknown flag -z")
@@ -247,6 +250,7 @@ class TestUsage(CliCase):
         self.check_usage(["run", "--timeout=1.5", "x"], "--timeout")
         self.check_usage(["run", "--port", "70000", "x"], "--port")
         self.check_usage(["run", "--port", "0", "--url", "x"], "--port")
+        self.check_usage(["run", "--port", "3000", "x"], "--port needs --url")
         self.check_usage(["run", "--ssh=yes", "x"], "--ssh takes no value")
         self.check_usage(["run"], "missing SCRIPT")
         self.check_usage(["run", "-p"], "missing SCRIPT")
@@ -380,6 +384,339 @@ class TestOtherCommands(CliCase):
         self.assertEqual(rc, 0, err)
         rc, _, err = self.mags("list", env=self.env(HOME=home, MAGS_TOKEN="bad", MAGS_API_URL=None))
         self.assertEqual(rc, 1, "the environment wins over the config file")
+
+
+FAKE_SSH = """#!/bin/sh
+# stands in for OpenSSH's ssh: records its arguments, one per line, and exits 7
+for a in "$@"; do printf '%s\\n' "$a"; done > "$FAKE_SSH_ARGV"
+[ -t 0 ] && echo tty >> "$FAKE_SSH_ARGV.tty"
+exit 7
+"""
+
+
+class AccessCase(CliCase):
+    """The fake here knows ssh; each test gets a HOME of its own (the key lives there)."""
+    FAKE_ARGS = ()
+
+    def setUp(self):
+        self.home = tempfile.mkdtemp(prefix="home-", dir=self.tmp)
+        self.ssh = os.path.join(self.tmp, "fake-ssh")
+        if not os.path.exists(self.ssh):
+            with open(self.ssh, "w") as f:
+                f.write(FAKE_SSH)
+            os.chmod(self.ssh, 0o755)
+        self.argv_file = os.path.join(self.home, "ssh-argv")
+
+    def env(self, **kw):
+        kw.setdefault("MAGS_SSH", self.ssh)
+        kw.setdefault("FAKE_SSH_ARGV", self.argv_file)
+        return CliCase.env(self, **kw)
+
+    def post(self, path, obj):
+        req = urllib.request.Request(self.url + path, data=json.dumps(obj).encode(), method="POST")
+        with urllib.request.urlopen(req) as r:
+            return json.load(r)
+
+    def job(self, jid):
+        req = urllib.request.Request(self.url + "/api/v1/mags-jobs/" + jid,
+                                     headers={"Authorization": "Bearer good-token"})
+        with urllib.request.urlopen(req) as r:
+            return json.load(r)
+
+    def reqs(self, method, prefix):
+        return [r for r in self.requests()["requests"] if r["method"] == method and r["path"].startswith(prefix)]
+
+    def ssh_argv(self):
+        with open(self.argv_file) as f:
+            return f.read().splitlines()
+
+    def key_paths(self):
+        d = os.path.join(self.home, ".mags")
+        return d, os.path.join(d, "id_ed25519"), os.path.join(d, "id_ed25519.pub"), os.path.join(d, "known_hosts")
+
+    def pubkey(self):
+        with open(self.key_paths()[2]) as f:
+            return f.read().strip()
+
+    def expected_ssh(self, jid, port, tail):
+        d, key, _, kh = self.key_paths()
+        return ["-i", key, "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=" + kh,
+                "-o", "HostKeyAlias=mags-" + jid, "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR",
+                "-p", str(port)] + tail
+
+    def new(self, name, *flags):
+        rc, out, err = self.mags("new", *flags, name)
+        self.assertEqual(rc, 0, err)
+        m = out.strip()
+        self.assertRegex(m, r"^%s: running \(job [0-9a-f-]{36}\)$" % name)
+        return m.split()[-1].rstrip(")")
+
+    def stop(self, jid):
+        rc, _, err = self.mags("stop", jid)
+        self.assertEqual(rc, 0, err)
+
+
+class TestRunAccess(AccessCase):
+    def test_run_url(self):
+        rc, out, err = self.mags("run", "-w", "web1", "--url", "--port", "3000", "LINGER")
+        self.assertEqual((rc, out), (0, "up\n"), err)
+        self.assertEqual(err, "url: http://web1.localhost:7558\n")
+        self.assertEqual(self.last_submit(), {"script": "LINGER", "type": "inline", "workspace": "web1",
+                                              "url": True, "port": 3000})
+        rc, out, err = self.mags("run", "--url", "LINGER")
+        self.assertEqual((rc, out), (0, "up\n"), err)
+        self.assertRegex(err, r"^url: http://[0-9a-f]{8}\.localhost:7558\n$")
+        self.assertEqual(self.last_submit(), {"script": "LINGER", "type": "inline", "url": True, "port": 8080})
+        # a job that may end before it is seen running: the output and exit code as usual
+        rc, out, err = self.mags("run", "--url", "exit 3")
+        self.assertEqual((rc, out), (3, "bye\n"), err)
+
+    def test_run_ssh(self):
+        d, key, pub, kh = self.key_paths()
+        self.assertFalse(os.path.exists(d))
+        rc, out, err = self.mags("-v", "run", "--ssh", "LINGER")
+        self.assertEqual((rc, out), (0, "up\n"), err)
+        jid = self.job_id_from(err)
+        # the key: made by the real ssh-keygen, private 0600 in a 0700 directory
+        self.assertEqual(stat.S_IMODE(os.stat(d).st_mode), 0o700)
+        self.assertEqual(stat.S_IMODE(os.stat(key).st_mode), 0o600)
+        self.assertTrue(self.pubkey().startswith("ssh-ed25519 AAAA"))
+        self.assertTrue(self.pubkey().endswith(" mags"))
+        p = subprocess.run(["ssh-keygen", "-l", "-f", key], capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.last_submit(), {"script": "LINGER", "type": "inline", "ssh": True,
+                                              "ssh_public_key": self.pubkey()})
+        lines = [l for l in err.splitlines() if l.startswith("ssh: ")]
+        self.assertEqual(len(lines), 1, err)
+        port = int(lines[0].split(" -p ")[1].split()[0])
+        self.assertEqual(lines[0], "ssh: " + " ".join(["ssh"] + self.expected_ssh(jid, port, ["root@127.0.0.1"])))
+        self.assertEqual(err, "mags: job %s\n%s\n" % (jid, lines[0]))
+        with open(kh) as f:
+            self.assertEqual(f.read(), "mags-%s ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyOfTheCliTestsOnly0123456789abcdefgh\n" % jid)
+        self.assertEqual(stat.S_IMODE(os.stat(kh).st_mode), 0o600)
+        # the same key next time
+        before = self.pubkey()
+        rc, _, err = self.mags("run", "--ssh", "--url", "LINGER")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.pubkey(), before)
+        self.assertEqual(self.last_submit()["ssh_public_key"], before)
+        self.assertIn("url: http://", err)
+        self.assertIn("ssh: ssh -i ", err)
+
+    def test_pub_rebuilt_and_keygen_missing(self):
+        d, key, pub, _ = self.key_paths()
+        rc, _, err = self.mags("run", "--ssh", "exit 0")
+        self.assertEqual(rc, 0, err)
+        before = self.pubkey().split()[:2]
+        os.unlink(pub)
+        rc, _, err = self.mags("run", "--ssh", "exit 0")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.pubkey().split()[:2], before)
+        # no ssh-keygen in PATH: a clear error, nothing submitted
+        os.unlink(key)
+        empty = tempfile.mkdtemp(dir=self.tmp)
+        n = len(self.reqs("POST", "/api/v1/mags-jobs"))
+        rc, out, err = self.mags("run", "--ssh", "exit 0", env=self.env(PATH=empty))
+        self.assertEqual((rc, out), (1, ""))
+        self.assertEqual(err, "mags: run --ssh: ssh-keygen not found: install the OpenSSH client tools to make "
+                              "the SSH key %s\n" % key)
+        self.assertEqual(len(self.reqs("POST", "/api/v1/mags-jobs")), n)
+        rc, out, err = self.mags("run", "--ssh", "exit 0", env=self.env(HOME=None))
+        self.assertEqual(rc, 1)
+        self.assertIn("HOME is not set", err)
+
+
+class TestUrl(AccessCase):
+    def test_enable_by_name_and_id(self):
+        jid = self.new("web2")
+        rc, out, err = self.mags("url", "enable", "web2")
+        self.assertEqual((rc, out, err), (0, "http://web2.localhost:7558\n", ""))
+        paths = [r["path"] for r in self.requests()["requests"]]
+        self.assertIn("/api/v1/mags-jobs?workspace=web2&status=running&limit=1", paths)
+        acc = self.reqs("POST", "/api/v1/mags-jobs/%s/access" % jid)
+        self.assertEqual(json.loads(acc[-1]["body"]), {"url": True, "port": 8080})
+        rc, out, err = self.mags("url", "enable", "--port", "3000", jid)
+        self.assertEqual((rc, out), (0, "http://web2.localhost:7558\n"), err)
+        acc = self.reqs("POST", "/api/v1/mags-jobs/%s/access" % jid)
+        self.assertEqual(json.loads(acc[-1]["body"]), {"url": True, "port": 3000})
+        rc, out, err = self.mags("url", "enable", "--json", "--port=4000", "web2")
+        self.assertEqual(rc, 0, err)
+        j = json.loads(out)
+        self.assertEqual((j["id"], j["url"], j["url_port"]), (jid, "http://web2.localhost:7558", 4000))
+        self.stop(jid)
+        # by ID once the job ended: magsd's 409 says why
+        rc, out, err = self.mags("url", "enable", jid)
+        self.assertEqual((rc, out, err), (1, "", "mags: job %s is failed, not running\n" % jid))
+
+    def test_no_running_sandbox(self):
+        n = len(self.reqs("POST", "/api/v1/mags-jobs"))
+        rc, out, err = self.mags("url", "enable", "nosuch")
+        self.assertEqual((rc, out, err), (1, "", "mags: no running sandbox for workspace nosuch "
+                                                  "(start one with mags new nosuch)\n"))
+        self.assertEqual(len(self.reqs("POST", "/api/v1/mags-jobs")), n, "url enable starts nothing")
+
+    def test_alias(self):
+        self.post("/_fake/workspaces", [{"name": "site"}])
+        rc, out, err = self.mags("url", "alias", "site", "my-app")
+        self.assertEqual((rc, out, err), (0, "http://my-app.localhost:7558\n", ""))
+        self.assertEqual(json.loads(self.reqs("POST", "/api/v1/url-aliases")[-1]["body"]),
+                         {"alias": "my-app", "workspace": "site"})
+        rc, out, err = self.mags("url", "alias", "site", "my-app")
+        self.assertEqual((rc, out, err), (1, "", 'mags: alias "my-app" is taken\n'))
+        rc, out, err = self.mags("url", "alias", "nows", "other")
+        self.assertEqual((rc, err), (1, 'mags: workspace "nows" not found\n'))
+        rc, out, err = self.mags("url", "alias", "--json", "site", "a2")
+        self.assertEqual(json.loads(out), {"alias": "a2", "workspace": "site", "url": "http://a2.localhost:7558"})
+        rc, out, err = self.mags("url", "alias", "list")
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(out, "ALIAS   WORKSPACE  URL\n"
+                              "a2      site       http://a2.localhost:7558\n"
+                              "my-app  site       http://my-app.localhost:7558\n")
+        rc, out, err = self.mags("url", "alias", "list", "--json")
+        self.assertEqual([a["alias"] for a in json.loads(out)["aliases"]], ["a2", "my-app"])
+        rc, out, err = self.mags("url", "alias", "remove", "my-app")
+        self.assertEqual((rc, out, err), (0, "removed alias my-app\n", ""))
+        self.assertEqual(self.reqs("DELETE", "/api/v1/url-aliases/")[-1]["path"], "/api/v1/url-aliases/my-app")
+        rc, out, err = self.mags("url", "alias", "remove", "my-app")
+        self.assertEqual((rc, out, err), (1, "", 'mags: alias "my-app" not found\n'))
+        self.mags("url", "alias", "remove", "a2")
+        rc, out, err = self.mags("url", "alias", "list")
+        self.assertEqual((rc, out), (0, "ALIAS  WORKSPACE  URL\n"))
+
+    def test_usage(self):
+        self.check_usage(["url"], "url: missing subcommand")
+        self.check_usage(["url", "bogus"], 'url: unknown subcommand "bogus"')
+        self.check_usage(["url", "enable"], "url enable: missing NAME|ID")
+        self.check_usage(["url", "enable", "a", "b"], "unexpected argument")
+        self.check_usage(["url", "enable", "a b"], "neither a job id nor a workspace name")
+        self.check_usage(["url", "enable", "--port", "0", "web"], '--port: "0" is not a port number')
+        self.check_usage(["url", "enable", "--port", "65536", "web"], "--port")
+        self.check_usage(["url", "enable", "--port"], "--port needs a value")
+        self.check_usage(["url", "enable", "--bogus", "web"], "unknown flag --bogus")
+        self.check_usage(["url", "alias"], "missing NAME and ALIAS")
+        self.check_usage(["url", "alias", "site"], "missing ALIAS")
+        for bad in ("My-App", "my_app", "a-", "-a", "a.b", "x" * 64, ""):
+            self.check_usage(["url", "alias", "site", "--", bad], 'invalid alias "%s" (1-63 characters' % bad)
+        self.check_usage(["url", "alias", "bad name", "ok"], 'invalid workspace name "bad name"')
+        self.check_usage(["url", "alias", "remove", "Bad"], 'url alias remove: invalid alias "Bad"')
+        self.check_usage(["url", "alias", "remove"], "missing ALIAS")
+        self.check_usage(["url", "alias", "list", "x"], 'unexpected argument "x"')
+        self.check_usage(["url", "alias", "site", "a", "b"], 'unexpected argument "b"')
+        self.check_usage(["url", "alias", "--port", "1", "site", "a"], "unknown flag --port")
+        self.check_usage(["new"], "new: missing NAME")
+        self.check_usage(["new", "a", "b"], 'unexpected argument "b"')
+        self.check_usage(["new", ".x"], 'new: invalid workspace name ".x"')
+        self.check_usage(["new", "--bogus", "x"], "unknown flag --bogus")
+        self.check_usage(["ssh"], "ssh: missing NAME|ID")
+        self.check_usage(["ssh", "--bogus", "x"], "unknown flag --bogus")
+        self.check_usage(["ssh", "a/b"], "neither a job id nor a workspace name")
+        # the longest alias is fine (and reaches the server: 404 for the unknown workspace)
+        rc, _, err = self.mags("url", "alias", "nows", "x" * 63)
+        self.assertEqual(rc, 1, err)
+
+    def test_help(self):
+        rc, out, err = self.mags("--help")
+        self.assertEqual(rc, 0)
+        for cmd in ("new [-p] NAME", "ssh NAME|ID", "url enable|alias"):
+            self.assertIn(cmd, out)
+        for args, needle in ((["help", "url"], "mags url alias list [--json]"), (["url", "--help"], "--port P"),
+                             (["url", "enable", "-h"], "usage: mags url enable"),
+                             (["new", "--help"], "usage: mags new [-p] NAME"),
+                             (["help", "ssh"], "usage: mags ssh NAME|ID [-- CMD [ARGS...]]"),
+                             (["ssh", "-h"], "MAGS_SSH"), (["run", "--help"], "--port P")):
+            rc, out, err = self.mags(*args)
+            self.assertEqual((rc, err), (0, ""), args)
+            self.assertIn(needle, out)
+
+
+class TestNewSsh(AccessCase):
+    def tearDown(self):
+        self.post("/_fake/control", {"start_delay": 0, "boot_fail": False})
+
+    def test_new_waits_and_is_idempotent(self):
+        self.post("/_fake/control", {"start_delay": 1.0})
+        t0 = time.monotonic()
+        jid = self.new("box1")
+        self.assertGreaterEqual(time.monotonic() - t0, 1.0, "returned before the sandbox ran")
+        self.assertEqual(self.job(jid)["status"], "running")
+        self.assertEqual(self.last_submit(), {"script": "exec sleep 2147483647", "workspace": "box1",
+                                              "persist": False})
+        self.assertGreater(len(self.reqs("GET", "/api/v1/mags-jobs/" + jid)), 2, "polled while queued")
+        n = len(self.reqs("POST", "/api/v1/mags-jobs"))
+        self.assertEqual(self.new("box1"), jid)
+        self.assertEqual(self.new("box1", "-p"), jid)
+        self.assertEqual(len(self.reqs("POST", "/api/v1/mags-jobs")), n, "a running sandbox is not started again")
+        self.post("/_fake/control", {"start_delay": 0})
+        jid2 = self.new("box2", "--persist")
+        self.assertEqual(self.last_submit()["persist"], True)
+        self.stop(jid)
+        self.stop(jid2)
+        # once stopped, mags new starts a fresh one
+        self.assertNotEqual(self.new("box1"), jid)
+
+    def test_new_fails(self):
+        self.post("/_fake/control", {"boot_fail": True})
+        rc, out, err = self.mags("new", "box3")
+        self.assertEqual((rc, out), (1, ""))
+        self.assertRegex(err, r"^mags: sandbox box3 did not start: job [0-9a-f-]{36} failed: "
+                              r"sandbox failed to boot: kernel panic\n$")
+
+    def test_ssh_by_name(self):
+        _, key, pub, kh = self.key_paths()
+        rc, out, err = self.mags("ssh", "box4")
+        self.assertEqual((rc, out), (7, ""), "mags exits with ssh's exit code: " + err)
+        self.assertRegex(err, r"^mags: started sandbox box4 \(job [0-9a-f-]{36}\)\n$")
+        jid = err.split()[-1].rstrip(")")
+        self.assertEqual(self.last_submit(), {"script": "exec sleep 2147483647", "workspace": "box4",
+                                              "persist": False})
+        acc = self.reqs("POST", "/api/v1/mags-jobs/%s/access" % jid)
+        self.assertEqual(json.loads(acc[-1]["body"]), {"ssh": True, "ssh_public_key": self.pubkey()})
+        port = self.job(jid)["ssh"]["port"]
+        self.assertEqual(self.ssh_argv(), self.expected_ssh(jid, port, ["root@127.0.0.1"]))
+        self.assertFalse(os.path.exists(self.argv_file + ".tty"))
+        host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyOfTheCliTestsOnly0123456789abcdefgh"
+        with open(kh) as f:
+            self.assertEqual(f.read(), "mags-%s %s\n" % (jid, host_key))
+        # other lines stay; the one for this job is replaced, not added again
+        with open(kh, "w") as f:
+            f.write("other-host ssh-rsa AAAAB3Nza\nmags-%s ssh-ed25519 AAAAstale\n# comment\n" % jid)
+        rc, out, err = self.mags("ssh", "box4", "--", "ls", "-la", "/")
+        self.assertEqual((rc, out, err), (7, "", ""))
+        port = self.job(jid)["ssh"]["port"]
+        self.assertEqual(self.ssh_argv(), self.expected_ssh(jid, port, ["--", "root@127.0.0.1", "ls", "-la", "/"]))
+        with open(kh) as f:
+            self.assertEqual(f.read(), "other-host ssh-rsa AAAAB3Nza\n# comment\nmags-%s %s\n" % (jid, host_key))
+        # a command without "--", and by job id
+        rc, out, err = self.mags("ssh", jid, "uname", "-a")
+        self.assertEqual((rc, err), (7, ""))
+        self.assertEqual(self.ssh_argv()[-4:], ["--", "root@127.0.0.1", "uname", "-a"])
+        self.stop(jid)
+        rc, out, err = self.mags("ssh", jid)
+        self.assertEqual((rc, out, err), (1, "", "mags: job %s is failed, not running\n" % jid))
+
+    def test_ssh_tty_and_existing_sandbox(self):
+        jid = self.new("box5")
+        master, slave = pty.openpty()
+        try:
+            rc, out, err = self.mags("ssh", "box5", stdin=slave)
+        finally:
+            os.close(slave)
+            os.close(master)
+        self.assertEqual((rc, out, err), (7, "", ""))
+        port = self.job(jid)["ssh"]["port"]
+        self.assertEqual(self.ssh_argv(), self.expected_ssh(jid, port, ["-t", "root@127.0.0.1"]))
+        self.assertTrue(os.path.exists(self.argv_file + ".tty"))
+        self.stop(jid)
+
+    def test_ssh_missing(self):
+        n = self.nrequests()
+        rc, out, err = self.mags("ssh", "box6", env=self.env(MAGS_SSH="/nonexistent/ssh"))
+        self.assertEqual((rc, out, err), (1, "", "mags: MAGS_SSH=/nonexistent/ssh: not an executable file\n"))
+        empty = tempfile.mkdtemp(dir=self.tmp)
+        rc, out, err = self.mags("ssh", "box6", env=self.env(MAGS_SSH=None, PATH=empty))
+        self.assertEqual((rc, out, err), (1, "", "mags: ssh not found: install the OpenSSH client (ssh) to use "
+                                                 "mags ssh\n"))
+        self.assertEqual(self.nrequests(), n, "nothing reaches magsd without an ssh to run")
 
 
 @unittest.skipUnless(port_free(7557), "port 7557 is in use")

@@ -2,7 +2,8 @@
 /*
  * Unit tests for src/cli/run_opts.c (`mags run` flags, their checks and the
  * submit body with its declared -f files) and src/cli/text.c (workspace
- * names, job ids, sizes).
+ * names, URL aliases, job ids, sizes, shell words, SSH key lines and
+ * known_hosts edits).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -109,7 +110,7 @@ static void test_script_forms(void **state)
 	assert_true(o.persist && o.verbose);
 	assert_string_equal(o.workspace, "NAME");
 	run_opts_free(&o);
-	assert_int_equal(PARSE(&o, &e, "--timeout=86400", "--port=65535", "x"), 0);
+	assert_int_equal(PARSE(&o, &e, "--timeout=86400", "--url", "--port=65535", "x"), 0);
 	assert_int_equal(o.timeout, 86400);
 	assert_int_equal(o.port, 65535);
 	run_opts_free(&o);
@@ -140,6 +141,8 @@ static void test_bad(void **state)
 	BAD("--port: \"65536\"", "--port", "65536", "x");
 	BAD("--port: \"http\"", "--port", "http", "x");
 	BAD("--url takes no value", "--url=yes", "x");
+	BAD("--port needs --url", "--port", "3000", "x");
+	BAD("--port needs --url", "--ssh", "--port=22", "x");
 	BAD("workspace name is empty", "-w", "", "x");
 	BAD("SCRIPT is empty", "");
 }
@@ -236,6 +239,107 @@ static void test_text(void **state)
 	assert_string_equal(b, "16.0 EiB");
 }
 
+static void test_alias(void **state)
+{
+	assert_true(text_alias_ok("a"));
+	assert_true(text_alias_ok("my-app"));
+	assert_true(text_alias_ok("0"));
+	assert_true(text_alias_ok("a--b9"));
+	assert_false(text_alias_ok(NULL));
+	assert_false(text_alias_ok(""));
+	assert_false(text_alias_ok("-a"));
+	assert_false(text_alias_ok("a-"));
+	assert_false(text_alias_ok("-"));
+	assert_false(text_alias_ok("My-App"));
+	assert_false(text_alias_ok("my_app"));
+	assert_false(text_alias_ok("a.b"));
+	assert_false(text_alias_ok("a b"));
+	assert_false(text_alias_ok("caf\xc3\xa9"));
+	char n[TEXT_ALIAS_MAX + 2];
+	memset(n, 'x', sizeof n);
+	n[TEXT_ALIAS_MAX] = '\0';
+	assert_true(text_alias_ok(n));
+	n[TEXT_ALIAS_MAX] = 'x';
+	n[TEXT_ALIAS_MAX + 1] = '\0';
+	assert_false(text_alias_ok(n));
+}
+
+static void shell_word(const char *in, const char *want)
+{
+	struct buf b;
+	buf_init(&b);
+	text_shell_word(&b, in);
+	assert_string_equal((char *)b.data, want);
+	buf_free(&b);
+}
+
+static void test_shell_word(void **state)
+{
+	shell_word("ssh", "ssh");
+	shell_word("/home/u/.mags/id_ed25519", "/home/u/.mags/id_ed25519");
+	shell_word("HostKeyAlias=mags-0b7e1a52", "HostKeyAlias=mags-0b7e1a52");
+	shell_word("root@127.0.0.1", "root@127.0.0.1");
+	shell_word("", "''");
+	shell_word("a b", "'a b'");
+	shell_word("it's", "'it'\\''s'");
+	shell_word("$HOME", "'$HOME'");
+	shell_word("a;b", "'a;b'");
+	shell_word("*", "'*'");
+}
+
+static void key_ok(const char *line, const char *type, const char *data)
+{
+	char *t, *d;
+	assert_int_equal(text_ssh_key_split(line, &t, &d), 0);
+	assert_string_equal(t, type);
+	assert_string_equal(d, data);
+	free(t);
+	free(d);
+}
+
+static void key_bad(const char *line)
+{
+	char *t = (char *)1, *d = (char *)1;
+	assert_int_equal(text_ssh_key_split(line, &t, &d), -1);
+	assert_null(t);
+	assert_null(d);
+}
+
+static void test_ssh_key(void **state)
+{
+	key_ok("ssh-ed25519 AAAAC3Nza+/=", "ssh-ed25519", "AAAAC3Nza+/=");
+	key_ok("ssh-ed25519 AAAA mags\n", "ssh-ed25519", "AAAA");
+	key_ok("  ecdsa-sha2-nistp256\tAAAA  root@host with spaces\r\n", "ecdsa-sha2-nistp256", "AAAA");
+	key_ok("sk-ssh-ed25519@openssh.com AAAA", "sk-ssh-ed25519@openssh.com", "AAAA");
+	key_bad(NULL);
+	key_bad("");
+	key_bad("ssh-ed25519");
+	key_bad("ssh-ed25519 ");
+	key_bad("ssh-ed25519 AA$A");
+	key_bad("ssh-ed25519 AAAA\nmags-x ssh-rsa BBBB");	/* one line only */
+	key_bad("ssh-ed25519\nAAAA");
+	char big[TEXT_HOST_KEY_MAX + 16];
+	memcpy(big, "ssh-ed25519 ", 12);
+	memset(big + 12, 'A', sizeof big - 13);
+	big[sizeof big - 1] = '\0';
+	key_bad(big);
+}
+
+static void test_known_hosts(void **state)
+{
+	char *t = text_known_hosts_set(NULL, 0, "mags-1", "ssh-ed25519", "AAAA");
+	assert_string_equal(t, "mags-1 ssh-ed25519 AAAA\n");
+	free(t);
+	/* the old line for the alias goes, others stay as they were (even without a final newline) */
+	const char *old = "other ssh-rsa BBBB\nmags-1 ssh-ed25519 OLD\n# mags-1 note\n  mags-1\tssh-rsa OLD2\nmags-10 x Y";
+	t = text_known_hosts_set(old, strlen(old), "mags-1", "ssh-ed25519", "NEW");
+	assert_string_equal(t, "other ssh-rsa BBBB\n# mags-1 note\nmags-10 x Y\nmags-1 ssh-ed25519 NEW\n");
+	free(t);
+	t = text_known_hosts_set("", 0, "h", "k", "d");
+	assert_string_equal(t, "h k d\n");
+	free(t);
+}
+
 static char *write_temp(const char *content, size_t len, mode_t mode)
 {
 	char tmpl[] = "/tmp/test_cli_args.XXXXXX";
@@ -268,6 +372,14 @@ static void test_json_inline(void **state)
 	assert_int_equal(run_opts_to_json(&o, &j, &e), 0);
 	s = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
 	assert_string_equal(s, "{\"ephemeral\":true,\"script\":\"echo hi\",\"type\":\"inline\"}");
+	free(s);
+	json_decref(j);
+	run_opts_free(&o);
+	/* --url alone: the default port is sent, not left to the server */
+	assert_int_equal(PARSE(&o, &e, "--url", "--ssh", "true"), 0);
+	assert_int_equal(run_opts_to_json(&o, &j, &e), 0);
+	s = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+	assert_string_equal(s, "{\"port\":8080,\"script\":\"true\",\"ssh\":true,\"type\":\"inline\",\"url\":true}");
 	free(s);
 	json_decref(j);
 	run_opts_free(&o);
@@ -374,6 +486,10 @@ int main(void)
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_combinations),
 		cmocka_unit_test(test_text),
+		cmocka_unit_test(test_alias),
+		cmocka_unit_test(test_shell_word),
+		cmocka_unit_test(test_ssh_key),
+		cmocka_unit_test(test_known_hosts),
 		cmocka_unit_test(test_json_inline),
 		cmocka_unit_test(test_json_files),
 	};
