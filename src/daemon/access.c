@@ -78,6 +78,12 @@ int access_start(const struct access_config *cfg, struct err *err)
 	struct proxy_cfg pc = { .listen = cfg->url_listen, .domain = cfg->domain, .tls_cert = cfg->tls_cert,
 				.tls_key = cfg->tls_key, .route = route };
 	A.proxy = proxy_start(&pc, err);
+	if (!A.proxy && cfg->url_listen_default) {
+		log_warn("public URLs are off: the proxy could not listen on %s (%s); choose with --url-listen",
+			 cfg->url_listen, err->msg);
+		err_clear(err);
+		return 0;
+	}
 	if (!A.proxy)
 		return err_wrap(err, "URL proxy on %s", cfg->url_listen);
 	int port = proxy_port(A.proxy);

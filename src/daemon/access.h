@@ -23,6 +23,7 @@
 
 struct access_config {
 	const char *url_listen;		/* HOST:PORT of the URL proxy; "off" = none */
+	bool url_listen_default;	/* not asked for: a port in use turns URLs off instead of failing */
 	const char *domain;		/* URLs are NAME.DOMAIN */
 	const char *tls_cert, *tls_key;	/* PEM files: HTTPS; NULL = HTTP */
 	const char *ssh_host;		/* address SSH forwarders bind and report */

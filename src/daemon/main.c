@@ -243,8 +243,10 @@ int main(int argc, char **argv)
 		size_t hl = colon ? (size_t)(colon - o.listen) : strlen(o.listen);
 		ssh_host = xstrndup(o.listen, hl);
 		url_listen = xasprintf("%s:%d", ssh_host, port > 0 && port < 65535 ? port + 1 : 0);
-		if (!o.access.url_listen)
+		if (!o.access.url_listen) {
 			o.access.url_listen = url_listen;
+			o.access.url_listen_default = true;
+		}
 		if (!o.access.ssh_host)
 			o.access.ssh_host = ssh_host;
 	}

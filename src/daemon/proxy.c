@@ -114,11 +114,21 @@ static void set_timeouts(int fd, long long ms)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-/* Small writes (a WebSocket frame, a keystroke over SSH) go out at once. Fails harmlessly on non-TCP sockets. */
-static void set_nodelay(int fd)
+/*
+ * No Nagle delay: small writes (a WebSocket frame, a keystroke over SSH) go
+ * out at once. Keepalive probes: a relay has no idle timeout, so a peer that
+ * vanished without a FIN (a laptop put to sleep) must still end it, after
+ * about two minutes, rather than hold a connection slot forever. Both fail
+ * harmlessly on sockets that are not TCP.
+ */
+static void tune_socket(int fd)
 {
-	int one = 1;
+	int one = 1, idle = 60, intvl = 15, cnt = 4;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
 }
 
 static void set_nonblock(int fd)
@@ -666,7 +676,7 @@ static int tls_handshake(struct conn *c, SSL_CTX *ctx, struct end *client, long 
 }
 
 /* Asks route() for the target of host; on failure answers with the error page. Returns the fd or -1. */
-static int route(struct proxy *p, struct conn *c, const struct end *client, const struct http_head *h)
+static int route_request(struct proxy *p, struct conn *c, const struct end *client, const struct http_head *h)
 {
 	bool head_only = h->method_len == 4 && !memcmp(h->method, "HEAD", 4);
 	char label[HTTP_LABEL_MAX + 1], why[sizeof ((struct proxy_target *)0)->why + HTTP_HOST_MAX];
@@ -698,7 +708,7 @@ static void proxy_serve(struct conn *c)
 	struct proxy *p = c->srv->owner;
 	struct end client = { .fd = c->cfd };
 	long long deadline = now_ms() + PROXY_HEAD_TIMEOUT_MS;
-	set_nodelay(c->cfd);
+	tune_socket(c->cfd);
 	if (p->tls && tls_handshake(c, p->tls, &client, deadline) < 0)
 		return;
 	struct http_head h;
@@ -716,11 +726,11 @@ static void proxy_serve(struct conn *c)
 		send_page(c, &client, 400, h.error, false);
 		return;
 	}
-	int fd = route(p, c, &client, &h);
+	int fd = route_request(p, c, &client, &h);
 	if (fd < 0 || conn_set_target(c, fd) < 0)
 		return;
 	struct end target = { .fd = fd };
-	set_nodelay(fd);
+	tune_socket(fd);
 	set_nonblock(fd);
 	set_nonblock(c->cfd);
 	if (relay(&client, &target, c->up, len, c->down) < 0)
@@ -823,8 +833,8 @@ static void fwd_serve(struct conn *c)
 	if (conn_set_target(c, fd) < 0)
 		return;
 	struct end client = { .fd = c->cfd }, target = { .fd = fd };
-	set_nodelay(c->cfd);
-	set_nodelay(fd);
+	tune_socket(c->cfd);
+	tune_socket(fd);
 	set_nonblock(c->cfd);
 	set_nonblock(fd);
 	if (relay(&client, &target, c->up, 0, c->down) < 0)

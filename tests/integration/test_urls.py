@@ -124,6 +124,11 @@ def test_url_routes_names_and_aliases(magsd):
     assert lst["aliases"] == []
     st, e = magsd.api("DELETE", "/url-aliases/my-app", token=tok2)
     assert st == 404
+    # ... and its own workspace called "web" gets a URL of its own
+    st, other = magsd.api("POST", "/mags-jobs", {"script": "true", "workspace": "web", "url": True}, token=tok2)
+    assert st == 201 and other["url"].startswith("http://web-") and other["url"] != j["url"], other
+    st, body, _ = get(magsd, "web.localhost")
+    assert (st, body) == (200, b"web-index\n")
     st, d = magsd.api("DELETE", "/url-aliases/my-app")
     assert st == 200 and d["deleted"] == "my-app"
     st, body, _ = get(magsd, "my-app.localhost", tries=1)

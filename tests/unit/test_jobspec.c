@@ -68,7 +68,22 @@ static void test_rejects(void **state)
 	expect_reject("{\"script\": \"x\", \"ephemeral\": 1}", "\"ephemeral\"");
 	expect_reject("{\"script\": \"x\", \"colour\": 1}", "unknown field \"colour\"");
 	expect_reject("{\"script\": \"x\", \"script\": \"y\"}", "malformed JSON");
-	expect_reject("{\"script\": \"x\", \"url\": true}", "\"url\" is not supported");
+	expect_reject("{\"script\": \"x\", \"always_on\": true}", "\"always_on\" is not supported");
+	/* URLs and SSH */
+	expect_reject("{\"script\": \"x\", \"url\": 1}", "\"url\" must be true or false");
+	expect_reject("{\"script\": \"x\", \"port\": 0}", "\"port\"");
+	expect_reject("{\"script\": \"x\", \"port\": 65536}", "\"port\"");
+	expect_reject("{\"script\": \"x\", \"port\": \"80\"}", "\"port\"");
+	expect_reject("{\"script\": \"x\", \"ssh\": \"yes\"}", "\"ssh\" must be");
+	expect_reject("{\"script\": \"x\", \"ssh_public_key\": \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFoo\"}",
+		      "needs \"ssh\"");
+	expect_reject("{\"script\": \"x\", \"ssh\": true, \"ssh_public_key\": \"hello\"}", "OpenSSH public key");
+	expect_reject("{\"script\": \"x\", \"ssh\": true, \"ssh_public_key\": \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFoo\\nssh-rsa AAAAB3NzaC1yc2EAAAA\"}",
+		      "OpenSSH public key");
+	expect_reject("{\"script\": \"x\", \"ssh\": true, \"ssh_public_key\": \"command=\\\"x\\\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFoo\"}",
+		      "OpenSSH public key");
+	expect_reject("{\"script\": \"x\", \"ssh\": true, \"ssh_public_key\": \"ssh-ed25519 AAAA\\u0001AAAAAAAAAAAAAAAAAAAAAA\"}",
+		      "OpenSSH public key");
 	/* workspaces */
 	expect_reject("{\"script\": \"x\", \"workspace\": \"\"}", "workspace name");
 	expect_reject("{\"script\": \"x\", \"workspace\": \"-a\"}", "workspace name");
@@ -99,6 +114,38 @@ static void test_rejects(void **state)
 	expect_reject("{\"script\": \"x\", \"files\": [{\"name\": \"a\", \"content_base64\": \"!!\"}]}", "base64");
 	expect_reject("{\"script\": \"x\", \"files\": [{\"name\": \"a\", \"colour\": 1}]}", "unknown field");
 	expect_reject("{\"script\": \"x\", \"files\": [{\"name\": \"a\"}, {\"name\": \"a\"}]}", "twice");
+}
+
+static void test_url_ssh_fields(void **state)
+{
+	struct jobspec js;
+	struct err err = { 0 };
+	assert_int_equal(parse("{\"script\": \"x\", \"url\": true, \"port\": 3000, \"ssh\": true,"
+			       " \"ssh_public_key\": \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFoo me@host\\n\"}", &js, &err), 0);
+	assert_true(js.url);
+	assert_int_equal(js.port, 3000);
+	assert_true(js.ssh);
+	assert_string_equal(js.ssh_key, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFoo me@host"); /* newline trimmed */
+	jobspec_free(&js);
+	assert_int_equal(parse("{\"script\": \"x\", \"url\": true}", &js, &err), 0);
+	assert_int_equal(js.port, 0); /* the default, JOB_URL_PORT_DEFAULT, is applied by the URL */
+	assert_null(js.ssh_key);
+	jobspec_free(&js);
+	/* the names a URL may have */
+	assert_true(url_label_ok("a"));
+	assert_true(url_label_ok("my-app-2"));
+	assert_false(url_label_ok(""));
+	assert_false(url_label_ok("-a"));
+	assert_false(url_label_ok("a-"));
+	assert_false(url_label_ok("A"));
+	assert_false(url_label_ok("a.b"));
+	assert_false(url_label_ok("a_b"));
+	char long_label[66];
+	memset(long_label, 'a', 64);
+	long_label[64] = '\0';
+	assert_false(url_label_ok(long_label));
+	long_label[63] = '\0';
+	assert_true(url_label_ok(long_label));
 }
 
 static void test_workspace_fields(void **state)
@@ -152,6 +199,7 @@ int main(void)
 		cmocka_unit_test(test_all_supported),
 		cmocka_unit_test(test_rejects),
 		cmocka_unit_test(test_workspace_fields),
+		cmocka_unit_test(test_url_ssh_fields),
 		cmocka_unit_test(test_script_limit),
 		cmocka_unit_test(test_too_big),
 	};
