@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +35,7 @@
 
 #define HOST_TIMEOUT_SLACK_MS 15000	/* host deadline after the agent's own */
 #define JOB_AGENT_CALL_MS 30000		/* MOUNT, FREEZE, THAW, one FILE piece */
+#define JOB_FWD_MAX 16		/* guest ports forwarded per sandbox (user networking) */
 #define JOB_SSHD_MS 30000		/* SSHD: the agent answers once sshd accepts */
 #define JOB_CHAN 1			/* the script */
 #define FILE_CHAN 2			/* FILE pieces and their acks */
@@ -50,6 +54,7 @@ enum call_kind {
 	CALL_SYNC,	/* freeze the workspace, push it, thaw */
 	CALL_FILE,	/* deliver an uploaded file */
 	CALL_SSH,	/* start sshd in the guest (or add a key to it) */
+	CALL_FWD,	/* user networking: forward a host port to a guest port */
 };
 
 struct call {
@@ -58,6 +63,7 @@ struct call {
 	const char *name;
 	unsigned mode;
 	const char *ssh_key;		/* CALL_SSH, may be NULL */
+	int port;			/* CALL_FWD: guest port in, host port out */
 	struct wsync_stats st;		/* CALL_SYNC result */
 	int r;
 	struct err err;
@@ -77,6 +83,9 @@ struct active {
 	struct fwd *ssh_fwd;
 	int ssh_port;
 	char *ssh_host_key;	/* public host key line */
+	/* user networking, under mu: guest ports forwarded from the host's 127.0.0.1 */
+	int nfwd;
+	int fwd_guest[JOB_FWD_MAX], fwd_host[JOB_FWD_MAX];
 	struct active *next;
 };
 
@@ -535,9 +544,8 @@ static int ssh_connect(void *ctx)
  */
 static int ssh_enable(struct jobrun *jr, const char *key, struct err *err)
 {
-	if (J.cfg.engine->net.mode != NET_TAP)
-		return err_set(err, 409, "SSH needs tap networking (magsd runs with --net %s)",
-			       net_mode_name(J.cfg.engine->net.mode));
+	if (J.cfg.engine->net.mode == NET_NONE)
+		return err_set(err, 409, "SSH needs a network (magsd runs with --net none)");
 	char *priv = NULL, *pub = NULL;
 	int r = ssh_host_key(jr, &priv, &pub, err);
 	if (r < 0)
@@ -576,6 +584,32 @@ static int ssh_enable(struct jobrun *jr, const char *key, struct err *err)
 	return 0;
 }
 
+/* User networking: a host port forwarded to guest port *port (made once per port). */
+static int forward_port(struct jobrun *jr, int *port, struct err *err)
+{
+	struct active *a = jr->a;
+	pthread_mutex_lock(&J.mu);
+	for (int i = 0; i < a->nfwd; i++)
+		if (a->fwd_guest[i] == *port) {
+			*port = a->fwd_host[i];
+			pthread_mutex_unlock(&J.mu);
+			return 0;
+		}
+	bool full = a->nfwd == JOB_FWD_MAX;
+	pthread_mutex_unlock(&J.mu);
+	if (full)
+		return err_set(err, 502, "no more than %d guest ports can be forwarded per sandbox", JOB_FWD_MAX);
+	int hp;
+	if (vm_forward_port(jr->sb->vm, *port, &hp, err) < 0)
+		return -1;
+	pthread_mutex_lock(&J.mu);
+	a->fwd_guest[a->nfwd] = *port;
+	a->fwd_host[a->nfwd++] = hp;
+	pthread_mutex_unlock(&J.mu);
+	*port = hp;
+	return 0;
+}
+
 /* Runs the calls other threads queued for this job. */
 static void serve_calls(struct jobrun *jr)
 {
@@ -590,6 +624,8 @@ static void serve_calls(struct jobrun *jr)
 			c->r = sync_running(jr, &c->st, &c->err);
 		else if (c->kind == CALL_SSH)
 			c->r = ssh_enable(jr, c->ssh_key, &c->err);
+		else if (c->kind == CALL_FWD)
+			c->r = forward_port(jr, &c->port, &c->err);
 		else
 			c->r = deliver_file(jr, c->seq, c->name, c->mode, &c->err);
 		pthread_mutex_lock(&J.mu);
@@ -686,17 +722,43 @@ static struct active *serving_locked(const char *id, int timeout_ms)
 	}
 }
 
+/* User networking: the guest's port through a host port forward on 127.0.0.1. */
+static int connect_forwarded(const char *id, int port, int timeout_ms, struct err *err)
+{
+	struct call c = { .kind = CALL_FWD, .port = port };
+	int r = call_job(id, &c);
+	if (r == -ENOENT)
+		return err_set(err, 502, "the sandbox is not running");
+	if (r < 0) {
+		*err = c.err;
+		return -1;
+	}
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c.port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		r = err_set(err, 502, "connect to the sandbox's port %d: %s", port, strerror(errno));
+		if (s >= 0)
+			close(s);
+		return r;
+	}
+	return s;
+}
+
 int jobs_connect(const char *id, int port, int timeout_ms, struct err *err)
 {
-	if (J.cfg.engine->net.mode != NET_TAP)
-		return err_set(err, 502, "guest ports are reachable with tap networking only (magsd runs with --net %s)",
-			       net_mode_name(J.cfg.engine->net.mode));
+	if (J.cfg.engine->net.mode == NET_NONE)
+		return err_set(err, 502, "the sandbox has no network (magsd runs with --net none)");
 	pthread_mutex_lock(&J.mu);
 	struct active *a = serving_locked(id, timeout_ms);
 	int fd = a && a->netns_fd >= 0 ? fcntl(a->netns_fd, F_DUPFD_CLOEXEC, 0) : -1;
 	pthread_mutex_unlock(&J.mu);
 	if (!a)
 		return err_set(err, 502, "the sandbox is not running");
+	if (J.cfg.engine->net.mode == NET_USER)
+		return connect_forwarded(id, port, timeout_ms, err);
 	if (fd < 0)
 		return err_set(err, 502, "the sandbox has no network");
 	int s = net_connect(fd, port, timeout_ms, err);

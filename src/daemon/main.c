@@ -306,7 +306,7 @@ int main(int argc, char **argv)
 		die("%s", err.msg);
 	log_info("network: %s (%s)%s", net_mode_name(eng.net.mode), eng.net.why,
 		 eng.net.mode == NET_USER ? "; user-mode networking cannot keep guests from the host's services, "
-					    "and guest ports are not reachable (run magsd as root for tap)" : "");
+					    "and guest ports are forwarded from 127.0.0.1 (run magsd as root for tap)" : "");
 	api_engine_name = engine_accel_name(&eng);
 	struct ws_config wc = { .state_dir = o.state_dir, .store_url = o.store, .s3_endpoint = o.s3_endpoint };
 	if (ws_init(&wc, &err) < 0)

@@ -121,6 +121,12 @@ int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *
  */
 int vm_set_disks(struct vm *vm, const struct vm_disks *disks, struct err *err);
 /*
+ * User networking: forwards a free port on the host's 127.0.0.1 to the
+ * guest's guest_port (QMP hostfwd_add) and returns it in *host_port.
+ * Returns 0, -ENOTSUP without QMP, or <0 with err set.
+ */
+int vm_forward_port(struct vm *vm, int guest_port, int *host_port, struct err *err);
+/*
  * Template VM: pauses the guest and writes its device state to state_path
  * (RAM stays in the shared mem file). The VM stays paused; free it after.
  */

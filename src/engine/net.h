@@ -17,8 +17,8 @@
  *        anywhere.
  *   user (not root): QEMU's user-mode network (slirp). Egress works, but
  *        slirp connects from the host, so the guest can reach the host's
- *        services; magsd says so in its log. Guest ports are not reachable
- *        (URLs and SSH need tap).
+ *        services; magsd says so in its log. Guest ports are reached through
+ *        QEMU port forwards from 127.0.0.1 (vm_forward_port).
  *   none: no network device at all.
  *
  * Namespace numbers are claimed with O_EXCL files in NET_RUN_DIR holding the

@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -47,6 +48,7 @@
 
 #include "base64.h"
 #include "fs.h"
+#include "proto.h"
 #include "xmalloc.h"
 
 #define QEMU_ARGV_MAX 128
@@ -326,12 +328,14 @@ static void build_argv(const struct engine *eng, const char *rundir, const struc
 	if (mem) {
 		qa2(a, "-object", xasprintf("memory-backend-file,id=mem,size=%uM,mem-path=%s,share=%s", eng->mem_mib,
 					    mem->mem_path, mem->incoming ? "off" : "on"));
-		qa2(a, "-qmp", xasprintf("unix:%s/qmp.sock,server=on,wait=off", rundir));
 		if (mem->incoming) {
 			qa(a, "-incoming");
 			qa(a, "defer");
 		}
 	}
+	/* QMP: snapshots and disk swaps; with user networking also port forwards (vm_forward_port) */
+	if (mem || eng->net.mode == NET_USER)
+		qa2(a, "-qmp", xasprintf("unix:%s/qmp.sock,server=on,wait=off", rundir));
 	qa(a, "-nodefaults");
 	qa(a, "-no-user-config");
 	qa(a, "-nographic");
@@ -469,7 +473,7 @@ int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *
 	fs_write_file(pidfile, pidtxt, strlen(pidtxt), 0600, NULL);
 	free(pidfile);
 	free(pidtxt);
-	if (mem) {
+	if (mem || eng->net.mode == NET_USER) {
 		char *qmp = xasprintf("%s/qmp.sock", rundir);
 		r = qmp_connect(&vm->qmp, qmp, QMP_START_MS, err);
 		free(qmp);
@@ -594,6 +598,49 @@ static int wait_migration(struct vm *vm, struct err *err)
 			return err_set(err, ETIMEDOUT, "migration still \"%s\" after %d ms", st ? st : "?", QMP_MIGRATE_MS);
 		usleep(500);
 	}
+}
+
+/* A free TCP port on 127.0.0.1 (free now; QEMU binds it right after). */
+static int free_local_port(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sa;
+	int port = -1;
+	if (s >= 0 && bind(s, (struct sockaddr *)&sa, sizeof sa) == 0 && getsockname(s, (struct sockaddr *)&sa, &sl) == 0)
+		port = ntohs(sa.sin_port);
+	if (s >= 0)
+		close(s);
+	return port;
+}
+
+int vm_forward_port(struct vm *vm, int guest_port, int *host_port, struct err *err)
+{
+	if (vm->qmp.fd < 0)
+		return err_set(err, ENOTSUP, "port forwarding needs QMP (user networking)");
+	for (int tries = 0; tries < 3; tries++) {
+		int hp = free_local_port();
+		if (hp < 0)
+			return err_set(err, errno, "find a free port");
+		char *cmd = xasprintf("hostfwd_add n0 tcp:127.0.0.1:%d-" AGENT_NET_GUEST ":%d", hp, guest_port);
+		json_t *ret = NULL;
+		int r = qmp_call(&vm->qmp, "human-monitor-command", json_pack("{s:s}", "command-line", cmd), -1, &ret,
+				 QMP_CALL_MS, err);
+		free(cmd);
+		/* HMP answers "" on success, else a message (a port taken meanwhile: try another) */
+		const char *msg = json_is_string(ret) ? json_string_value(ret) : "";
+		bool ok = r == 0 && !*msg;
+		if (r == 0 && !ok)
+			err_set(err, 500, "hostfwd_add: %.200s", msg);
+		json_decref(ret);
+		if (ok) {
+			*host_port = hp;
+			return 0;
+		}
+		if (r < 0)
+			return r;
+	}
+	return -1;
 }
 
 int vm_snapshot(struct vm *vm, const char *state_path, struct err *err)

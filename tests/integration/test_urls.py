@@ -248,3 +248,26 @@ def test_url_https(magsd_factory, mags_tmp):
         pass
     s.close()
     stop(magsd, j["id"])
+
+
+def test_url_and_ssh_with_user_networking(magsd_factory, mags_tmp):
+    """Without tap (magsd not root, or --net user) URLs and SSH go through QEMU port forwards."""
+    magsd = magsd_factory(extra_args=["--net", "user"])
+    assert "network: user" in magsd.log()
+    j = start_server(magsd, ws="slirp")
+    st, body, _ = get(magsd, "slirp.localhost")
+    assert (st, body) == (200, b"web-index\n")
+    key = os.path.join(mags_tmp, "k")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    with open(key + ".pub") as f:
+        pub = f.read().strip()
+    st, j2 = magsd.api("POST", "/mags-jobs/%s/access" % j["id"], {"ssh": True, "ssh_public_key": pub})
+    assert st == 200, j2
+    kh = os.path.join(mags_tmp, "kh")
+    with open(kh, "w") as f:
+        f.write("[%s]:%d %s\n" % (j2["ssh"]["host"], j2["ssh"]["port"], j2["ssh"]["host_key"]))
+    r = subprocess.run(["ssh", "-i", key, "-o", "BatchMode=yes", "-o", "UserKnownHostsFile=" + kh,
+                        "-o", "StrictHostKeyChecking=yes", "-p", str(j2["ssh"]["port"]), "root@127.0.0.1",
+                        "cat /tmp/w/index.html"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout == "web-index\n", r.stderr
+    stop(magsd, j["id"])
