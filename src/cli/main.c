@@ -90,7 +90,7 @@ static const struct command commands[] = {
 	{ "list", cmd_list, "[--json] [--status S] [--limit N]", "list jobs, newest first", NULL },
 	{ "status", cmd_status, "[--json] ID", "show a job", NULL },
 	{ "logs", cmd_logs, "[-f] ID", "print a job's output (-f: follow until it ends)", NULL },
-	{ "stop", cmd_stop, "ID", "stop a queued or running job", NULL },
+	{ "stop", cmd_stop, "NAME|ID", "stop a job, or the sandbox of workspace NAME", NULL },
 	{ "sync", cmd_sync, "[--json] NAME|ID", "push a workspace to the object store now", main_sync_usage },
 	{ "workspace", cmd_workspace, "list|delete ...", "list or delete workspaces", main_workspace_usage },
 	{ "url", cmd_url, "enable|alias ...", "public URLs of sandboxes, and aliases", main_url_usage },

@@ -86,8 +86,11 @@ def test_mags_new_then_ssh_command(magsd):
     with open(os.path.join(magsd.home, ".mags", "known_hosts")) as f:
         assert "ssh-ed25519" in f.read()
     jid = lst["jobs"][0]["id"]
-    magsd.api("POST", "/mags-jobs/%s/stop" % jid)
-    magsd.wait_job(jid)
+    r = magsd.cli("stop", "box")  # by name: the workspace's sandbox
+    assert r.returncode == 0 and jid in r.stdout, r.stderr
+    assert magsd.wait_job(jid)["status"] == "failed"
+    r = magsd.cli("stop", "box")
+    assert r.returncode == 1 and "no running sandbox for workspace box" in r.stderr, r.stderr
 
 
 def test_mags_ssh_starts_a_sandbox_when_none_runs(magsd):
