@@ -23,7 +23,7 @@ BIN      = $(BUILD)/bin
 OBJ      = $(BUILD)/obj
 GUEST    = build/guest
 
-LIB_SRCS    = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c src/lib/fs.c src/lib/log.c src/lib/utf8.c src/lib/base64.c src/lib/names.c src/lib/httphead.c
+LIB_SRCS    = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c src/lib/fs.c src/lib/log.c src/lib/utf8.c src/lib/base64.c src/lib/names.c src/lib/httphead.c src/lib/cron.c
 # the agent links only what it needs, statically and never instrumented
 AGENT_SRCS  = src/agent/main.c src/agent/boot.c src/agent/exec.c src/agent/ops.c src/agent/sshd.c
 AGENT_LIB   = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c
@@ -88,7 +88,7 @@ guest: $(GUEST)/vmlinux $(GUEST)/test.img
 # Each test_<name> links the sources listed in TEST_<name>_SRCS.
 TSAN_FLAGS      = -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc/lib \
                   -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-UNIT_TESTS      = jobspec utf8 cli_args base64 proto wsync httphead
+UNIT_TESTS      = jobspec utf8 cli_args base64 proto wsync httphead cron
 TEST_jobspec_SRCS = src/daemon/jobspec.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_utf8_SRCS    = src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_cli_args_SRCS = src/cli/run_opts.c src/cli/text.c src/lib/base64.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c src/lib/names.c
@@ -96,6 +96,7 @@ TEST_base64_SRCS  = src/lib/base64.c src/lib/buf.c src/lib/xmalloc.c src/lib/err
 TEST_proto_SRCS   = src/lib/proto.c src/lib/buf.c src/lib/xmalloc.c
 TEST_wsync_SRCS   = $(STORE_SRCS) src/lib/base64.c src/lib/fs.c src/lib/log.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c -lcurl -lzstd -lcrypto -lpthread
 TEST_httphead_SRCS = src/lib/httphead.c
+TEST_cron_SRCS    = src/lib/cron.c src/lib/err.c
 TEST_LIBS       = -lcmocka -ljansson
 
 build/tests/test_%: tests/unit/test_%.c $(LIB_SRCS) $(wildcard src/*/*.h include/mags/*.h)
@@ -111,7 +112,7 @@ unit: $(UNIT_TESTS:%=build/tests/test_%)
 # ---- fuzzing (libFuzzer, clang) ------------------------------------------------
 # Each fuzz/<name>_fuzz.c links FUZZ_<name>_SRCS. make fuzz runs each for FUZZ_SECONDS;
 # make fuzz-replay replays fuzz/corpus/<name>/ through a plain ASan build (no clang needed).
-FUZZERS         = jobspec proto manifest httphead
+FUZZERS         = jobspec proto manifest httphead cron
 FUZZ_jobspec_SRCS = src/daemon/jobspec.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 FUZZ_jobspec_LIBS = -ljansson
 FUZZ_proto_SRCS   = src/lib/proto.c src/lib/buf.c src/lib/xmalloc.c
@@ -120,6 +121,8 @@ FUZZ_manifest_SRCS = src/store/wsync.c src/store/store.c src/store/store_file.c 
 FUZZ_manifest_LIBS = -ljansson -lcurl -lzstd -lcrypto -lpthread
 FUZZ_httphead_SRCS = src/lib/httphead.c
 FUZZ_httphead_LIBS =
+FUZZ_cron_SRCS  = src/lib/cron.c src/lib/err.c
+FUZZ_cron_LIBS  =
 FUZZ_SECONDS    ?= 60
 
 build/fuzz/%_fuzz: fuzz/%_fuzz.c $(LIB_SRCS)
