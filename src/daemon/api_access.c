@@ -81,16 +81,11 @@ static int parse_access(json_t *o, struct access_req *a, struct err *err)
 	return 0;
 }
 
-static json_t *job_json(const struct job_row *j)
+json_t *api_job_json(const struct job_row *j)
 {
 	json_t *o = db_job_json(j);
 	json_object_set_new(o, "ssh", jobs_ssh_json(j->id));
 	return o;
-}
-
-json_t *api_job_json(const struct job_row *j)
-{
-	return job_json(j);
 }
 
 enum MHD_Result api_job_access(struct req *r, const struct job_row *j)
@@ -115,7 +110,7 @@ enum MHD_Result api_job_access(struct req *r, const struct job_row *j)
 	struct job_row now;
 	if (db_job_get(j->id, r->user_id, &now) < 0)
 		return http_reply_error(r, MHD_HTTP_NOT_FOUND, "job %s not found", j->id);
-	enum MHD_Result ret = http_reply_json(r, MHD_HTTP_OK, job_json(&now));
+	enum MHD_Result ret = http_reply_json(r, MHD_HTTP_OK, api_job_json(&now));
 	db_job_row_free(&now);
 	return ret;
 }

@@ -342,17 +342,24 @@ static void row_to_url(sqlite3_stmt *st, struct url_row *u)
 
 #define URL_COLS "label, user_id, workspace, job_id, port, alias, created_at"
 
-int db_url_get(const char *label, struct url_row *u)
+/* The one row st selects into *u; finalizes st. 0 or -ENOENT. */
+static int url_row_final(sqlite3_stmt *st, struct url_row *u)
 {
-	pthread_mutex_lock(&db_mu);
-	sqlite3_stmt *st = prep("SELECT " URL_COLS " FROM urls WHERE label = ?");
-	sqlite3_bind_text(st, 1, label, -1, SQLITE_TRANSIENT);
 	int r = -ENOENT;
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		row_to_url(st, u);
 		r = 0;
 	}
 	sqlite3_finalize(st);
+	return r;
+}
+
+int db_url_get(const char *label, struct url_row *u)
+{
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("SELECT " URL_COLS " FROM urls WHERE label = ?");
+	sqlite3_bind_text(st, 1, label, -1, SQLITE_TRANSIENT);
+	int r = url_row_final(st, u);
 	pthread_mutex_unlock(&db_mu);
 	return r;
 }
@@ -366,12 +373,7 @@ int db_url_of(int64_t user_id, const char *workspace, const char *job_id, struct
 	sqlite3_bind_text(st, 2, workspace, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 3, workspace, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 4, job_id, -1, SQLITE_TRANSIENT);
-	int r = -ENOENT;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		row_to_url(st, u);
-		r = 0;
-	}
-	sqlite3_finalize(st);
+	int r = url_row_final(st, u);
 	pthread_mutex_unlock(&db_mu);
 	return r;
 }

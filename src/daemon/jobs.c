@@ -16,7 +16,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +25,7 @@
 #include "fast.h"
 #include "fs.h"
 #include "log.h"
+#include "proc.h"
 #include "proto.h"
 #include "proxy.h"
 #include "sandbox.h"
@@ -134,7 +134,8 @@ uint64_t jobs_events(void)
 	return e;
 }
 
-void jobs_wait_event(uint64_t seen, int timeout_ms)
+/* The CLOCK_REALTIME time timeout_ms from now, for pthread_cond_timedwait. */
+static struct timespec deadline_after(int timeout_ms)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -144,6 +145,12 @@ void jobs_wait_event(uint64_t seen, int timeout_ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
 	}
+	return ts;
+}
+
+void jobs_wait_event(uint64_t seen, int timeout_ms)
+{
+	struct timespec ts = deadline_after(timeout_ms);
 	pthread_mutex_lock(&J.mu);
 	while (J.events == seen && !J.stopping)
 		if (pthread_cond_timedwait(&J.event, &J.mu, &ts) == ETIMEDOUT)
@@ -191,6 +198,15 @@ static void sys_log(const char *id, const char *fmt, ...)
 	bump();
 }
 
+/* The job id a worker is running, or NULL. Under mu. */
+static struct active *active_locked(const char *id)
+{
+	struct active *a = J.active;
+	while (a && strcmp(a->id, id))
+		a = a->next;
+	return a;
+}
+
 int jobs_stop(const char *id)
 {
 	int r = -ENOENT;
@@ -214,15 +230,13 @@ int jobs_stop(const char *id)
 		bump();
 		return 0;
 	}
-	for (struct active *a = J.active; a; a = a->next) {
-		if (strcmp(a->id, id))
-			continue;
+	struct active *a = active_locked(id);
+	if (a) {
 		a->stop = STOP_USER;
 		if (write(a->wake[1], "x", 1) < 0) {
 			/* the pipe is non-blocking; a full pipe already wakes the worker */
 		}
 		r = 0;
-		break;
 	}
 	pthread_mutex_unlock(&J.mu);
 	return r;
@@ -486,26 +500,6 @@ static int sync_running(struct jobrun *jr, struct wsync_stats *st, struct err *e
 	return r;
 }
 
-/* Runs argv (found in PATH) with no input or output; 0 when it exits 0. */
-static int run_quiet(const char *const argv[], struct err *err)
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDWR);
-		dup2(nul, 0);
-		dup2(nul, 1);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	int st = 0;
-	if (pid < 0 || waitpid(pid, &st, 0) < 0)
-		return err_set(err, errno, "run %s", argv[0]);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return err_set(err, 500, "%s failed (exit %d)%s", argv[0], WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-			       WIFEXITED(st) && WEXITSTATUS(st) == 127 ? ": not installed (apt-get install openssh-client)" : "");
-	return 0;
-}
-
 /* The sandbox's SSH host key: made once per job with ssh-keygen in its run dir. */
 static int ssh_host_key(struct jobrun *jr, char **priv, char **pub, struct err *err)
 {
@@ -515,7 +509,13 @@ static int ssh_host_key(struct jobrun *jr, char **priv, char **pub, struct err *
 	int r = 0;
 	if (access(path, R_OK) != 0) {
 		const char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path, NULL };
-		r = run_quiet(argv, err);
+		int e = proc_run_quiet(argv);
+		if (e == -ENOENT)
+			r = err_set(err, 500, "ssh-keygen is not installed (apt-get install openssh-client)");
+		else if (e < 0)
+			r = err_set(err, -e, "run ssh-keygen");
+		else if (e > 0)
+			r = err_set(err, 500, "ssh-keygen failed (exit %d)", e);
 	}
 	size_t n;
 	if (r == 0 && (r = fs_read_file(path, 1 << 16, priv, &n, err)) == 0 &&
@@ -635,27 +635,39 @@ static void serve_calls(struct jobrun *jr)
 	}
 }
 
+/*
+ * Active job id once it serves, waiting while it starts: up to timeout_ms,
+ * or as long as it takes when timeout_ms < 0. NULL when it is not (or no
+ * longer) running, magsd is draining before it served, or time ran out.
+ * Under mu.
+ */
+static struct active *serving_locked(const char *id, int timeout_ms)
+{
+	struct timespec ts = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+	for (;;) {
+		struct active *a = active_locked(id);
+		if (!a || J.draining || a->serving)
+			return a && a->serving ? a : NULL;
+		if (timeout_ms < 0)
+			pthread_cond_wait(&J.event, &J.mu);
+		else if (pthread_cond_timedwait(&J.event, &J.mu, &ts) == ETIMEDOUT)
+			return NULL;
+	}
+}
+
 /* Hands c to job id's worker and waits for it. -ENOENT when the job is not running. */
 static int call_job(const char *id, struct call *c)
 {
 	pthread_mutex_lock(&J.mu);
-	for (;;) {
-		struct active *a = J.active;
-		while (a && strcmp(a->id, id))
-			a = a->next;
-		if (!a || J.draining) {
-			pthread_mutex_unlock(&J.mu);
-			return -ENOENT;
-		}
-		if (a->serving) {
-			c->next = a->calls;
-			a->calls = c;
-			if (write(a->wake[1], "c", 1) < 0) {
-				/* non-blocking; a full pipe wakes the worker anyway */
-			}
-			break;
-		}
-		pthread_cond_wait(&J.event, &J.mu); /* the sandbox is starting */
+	struct active *a = serving_locked(id, -1); /* waits while the sandbox starts */
+	if (!a || J.draining) {
+		pthread_mutex_unlock(&J.mu);
+		return -ENOENT;
+	}
+	c->next = a->calls;
+	a->calls = c;
+	if (write(a->wake[1], "c", 1) < 0) {
+		/* non-blocking; a full pipe wakes the worker anyway */
 	}
 	while (!c->done)
 		pthread_cond_wait(&J.event, &J.mu);
@@ -686,41 +698,18 @@ json_t *jobs_ssh_json(const char *id)
 {
 	json_t *o = json_null();
 	pthread_mutex_lock(&J.mu);
-	for (struct active *a = J.active; a; a = a->next) {
-		if (strcmp(a->id, id) || !a->ssh_fwd)
-			continue;
+	struct active *a = active_locked(id);
+	if (a && a->ssh_fwd) {
 		o = json_object();
 		json_object_set_new(o, "host", json_string(access_ssh_host()));
 		json_object_set_new(o, "port", json_integer(a->ssh_port));
 		json_object_set_new(o, "user", json_string("root"));
 		json_object_set_new(o, "host_key", json_string(a->ssh_host_key));
-		break;
 	}
 	pthread_mutex_unlock(&J.mu);
 	return o;
 }
 
-/* Active job id once it serves, waiting up to timeout_ms while it starts; NULL when none. Under mu. */
-static struct active *serving_locked(const char *id, int timeout_ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	for (;;) {
-		struct active *a = J.active;
-		while (a && strcmp(a->id, id))
-			a = a->next;
-		if (!a || J.draining || a->serving)
-			return a && a->serving ? a : NULL;
-		if (pthread_cond_timedwait(&J.event, &J.mu, &ts) == ETIMEDOUT)
-			return NULL;
-	}
-}
 
 /* User networking: the guest's port through a host port forward on 127.0.0.1. */
 static int connect_forwarded(const char *id, int port, int timeout_ms, struct err *err)

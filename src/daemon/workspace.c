@@ -17,22 +17,19 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fs.h"
 #include "log.h"
+#include "proc.h"
 #include "xmalloc.h"
 
 #define WS_WAIT_POLL_MS 200	/* re-check a workspace another job holds */
 #define WS_RELEASE_WAIT_MS 30000	/* an ended job's VM is torn down within this */
-
-extern char **environ;
 
 static struct {
 	char *root;		/* STATE/workspaces */
@@ -41,36 +38,6 @@ static struct {
 	struct store *store;
 	pthread_mutex_t pull_mu;	/* one pull of a disk at a time */
 } W = { .pull_mu = PTHREAD_MUTEX_INITIALIZER };
-
-/* Runs a tool from e2fsprogs (PATH, then /usr/sbin and /sbin) with output discarded. Returns its exit code or -errno. */
-static int run_tool(const char *const argv[])
-{
-	static const char *const dirs[] = { NULL, "/usr/sbin", "/sbin" };
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	int r = -ENOENT;
-	for (size_t i = 0; i < sizeof dirs / sizeof *dirs && r == -ENOENT; i++) {
-		char *path = dirs[i] ? xasprintf("%s/%s", dirs[i], argv[0]) : xstrdup(argv[0]);
-		pid_t pid;
-		char *const *av = (char *const *)argv; /* posix_spawn does not write to it */
-		int e = dirs[i] ? posix_spawn(&pid, path, &fa, NULL, av, environ)
-				: posix_spawnp(&pid, path, &fa, NULL, av, environ);
-		free(path);
-		if (e) {
-			r = -e;
-			continue;
-		}
-		int st;
-		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-			;
-		r = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	}
-	posix_spawn_file_actions_destroy(&fa);
-	return r;
-}
 
 /* Copies src's data extents to dst (created; same size, holes kept). Returns 0 or <0 with err set. */
 static int sparse_copy(const char *src, const char *dst, struct err *err)
@@ -134,7 +101,7 @@ static int make_blank(struct err *err)
 	/* lazy init: the guest mounts with noinit_itable, so the tables stay unwritten holes */
 	const char *argv[] = { "mkfs.ext4", "-q", "-F", "-m", "0", "-L", "mags-ws",
 			 "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", tmp, NULL };
-	int r = run_tool(argv);
+	int r = proc_run_quiet(argv);
 	if (r != 0) {
 		unlink(tmp);
 		free(tmp);
@@ -517,7 +484,7 @@ int ws_finish(struct ws_job *wj, bool job_ok, ws_say_fn say, void *arg, struct e
 		if (wj->base_image && job_ok) {
 			/* replays the journal if the guest could not unmount cleanly: a base is mounted with noload */
 			const char *argv[] = { "e2fsck", "-p", wj->disk, NULL };
-			int e = run_tool(argv);
+			int e = proc_run_quiet(argv);
 			if (e < 0 || e >= 4) {
 				r = err_set(err, EIO, "workspace %s: e2fsck failed (exit %d); not made a base image", wj->name, e);
 				say(arg, err->msg);
