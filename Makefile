@@ -23,7 +23,7 @@ BIN      = $(BUILD)/bin
 OBJ      = $(BUILD)/obj
 GUEST    = build/guest
 
-LIB_SRCS    = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c src/lib/fs.c src/lib/log.c src/lib/utf8.c src/lib/base64.c src/lib/names.c src/lib/httphead.c src/lib/proc.c src/lib/cron.c
+LIB_SRCS    = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c src/lib/fs.c src/lib/log.c src/lib/utf8.c src/lib/base64.c src/lib/names.c src/lib/httphead.c src/lib/proc.c src/lib/cron.c src/lib/tz.c
 # the agent links only what it needs, statically and never instrumented
 AGENT_SRCS  = src/agent/main.c src/agent/boot.c src/agent/exec.c src/agent/ops.c src/agent/sshd.c
 AGENT_LIB   = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c
@@ -31,14 +31,15 @@ MAGSD_SRCS  = src/daemon/main.c src/daemon/db.c src/daemon/http.c src/daemon/api
               src/daemon/jobspec.c src/daemon/jobs.c src/daemon/sandbox.c src/daemon/fast.c \
               src/engine/qemu.c src/engine/qmp.c \
               src/daemon/workspace.c src/daemon/api_workspaces.c src/daemon/api_upload.c \
-              src/daemon/proxy.c src/engine/net.c src/daemon/access.c src/daemon/api_access.c
+              src/daemon/proxy.c src/engine/net.c src/daemon/access.c src/daemon/api_access.c \
+              src/daemon/db_cron.c src/daemon/cron_sched.c src/daemon/api_cron.c src/daemon/cronspec.c
 # the object store and the workspace sync format (src/store/)
 STORE_SRCS  = src/store/store.c src/store/store_file.c src/store/store_s3.c src/store/wsync.c
 MAGSD_SRCS += $(STORE_SRCS)
 CLI_SRCS    = src/cli/main.c src/cli/cmd_run.c src/cli/cmd_list.c src/cli/cmd_status.c src/cli/cmd_logs.c src/cli/cmd_stop.c \
               src/cli/run_opts.c src/cli/client.c src/cli/config.c src/cli/local.c src/cli/joblog.c \
               src/cli/text.c src/cli/cmd_sync.c src/cli/cmd_workspace.c \
-              src/cli/cmd_url.c src/cli/cmd_ssh.c src/cli/cmd_new.c
+              src/cli/cmd_url.c src/cli/cmd_ssh.c src/cli/cmd_new.c src/cli/cmd_cron.c
 
 MAGSD_LIBS  = -lmicrohttpd -ljansson -lsqlite3 -lcurl -lzstd -lssl -lcrypto -lpthread
 CLI_LIBS    = -lcurl -ljansson
@@ -88,7 +89,7 @@ guest: $(GUEST)/vmlinux $(GUEST)/test.img
 # Each test_<name> links the sources listed in TEST_<name>_SRCS.
 TSAN_FLAGS      = -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc/lib \
                   -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-UNIT_TESTS      = jobspec utf8 cli_args base64 proto wsync httphead cron
+UNIT_TESTS      = jobspec utf8 cli_args base64 proto wsync httphead cron tz
 TEST_jobspec_SRCS = src/daemon/jobspec.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_utf8_SRCS    = src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_cli_args_SRCS = src/cli/run_opts.c src/cli/text.c src/lib/base64.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c src/lib/names.c
@@ -97,6 +98,7 @@ TEST_proto_SRCS   = src/lib/proto.c src/lib/buf.c src/lib/xmalloc.c
 TEST_wsync_SRCS   = $(STORE_SRCS) src/lib/base64.c src/lib/fs.c src/lib/log.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c -lcurl -lzstd -lcrypto -lpthread
 TEST_httphead_SRCS = src/lib/httphead.c
 TEST_cron_SRCS    = src/lib/cron.c src/lib/err.c
+TEST_tz_SRCS      = src/lib/tz.c src/lib/cron.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_LIBS       = -lcmocka -ljansson
 
 build/tests/test_%: tests/unit/test_%.c $(LIB_SRCS) $(wildcard src/*/*.h include/mags/*.h)
@@ -112,7 +114,7 @@ unit: $(UNIT_TESTS:%=build/tests/test_%)
 # ---- fuzzing (libFuzzer, clang) ------------------------------------------------
 # Each fuzz/<name>_fuzz.c links FUZZ_<name>_SRCS. make fuzz runs each for FUZZ_SECONDS;
 # make fuzz-replay replays fuzz/corpus/<name>/ through a plain ASan build (no clang needed).
-FUZZERS         = jobspec proto manifest httphead cron
+FUZZERS         = jobspec proto manifest httphead cron cronspec
 FUZZ_jobspec_SRCS = src/daemon/jobspec.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 FUZZ_jobspec_LIBS = -ljansson
 FUZZ_proto_SRCS   = src/lib/proto.c src/lib/buf.c src/lib/xmalloc.c
@@ -123,6 +125,8 @@ FUZZ_httphead_SRCS = src/lib/httphead.c
 FUZZ_httphead_LIBS =
 FUZZ_cron_SRCS  = src/lib/cron.c src/lib/err.c
 FUZZ_cron_LIBS  =
+FUZZ_cronspec_SRCS = src/daemon/cronspec.c src/daemon/jobspec.c src/lib/tz.c src/lib/cron.c src/lib/fs.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
+FUZZ_cronspec_LIBS = -ljansson
 FUZZ_SECONDS    ?= 60
 
 build/fuzz/%_fuzz: fuzz/%_fuzz.c $(LIB_SRCS)

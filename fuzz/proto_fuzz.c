@@ -44,12 +44,11 @@ static void check_payload(const struct agent_frame *f)
 
 	struct agent_exit e;
 	r = proto_exit_decode(f->payload, f->len, &e);
-	if ((r == 0) != (f->len == 12))
+	if (r == 0 && f->len != 12 && f->len != 16)
 		abort();
 	if (r == 0) {
-		uint8_t back[12];
-		proto_exit_encode(back, &e);
-		if (memcmp(back, f->payload, 12) != 0)
+		uint8_t back[AGENT_EXIT_LEN];
+		if (proto_exit_encode(back, &e) != f->len || memcmp(back, f->payload, f->len) != 0)
 			abort();
 	}
 }

@@ -25,13 +25,13 @@ enum agent_msg {
 	MSG_HELLO = 1,		/* chan 0; payload KV: version, agent, boot_ms; agent is ready */
 	MSG_STDOUT = 2,		/* chan N; raw bytes */
 	MSG_STDERR = 3,		/* chan N; raw bytes */
-	MSG_EXIT = 4,		/* chan N; payload struct agent_exit (12 bytes) */
+	MSG_EXIT = 4,		/* chan N; payload struct agent_exit (12 bytes, 16 with AGENT_EXIT_RESTART) */
 	MSG_ERROR = 5,		/* chan N or 0; UTF-8 text; the request on chan failed */
 	MSG_OK = 6,		/* chan N or 0; acknowledges INIT, FILE, POWEROFF, MOUNT, FREEZE, THAW, SSHD */
 	MSG_PONG = 7,		/* chan 0; echoes PING's payload */
 	/* host -> agent */
 	MSG_INIT = 32,		/* chan 0; KV: time_ns, hostname, entropy (hex), dns (repeatable IPv4) */
-	MSG_EXEC = 33,		/* chan N; KV: cmd (required), cwd, env (repeatable "K=V"), timeout (s) */
+	MSG_EXEC = 33,		/* chan N; KV: cmd (required), cwd, env (repeatable "K=V"), timeout (s), restart (1) */
 	MSG_STDIN = 34,		/* chan N; raw bytes; empty payload = EOF */
 	MSG_SIGNAL = 35,	/* chan N; payload int32 signal number, sent to the process group */
 	MSG_POWEROFF = 36,	/* chan 0; sync disks and power off */
@@ -67,8 +67,12 @@ struct agent_exit {
 	int32_t code;		/* exit status; 128+signal when killed; 124 after timeout */
 	int32_t signal;		/* terminating signal or 0 */
 	uint32_t flags;		/* AGENT_EXIT_* */
+	uint32_t restart_ms;	/* AGENT_EXIT_RESTART: the agent starts it again after this long */
 };
 #define AGENT_EXIT_TIMEOUT 0x1	/* the agent killed it because `timeout` passed */
+/* EXEC restart=1: it failed and will run again on the same channel (no channel end) */
+#define AGENT_EXIT_RESTART 0x2
+#define AGENT_EXIT_LEN 16	/* bytes of the longest exit payload */
 
 struct agent_frame {
 	uint16_t type;

@@ -6,7 +6,10 @@
  * the process has exited and both pipes reached EOF, or AGENT_EXIT_GRACE_MS
  * after the exit when a background child still holds a pipe. A job's
  * timeout fires here: exec_timers() kills the whole process group and the
- * exit report says 124 with AGENT_EXIT_TIMEOUT. See docs/agent-protocol.md.
+ * exit report says 124 with AGENT_EXIT_TIMEOUT. With restart=1 (always-on)
+ * a failed exit (non-zero, or killed) is reported with AGENT_EXIT_RESTART and
+ * the channel stays: the same command starts again after a backoff (1 s,
+ * doubling to 30 s, back to 1 s after a run of 30 s). See docs/agent-protocol.md.
  */
 #include "agent.h"
 
@@ -44,7 +47,19 @@ struct chan {
 	int64_t deadline;	/* CLOCK_MONOTONIC ms of the timeout, or -1 */
 	int64_t grace;		/* ms after which open pipes are abandoned, or -1 */
 	char *script;		/* temporary script file to remove, or NULL */
+	/* what it runs, kept to run it again (restart=1) */
+	char *argv[4];		/* argv[0..2] owned (NULL-terminated) */
+	char **envp;		/* owned, strings too */
+	char *cwd;		/* owned, may be NULL */
+	bool restart;		/* always-on: a failed exit starts it again */
+	int crashes;		/* failed exits in a row (backoff) */
+	int64_t started;	/* CLOCK_MONOTONIC ms of the last start */
+	int64_t restart_at;	/* ms of the next start after a failure, or -1 */
 };
+
+#define RESTART_FIRST_MS 1000	/* backoff after the first failure, doubled per failure */
+#define RESTART_MAX_MS 30000	/* cap of the backoff */
+#define RESTART_RESET_MS 30000	/* a run this long resets the backoff */
 
 static struct chan *chan_find(struct agent *a, uint32_t id)
 {
@@ -84,8 +99,29 @@ static void chan_free(struct agent *a, struct chan *c)
 		unlink(c->script);
 		free(c->script);
 	}
+	for (int i = 0; c->argv[i]; i++)
+		free(c->argv[i]);
+	if (c->envp)
+		for (int i = 0; c->envp[i]; i++)
+			free(c->envp[i]);
+	free(c->envp);
+	free(c->cwd);
 	buf_free(&c->in);
 	free(c);
+}
+
+static int chan_spawn(struct agent *a, struct chan *c, bool want_stdin);
+
+/* How long to wait before starting a failed always-on process again. */
+static int64_t restart_delay(struct chan *c, int64_t now)
+{
+	if (now - c->started >= RESTART_RESET_MS)
+		c->crashes = 0;
+	int64_t d = RESTART_FIRST_MS;
+	for (int i = 0; i < c->crashes && d < RESTART_MAX_MS; i++)
+		d *= 2;
+	c->crashes++;
+	return d < RESTART_MAX_MS ? d : RESTART_MAX_MS;
 }
 
 /* Sends EXIT and frees the channel once the process is gone and its pipes are done. */
@@ -104,10 +140,20 @@ static void chan_maybe_finish(struct agent *a, struct chan *c)
 		ex.code = 124;
 		ex.flags |= AGENT_EXIT_TIMEOUT;
 	}
-	uint8_t p[12];
-	proto_exit_encode(p, &ex);
-	agent_send(a, MSG_EXIT, c->id, p, sizeof p);
-	chan_free(a, c);
+	int64_t delay = -1;
+	if (c->restart && ex.code != 0) {
+		int64_t now = agent_now_ms();
+		delay = restart_delay(c, now);
+		ex.flags |= AGENT_EXIT_RESTART;
+		ex.restart_ms = (uint32_t)delay;
+		c->restart_at = now + delay;
+		c->grace = -1;
+	}
+	uint8_t p[AGENT_EXIT_LEN];
+	size_t n = proto_exit_encode(p, &ex);
+	agent_send(a, MSG_EXIT, c->id, p, n);
+	if (delay < 0)
+		chan_free(a, c);
 }
 
 /*
@@ -235,6 +281,14 @@ int exec_timers(struct agent *a)
 	struct chan *c = a->chans, *nc;
 	for (; c; c = nc) {
 		nc = c->next;
+		if (c->restart_at >= 0 && now >= c->restart_at) {
+			int e = chan_spawn(a, c, false);
+			if (e < 0) {
+				agent_send_error(a, c->id, "restart: %s", strerror(-e));
+				chan_free(a, c);
+				continue;
+			}
+		}
 		if (c->deadline >= 0 && now >= c->deadline) {
 			c->timed_out = true;
 			c->deadline = -1;
@@ -250,7 +304,7 @@ int exec_timers(struct agent *a)
 			chan_maybe_finish(a, c);
 			continue;
 		}
-		int64_t t = c->deadline >= 0 ? c->deadline : (c->exited ? c->grace : -1);
+		int64_t t = c->restart_at >= 0 ? c->restart_at : c->deadline >= 0 ? c->deadline : (c->exited ? c->grace : -1);
 		if (t >= 0 && (next < 0 || t < next))
 			next = t;
 	}
@@ -269,6 +323,7 @@ struct exec_req {
 	long long timeout;	/* seconds, 0 = none */
 	bool file;
 	bool want_stdin;
+	bool restart;		/* always-on: start it again after a failed exit */
 };
 
 static void req_free(struct exec_req *r)
@@ -323,6 +378,8 @@ static const char *req_parse(struct exec_req *r, const uint8_t *kv, size_t len)
 			r->file = vl == 1 && v[0] == '1';
 		} else if (proto_kv_is(k, kl, "stdin")) {
 			r->want_stdin = vl == 1 && v[0] == '1';
+		} else if (proto_kv_is(k, kl, "restart")) {
+			r->restart = vl == 1 && v[0] == '1';
 		}
 		/* unknown keys are ignored: newer hosts may send more */
 	}
@@ -338,7 +395,7 @@ static const char *req_parse(struct exec_req *r, const uint8_t *kv, size_t len)
 /*
  * The child's environment: the agent's, with the request's K=V entries
  * replacing or adding. Built before vfork, so the child only makes syscalls.
- * The array is owned; the strings belong to environ and the request.
+ * Owned, strings too: a restarted process gets it again.
  */
 static char **build_envp(const struct exec_req *r)
 {
@@ -346,13 +403,16 @@ static char **build_envp(const struct exec_req *r)
 	while (environ[n])
 		n++;
 	char **e = xmalloc((n + r->nenv + 1) * sizeof *e);
-	memcpy(e, environ, n * sizeof *e);
+	for (size_t i = 0; i < n; i++)
+		e[i] = xstrdup(environ[i]);
 	for (size_t i = 0; i < r->nenv; i++) {
 		size_t kl = (size_t)(strchr(r->env[i], '=') - r->env[i]) + 1; /* with the '=' */
 		size_t j = 0;
 		while (j < n && strncmp(e[j], r->env[i], kl) != 0)
 			j++;
-		e[j] = r->env[i];
+		if (j < n)
+			free(e[j]);
+		e[j] = xstrdup(r->env[i]);
 		if (j == n)
 			n++;
 	}
@@ -413,12 +473,87 @@ static void set_nonblock(int fd)
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
+/*
+ * Starts (or starts again) what channel c runs, with fresh output pipes and
+ * stdin from a pipe (want_stdin) or /dev/null. Returns 0 or -errno.
+ */
+static int chan_spawn(struct agent *a, struct chan *c, bool want_stdin)
+{
+	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, pi[2] = { -1, -1 };
+	int devnull = -1, e = 0;
+	if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 ||
+	    (want_stdin ? pipe2(pi, O_CLOEXEC) : (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC))) < 0) {
+		e = -errno;
+		goto fail;
+	}
+	pid_t pid = exec_spawn(c->cwd, c->argv, c->envp, want_stdin ? pi[0] : devnull, po[1], pe[1]);
+	if (devnull >= 0)
+		close(devnull);
+	if (pid < 0) {
+		e = pid;
+		goto fail;
+	}
+	close(po[1]);
+	close(pe[1]);
+	if (pi[0] >= 0)
+		close(pi[0]);
+	c->pid = pid;
+	c->exited = false;
+	c->timed_out = false;
+	c->grace = -1;
+	c->restart_at = -1;
+	c->started = agent_now_ms();
+	c->fd_out = po[0];
+	c->fd_err = pe[0];
+	c->fd_in = pi[1];
+	set_nonblock(c->fd_out);
+	set_nonblock(c->fd_err);
+	if (c->fd_in >= 0)
+		set_nonblock(c->fd_in);
+	agent_epoll_add(a, c->fd_out, a->paused ? 0 : EPOLLIN, AGENT_EV(AGENT_EV_STDOUT, c->id));
+	agent_epoll_add(a, c->fd_err, a->paused ? 0 : EPOLLIN, AGENT_EV(AGENT_EV_STDERR, c->id));
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (po[i] >= 0)
+			close(po[i]);
+		if (pe[i] >= 0)
+			close(pe[i]);
+		if (pi[i] >= 0)
+			close(pi[i]);
+	}
+	return e;
+}
+
+/* Fills c's argv (sh -c CMD, or the script file written for type "file"); NULL or an error for MSG_ERROR. */
+static const char *chan_argv(struct chan *c, const struct exec_req *r, char *errbuf, size_t n)
+{
+	if (!r->file) {
+		c->argv[0] = xstrdup("/bin/sh");
+		c->argv[1] = xstrdup("-c");
+		c->argv[2] = xstrndup((const char *)r->cmd, r->cmd_len); /* the payload is not NUL-terminated */
+		return NULL;
+	}
+	c->script = xasprintf("/tmp/.mags-script-%u", c->id);
+	int e = ops_write_file(c->script, r->cmd, r->cmd_len, 0755);
+	if (e < 0) {
+		snprintf(errbuf, n, "write %s: %s", c->script, strerror(-e));
+		free(c->script);
+		c->script = NULL;
+		return errbuf;
+	}
+	bool shebang = r->cmd_len >= 2 && r->cmd[0] == '#' && r->cmd[1] == '!';
+	c->argv[0] = xstrdup(shebang ? c->script : "/bin/sh");
+	if (!shebang)
+		c->argv[1] = xstrdup(c->script);
+	return NULL;
+}
+
 void exec_start(struct agent *a, uint32_t id, const uint8_t *kv, size_t len)
 {
 	struct exec_req r;
-	char *script = NULL;
-	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, pi[2] = { -1, -1 };
 	const char *bad;
+	char errbuf[PATH_MAX + 64];
 
 	if (id == 0) {
 		agent_send_error(a, 0, "EXEC needs a nonzero channel");
@@ -434,92 +569,31 @@ void exec_start(struct agent *a, uint32_t id, const uint8_t *kv, size_t len)
 	}
 	if ((bad = req_parse(&r, kv, len)) != NULL) {
 		agent_send_error(a, id, "EXEC: %s", bad);
-		goto out;
+		req_free(&r);
+		return;
 	}
-
-	char *argv[4];
-	char *cmd = NULL; /* the payload is not NUL-terminated: sh -c gets a copy */
-	if (r.file) {
-		script = xasprintf("/tmp/.mags-script-%u", id);
-		int e = ops_write_file(script, r.cmd, r.cmd_len, 0755);
-		if (e < 0) {
-			agent_send_error(a, id, "write %s: %s", script, strerror(-e));
-			goto out;
-		}
-		if (r.cmd_len >= 2 && r.cmd[0] == '#' && r.cmd[1] == '!') {
-			argv[0] = script;
-			argv[1] = NULL;
-		} else {
-			argv[0] = (char *)"/bin/sh";
-			argv[1] = script;
-			argv[2] = NULL;
-		}
-	} else {
-		cmd = xstrndup((const char *)r.cmd, r.cmd_len);
-		argv[0] = (char *)"/bin/sh";
-		argv[1] = (char *)"-c";
-		argv[2] = cmd;
-		argv[3] = NULL;
-	}
-
-	int devnull = -1;
-	if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 ||
-	    (r.want_stdin ? pipe2(pi, O_CLOEXEC) : (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC))) < 0) {
-		agent_send_error(a, id, "pipe: %s", strerror(errno));
-		free(cmd);
-		goto fail;
-	}
-	char **envp = build_envp(&r);
-	pid_t pid = exec_spawn(r.cwd, argv, envp, r.want_stdin ? pi[0] : devnull, po[1], pe[1]);
-	free(envp);
-	free(cmd);
-	if (devnull >= 0)
-		close(devnull);
-	if (pid < 0) {
-		agent_send_error(a, id, "fork: %s", strerror(-pid));
-		goto fail;
-	}
-	close(po[1]);
-	close(pe[1]);
-	if (pi[0] >= 0)
-		close(pi[0]);
-
 	struct chan *c = xcalloc(1, sizeof *c);
 	c->id = id;
-	c->pid = pid;
-	c->fd_out = po[0];
-	c->fd_err = pe[0];
-	c->fd_in = pi[1];
-	c->deadline = r.timeout > 0 ? agent_now_ms() + r.timeout * 1000 : -1;
-	c->grace = -1;
-	c->script = script;
+	c->fd_out = c->fd_err = c->fd_in = -1;
+	c->restart = r.restart;
+	c->cwd = r.cwd;
+	r.cwd = NULL;
+	c->envp = build_envp(&r);
 	buf_init(&c->in);
-	set_nonblock(c->fd_out);
-	set_nonblock(c->fd_err);
-	if (c->fd_in >= 0)
-		set_nonblock(c->fd_in);
-	agent_epoll_add(a, c->fd_out, a->paused ? 0 : EPOLLIN, AGENT_EV(AGENT_EV_STDOUT, id));
-	agent_epoll_add(a, c->fd_err, a->paused ? 0 : EPOLLIN, AGENT_EV(AGENT_EV_STDERR, id));
 	c->next = a->chans;
 	a->chans = c;
 	a->nchans++;
-	req_free(&r);
-	return;
-
-fail:
-	for (int i = 0; i < 2; i++) {
-		if (po[i] >= 0)
-			close(po[i]);
-		if (pe[i] >= 0)
-			close(pe[i]);
-		if (pi[i] >= 0)
-			close(pi[i]);
+	int e = 0;
+	if ((bad = chan_argv(c, &r, errbuf, sizeof errbuf)) != NULL) {
+		agent_send_error(a, id, "%s", bad);
+	} else if ((e = chan_spawn(a, c, r.want_stdin && !r.restart)) < 0) {
+		agent_send_error(a, id, "start: %s", strerror(-e));
+		bad = "";
 	}
-out:
-	if (script) {
-		unlink(script);
-		free(script);
-	}
+	if (bad)
+		chan_free(a, c);
+	else
+		c->deadline = r.timeout > 0 ? agent_now_ms() + r.timeout * 1000 : -1;
 	req_free(&r);
 }
 

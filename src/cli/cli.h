@@ -41,6 +41,8 @@ int cmd_workspace(struct cli *cli, int argc, char **argv);
 int cmd_new(struct cli *cli, int argc, char **argv);
 int cmd_ssh(struct cli *cli, int argc, char **argv);
 int cmd_url(struct cli *cli, int argc, char **argv);
+int cmd_cron(struct cli *cli, int argc, char **argv);
+extern const char cmd_cron_usage[];
 
 /* "mags: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -94,6 +94,7 @@ static const struct command commands[] = {
 	{ "sync", cmd_sync, "[--json] NAME|ID", "push a workspace to the object store now", main_sync_usage },
 	{ "workspace", cmd_workspace, "list|delete ...", "list or delete workspaces", main_workspace_usage },
 	{ "url", cmd_url, "enable|alias ...", "public URLs of sandboxes, and aliases", main_url_usage },
+	{ "cron", cmd_cron, "create|list|delete ...", "schedules that run a job at cron times", cmd_cron_usage },
 	{ "help", main_help, "[COMMAND]", "show help", NULL },
 	{ "version", main_version, "", "print the version", NULL },
 };

@@ -169,6 +169,25 @@ static int run_apply(struct run_opts *o, const struct run_flag_def *f, const cha
 	return 0;
 }
 
+int run_opts_flag_arity(const char *arg)
+{
+	if (arg[0] != '-' || !arg[1] || !strcmp(arg, "--"))
+		return -1;
+	if (arg[1] == '-') {
+		const char *eq = strchr(arg + 2, '=');
+		const struct run_flag_def *f = run_flag_long(arg + 2, eq ? (size_t)(eq - arg - 2) : strlen(arg + 2));
+		return !f ? -1 : f->has_value && !eq;
+	}
+	for (size_t k = 1; arg[k]; k++) {
+		const struct run_flag_def *f = run_flag_short(arg[k]);
+		if (!f)
+			return -1;
+		if (f->has_value)
+			return !arg[k + 1];
+	}
+	return 0;
+}
+
 /* Parses argv[*i], a "--name[=value]" option; may consume the next argument. */
 static int run_parse_long_opt(struct run_opts *o, int argc, char **argv, int *i, struct err *err)
 {

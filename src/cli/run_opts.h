@@ -66,6 +66,14 @@ void run_opts_free(struct run_opts *o);
  */
 int run_opts_to_json(const struct run_opts *o, json_t **out, struct err *err);
 
+/*
+ * For commands that take run flags among arguments of their own (mags cron
+ * create): whether arg is a `mags run` flag, and whether it consumes the
+ * next argument as its value. Returns -1 (not a run flag), 0 (complete:
+ * no value, or the value attached) or 1 (the next argument is its value).
+ */
+int run_opts_flag_arity(const char *arg);
+
 /* The name a -f PATH gets in the sandbox: its last component (a pointer into path). */
 const char *run_opts_file_name(const char *path);
 

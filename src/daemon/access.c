@@ -14,7 +14,7 @@
 #include "proxy.h"
 #include "xmalloc.h"
 
-#define ROUTE_CONNECT_MS 10000	/* a sandbox that is starting gets this long to be reachable */
+#define ROUTE_CONNECT_MS 30000	/* a sandbox that is starting (or waking) gets this long to be reachable */
 
 static struct {
 	struct proxy *proxy;
@@ -62,6 +62,8 @@ static void route(void *ctx, const char *label, struct proxy_target *t)
 	}
 	struct err err = { 0 };
 	t->fd = jobs_connect(job, port, ROUTE_CONNECT_MS, &err);
+	if (t->fd >= 0)
+		snprintf(t->tag, sizeof t->tag, "%s", job);
 	if (t->fd < 0) {
 		t->status = err.code == 404 ? 404 : 502;
 		snprintf(t->why, sizeof t->why, "Sandbox \"%s\": %.200s.", label, err.msg);
@@ -76,7 +78,7 @@ int access_start(const struct access_config *cfg, struct err *err)
 	if (!cfg->url_listen || !strcmp(cfg->url_listen, "off"))
 		return 0;
 	struct proxy_cfg pc = { .listen = cfg->url_listen, .domain = cfg->domain, .tls_cert = cfg->tls_cert,
-				.tls_key = cfg->tls_key, .route = route };
+				.tls_key = cfg->tls_key, .route = route, .release = jobs_disconnect };
 	A.proxy = proxy_start(&pc, err);
 	if (!A.proxy && cfg->url_listen_default) {
 		log_warn("public URLs are off: the proxy could not listen on %s (%s); choose with --url-listen",

@@ -28,18 +28,6 @@ int64_t api_authenticate(struct req *r)
 	return db_token_user(h);
 }
 
-/* Paths the API reserves for features not built yet: an honest 501 rather than a 404. */
-static bool later_path(const char *p)
-{
-	static const char *const prefixes[] = { "/cron-jobs" };
-	for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
-		size_t n = strlen(prefixes[i]);
-		if (!strncmp(p, prefixes[i], n) && (p[n] == '\0' || p[n] == '/'))
-			return true;
-	}
-	return false;
-}
-
 enum MHD_Result api_route(struct req *r)
 {
 	if (!strcmp(r->path, "/health")) {
@@ -61,7 +49,7 @@ enum MHD_Result api_route(struct req *r)
 		return api_workspaces(r, r->path + 11);
 	if (!strncmp(r->path, "/url-aliases", 12) && (r->path[12] == '\0' || r->path[12] == '/'))
 		return api_url_aliases(r, r->path + 12);
-	if (later_path(r->path))
-		return http_reply_error(r, MHD_HTTP_NOT_IMPLEMENTED, "%s %.100s is not implemented by this magsd yet", r->method, r->path);
+	if (!strncmp(r->path, "/cron-jobs", 10) && (r->path[10] == '\0' || r->path[10] == '/'))
+		return api_cron(r, r->path + 10);
 	return http_reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s /api/v1%.200s", r->method, r->path);
 }

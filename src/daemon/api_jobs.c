@@ -76,36 +76,55 @@ static int store_files(const struct job_row *j, const struct jobspec *js, struct
 	return r;
 }
 
-static enum MHD_Result submit(struct req *r)
+int api_job_create(int64_t user_id, const char *body, size_t len, const char *cron_id, json_t **out, struct err *err)
 {
+	*out = NULL;
 	struct jobspec js;
-	struct err err = { 0 };
-	if (jobspec_parse(r->body.data ? (const char *)r->body.data : "", r->body.len, &js, &err) < 0)
-		return http_reply_error(r, err.code == 413 ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST, "%s", err.msg);
-	if (ws_check_submit(r->user_id, &js, &err) < 0) {
+	if (jobspec_parse(body, len, &js, err) < 0)
+		return err->code == 413 ? -413 : -400;
+	if (cron_id && js.nfiles)
+		for (size_t i = 0; i < js.nfiles; i++)
+			if (!js.files[i].has_data) {
+				err_set(err, 400, "\"files\": a scheduled job's files must carry their content (content_base64)");
+				jobspec_free(&js);
+				return -400;
+			}
+	if (ws_check_submit(user_id, &js, err) < 0) {
 		jobspec_free(&js);
-		return http_reply_error(r, err.code == 404 ? MHD_HTTP_NOT_FOUND : err.code == 409 ? MHD_HTTP_CONFLICT
-					   : MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err.msg);
+		return err->code == 404 ? -404 : err->code == 409 ? -409 : -500;
 	}
-	struct job_row j = { .user_id = r->user_id, .script = js.script, .timeout = js.timeout,
+	struct job_row j = { .user_id = user_id, .script = js.script, .timeout = js.timeout,
 			     .workspace = js.workspace, .persist = js.persist, .base_image = js.base_image,
 			     .from_ws = js.from, .ephemeral = js.ephemeral, .url = js.url, .port = js.port,
-			     .ssh = js.ssh, .ssh_key = js.ssh_key };
+			     .ssh = js.ssh, .ssh_key = js.ssh_key, .always_on = js.always_on, .startup = js.startup,
+			     .idle_timeout = js.idle_timeout };
+	if (cron_id)
+		snprintf(j.cron_id, sizeof j.cron_id, "%s", cron_id);
 	for (size_t i = 0; i < js.nfiles; i++)
 		j.files_pending += !js.files[i].has_data;
 	new_job_id(j.id);
 	snprintf(j.status, sizeof j.status, "queued");
 	snprintf(j.type, sizeof j.type, "%s", js.file ? "file" : "inline");
 	j.created_at = db_now_ms();
-	if (store_files(&j, &js, &err) < 0 || db_job_insert(&j, &err) < 0 ||
-	    (js.url && access_url_enable(&j, js.port, &err) < 0)) {
+	if (store_files(&j, &js, err) < 0 || db_job_insert(&j, err) < 0 ||
+	    (js.url && access_url_enable(&j, js.port, err) < 0)) {
 		jobspec_free(&js);
-		return http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err.msg);
+		return -500;
 	}
 	if (!j.files_pending)
 		jobs_submit(j.id);
-	json_t *o = db_job_json(&j);
+	*out = db_job_json(&j);
 	jobspec_free(&js);
+	return 0;
+}
+
+static enum MHD_Result submit(struct req *r)
+{
+	struct err err = { 0 };
+	json_t *o;
+	int rc = api_job_create(r->user_id, r->body.data ? (const char *)r->body.data : "", r->body.len, NULL, &o, &err);
+	if (rc < 0)
+		return http_reply_error(r, (unsigned)-rc, "%s", err.msg);
 	return http_reply_json(r, MHD_HTTP_CREATED, o);
 }
 
@@ -293,6 +312,67 @@ static enum MHD_Result stop(struct req *r, struct job_row *j)
 	return http_reply_json(r, MHD_HTTP_OK, db_job_json(j));
 }
 
+/*
+ * PATCH /mags-jobs/:id: always_on, idle_timeout and timeout. A running job
+ * takes always_on and idle_timeout at once; timeout changes only while the
+ * job is queued (the agent enforces it from the start).
+ */
+static enum MHD_Result patch(struct req *r, struct job_row *j)
+{
+	if (r->body.len > API_BODY_MAX)
+		return http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than %d bytes", API_BODY_MAX);
+	json_error_t je;
+	json_t *root = json_loadb(r->body.data ? (const char *)r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &je);
+	if (!root)
+		return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
+	struct err err = { 0 };
+	bool on = j->always_on;
+	int idle = j->idle_timeout, timeout = j->timeout;
+	int rc = 0;
+	const char *key;
+	json_t *v;
+	if (!json_is_object(root))
+		rc = err_set(&err, 400, "request body must be a JSON object");
+	json_object_foreach(root, key, v) {
+		if (rc < 0)
+			break;
+		if (!strcmp(key, "always_on")) {
+			if (!json_is_boolean(v))
+				rc = err_set(&err, 400, "\"always_on\" must be true or false");
+			else
+				on = json_is_true(v);
+		} else if (!strcmp(key, "idle_timeout")) {
+			rc = json_is_null(v) ? (idle = -1, 0) : jobspec_parse_idle(v, &idle, &err);
+		} else if (!strcmp(key, "timeout")) {
+			if (json_is_null(v))
+				timeout = 0;
+			else if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > JOB_TIMEOUT_MAX)
+				rc = err_set(&err, 400, "\"timeout\" must be an integer number of seconds from 1 to %d", JOB_TIMEOUT_MAX);
+			else
+				timeout = (int)json_integer_value(v);
+		} else {
+			rc = err_set(&err, 400, "unknown field \"%.64s\" (PATCH takes always_on, idle_timeout and timeout)", key);
+		}
+	}
+	json_decref(root);
+	if (rc == 0 && finished(j->status))
+		rc = err_set(&err, 409, "job %s already %s", j->id, j->status);
+	if (rc == 0 && timeout != j->timeout && strcmp(j->status, "queued"))
+		rc = err_set(&err, 409, "\"timeout\" can only change before the job starts (job %s is %s)", j->id, j->status);
+	if (rc == 0 && on && (j->ephemeral || j->base_image))
+		rc = err_set(&err, 400, "\"always_on\" cannot be combined with an ephemeral or base-image job");
+	if (rc < 0)
+		return http_reply_error(r, err.code == 409 ? MHD_HTTP_CONFLICT : MHD_HTTP_BAD_REQUEST, "%s", err.msg);
+	db_job_update(j->id, on, timeout, idle);
+	jobs_update(j->id, on, idle);
+	struct job_row now;
+	if (db_job_get(j->id, 0, &now) < 0)
+		return http_reply_error(r, MHD_HTTP_NOT_FOUND, "job not found");
+	enum MHD_Result ret = http_reply_json(r, MHD_HTTP_OK, api_job_json(&now));
+	db_job_row_free(&now);
+	return ret;
+}
+
 enum MHD_Result api_jobs(struct req *r, const char *rest)
 {
 	const char *m = r->method;
@@ -336,7 +416,7 @@ enum MHD_Result api_jobs(struct req *r, const char *rest)
 		ret = j.workspace ? api_ws_sync(r, j.workspace)
 				  : http_reply_error(r, MHD_HTTP_CONFLICT, "job %s has no named workspace to sync (run it with -w NAME)", j.id);
 	else if (!*action && !strcmp(m, "PATCH"))
-		ret = http_reply_error(r, MHD_HTTP_NOT_IMPLEMENTED, "%s /mags-jobs/:id%s%s is not implemented by this magsd yet", m, *action ? "/" : "", action);
+		ret = patch(r, &j);
 	else if (!*action || !strcmp(action, "logs") || !strcmp(action, "stop") || !strcmp(action, "upload") ||
 		 !strcmp(action, "sync") || !strcmp(action, "access"))
 		ret = http_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed here", m);

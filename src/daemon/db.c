@@ -16,10 +16,11 @@
 #include <time.h>
 
 #include "base64.h"
+#include "db_internal.h"
 #include "utf8.h"
 #include "xmalloc.h"
 
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 
 static sqlite3 *db;
 /* recursive: db_job_json looks up a job's URL from inside list queries */
@@ -76,6 +77,26 @@ static const char schema_v3[] =
 	"  created_at INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS urls_by_target ON urls(user_id, workspace, job_id);";
 
+/*
+ * Schema version 4 (always-on servers, startup commands, cron). A cron_jobs
+ * row is a schedule: its run flags are kept as the JSON body of the job it
+ * submits at each firing; next_run is when it fires next (ms, NULL while
+ * disabled), advanced before the job is submitted so a firing never repeats.
+ */
+static const char schema_v4[] =
+	"ALTER TABLE jobs ADD COLUMN always_on INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN startup TEXT;"
+	"ALTER TABLE jobs ADD COLUMN idle_timeout INTEGER NOT NULL DEFAULT -1;"
+	"ALTER TABLE jobs ADD COLUMN cron_id TEXT;"
+	"ALTER TABLE jobs ADD COLUMN sleeping INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE IF NOT EXISTS cron_jobs("
+	"  id TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), name TEXT,"
+	"  expression TEXT NOT NULL, timezone TEXT, spec TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1,"
+	"  next_run INTEGER, last_run INTEGER, last_job_id TEXT,"
+	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS cron_by_user ON cron_jobs(user_id, created_at);";
+
 int64_t db_now_ms(void)
 {
 	struct timespec ts;
@@ -130,7 +151,13 @@ int db_open(const char *path, struct err *err)
 		db_close();
 		return ret;
 	}
-	sqlite3_exec(db, "PRAGMA user_version=3", NULL, NULL, NULL);
+	if (ver < 4 && sqlite3_exec(db, schema_v4, NULL, NULL, &msg) != SQLITE_OK) {
+		int ret = err_set(err, 500, "database %s: upgrade to schema 4: %s", path, msg ? msg : "?");
+		sqlite3_free(msg);
+		db_close();
+		return ret;
+	}
+	sqlite3_exec(db, "PRAGMA user_version=4", NULL, NULL, NULL);
 	return 0;
 }
 
@@ -198,8 +225,9 @@ int db_job_insert(const struct job_row *j, struct err *err)
 	int r = 0;
 	pthread_mutex_lock(&db_mu);
 	sqlite3_stmt *st = prep("INSERT INTO jobs(id, user_id, status, script, type, timeout, created_at,"
-				" workspace, persist, base_image, from_ws, ephemeral, files_pending, url, port, ssh, ssh_key)"
-				" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+				" workspace, persist, base_image, from_ws, ephemeral, files_pending, url, port, ssh, ssh_key,"
+				" always_on, startup, idle_timeout, cron_id)"
+				" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	sqlite3_bind_text(st, 1, j->id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, j->user_id);
 	sqlite3_bind_text(st, 3, j->status, -1, SQLITE_TRANSIENT);
@@ -217,6 +245,10 @@ int db_job_insert(const struct job_row *j, struct err *err)
 	sqlite3_bind_int(st, 15, j->port);
 	sqlite3_bind_int(st, 16, j->ssh);
 	sqlite3_bind_text(st, 17, j->ssh_key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 18, j->always_on);
+	sqlite3_bind_text(st, 19, j->startup, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 20, j->idle_timeout);
+	sqlite3_bind_text(st, 21, j->cron_id[0] ? j->cron_id : NULL, -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		r = err_set(err, 500, "store job: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
@@ -231,7 +263,8 @@ static char *col_dup(sqlite3_stmt *st, int i)
 }
 
 #define JOB_COLS "id, user_id, status, script, type, timeout, exit_code, error, engine, created_at, started_at, finished_at," \
-		 " workspace, persist, base_image, from_ws, ephemeral, files_pending, url, port, ssh, ssh_key"
+		 " workspace, persist, base_image, from_ws, ephemeral, files_pending, url, port, ssh, ssh_key," \
+		 " always_on, startup, idle_timeout, cron_id, sleeping, restarts"
 
 static void row_to_job(sqlite3_stmt *st, struct job_row *j)
 {
@@ -259,6 +292,12 @@ static void row_to_job(sqlite3_stmt *st, struct job_row *j)
 	j->port = sqlite3_column_int(st, 19);
 	j->ssh = sqlite3_column_int(st, 20) != 0;
 	j->ssh_key = col_dup(st, 21);
+	j->always_on = sqlite3_column_int(st, 22) != 0;
+	j->startup = col_dup(st, 23);
+	j->idle_timeout = sqlite3_column_int(st, 24);
+	snprintf(j->cron_id, sizeof j->cron_id, "%s", sqlite3_column_text(st, 25) ? (const char *)sqlite3_column_text(st, 25) : "");
+	j->sleeping = sqlite3_column_int(st, 26) != 0;
+	j->restarts = sqlite3_column_int(st, 27);
 }
 
 int db_job_get(const char *id, int64_t user_id, struct job_row *j)
@@ -287,6 +326,7 @@ void db_job_row_free(struct job_row *j)
 	free(j->workspace);
 	free(j->from_ws);
 	free(j->ssh_key);
+	free(j->startup);
 	memset(j, 0, sizeof *j);
 }
 
@@ -502,7 +542,78 @@ json_t *db_job_json(const struct job_row *j)
 	json_object_set_new(o, "ephemeral", json_boolean(j->ephemeral));
 	if (j->files_pending)
 		json_object_set_new(o, "files_pending", json_integer(j->files_pending));
+	json_object_set_new(o, "always_on", json_boolean(j->always_on));
+	json_object_set_new(o, "startup_command", utf8_json_string(j->startup));
+	if (j->always_on) {
+		json_object_set_new(o, "idle_timeout", j->idle_timeout >= 0 ? json_integer(j->idle_timeout) : json_null());
+		json_object_set_new(o, "sleeping", json_boolean(j->sleeping && !strcmp(j->status, "running")));
+		json_object_set_new(o, "restarts", json_integer(j->restarts));
+	}
+	if (j->cron_id[0])
+		json_object_set_new(o, "cron_id", json_string(j->cron_id));
 	return o;
+}
+
+static void job_exec(const char *sql, const char *id, int64_t a, int64_t b)
+{
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep(sql);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, a);
+	sqlite3_bind_int64(st, 3, b);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+}
+
+void db_job_set_sleeping(const char *id, bool sleeping)
+{
+	job_exec("UPDATE jobs SET sleeping = ?2 WHERE id = ?1 AND ?3 = 0", id, sleeping, 0);
+}
+
+void db_job_restarted(const char *id)
+{
+	job_exec("UPDATE jobs SET restarts = restarts + 1 WHERE id = ?1 AND ?2 = ?3", id, 0, 0);
+}
+
+void db_job_requeue(const char *id)
+{
+	job_exec("UPDATE jobs SET status = 'queued', sleeping = 0 WHERE id = ?1 AND status = 'running' AND ?2 = ?3", id, 0, 0);
+}
+
+void db_job_update(const char *id, bool always_on, int timeout, int idle_timeout)
+{
+	pthread_mutex_lock(&db_mu);
+	sqlite3_stmt *st = prep("UPDATE jobs SET always_on = ?, timeout = ?, idle_timeout = ? WHERE id = ?");
+	sqlite3_bind_int(st, 1, always_on);
+	sqlite3_bind_int(st, 2, timeout);
+	sqlite3_bind_int(st, 3, idle_timeout);
+	sqlite3_bind_text(st, 4, id, -1, SQLITE_TRANSIENT);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+}
+
+/* ---- for db_cron.c (db_internal.h) ---- */
+
+sqlite3 *db_sqlite(void)
+{
+	return db;
+}
+
+void db_lock(void)
+{
+	pthread_mutex_lock(&db_mu);
+}
+
+void db_unlock(void)
+{
+	pthread_mutex_unlock(&db_mu);
+}
+
+sqlite3_stmt *db_prep(const char *sql)
+{
+	return prep(sql);
 }
 
 json_t *db_job_list(int64_t user_id, const char *status, const char *workspace, int limit)

@@ -40,6 +40,12 @@ struct job_row {
 	int port;		/* its guest port, 0 = default */
 	bool ssh;		/* SSH asked for at submit */
 	char *ssh_key;		/* owned, may be NULL: the public key given with it */
+	bool always_on;		/* a server: kept running, restarted, put to sleep when idle */
+	char *startup;		/* owned, may be NULL: runs at every start and wake, before the script */
+	int idle_timeout;	/* seconds of no traffic before an always-on sandbox sleeps; 0 = never, -1 = magsd's default */
+	char cron_id[40];	/* the schedule that submitted it, "" = none */
+	bool sleeping;		/* an always-on sandbox asleep (snapshot on disk, no QEMU) */
+	int restarts;		/* times magsd restarted its VM (always-on) */
 };
 
 /* A public URL's label and what it leads to (schema 3, table urls). */
@@ -160,5 +166,11 @@ void db_file_rows_free(struct file_row *rows, size_t n);
 json_t *db_time_json(int64_t ms);
 /* Renders a job as the API's JSON object (new reference). */
 json_t *db_job_json(const struct job_row *j);
+/* Always-on bookkeeping: asleep or awake; one more VM restart; back to queued (magsd restarts it). */
+void db_job_set_sleeping(const char *id, bool sleeping);
+void db_job_restarted(const char *id);
+void db_job_requeue(const char *id);
+/* PATCH /mags-jobs/:id: the settings that can change while a job runs. */
+void db_job_update(const char *id, bool always_on, int timeout, int idle_timeout);
 
 #endif

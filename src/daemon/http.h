@@ -50,6 +50,14 @@ enum MHD_Result api_url_aliases(struct req *r, const char *rest);
 json_t *api_job_json(const struct job_row *j);
 /* POST .../sync of one of the user's workspaces (api_workspaces.c). */
 enum MHD_Result api_ws_sync(struct req *r, const char *name);
+/*
+ * Creates and queues a job from a POST /mags-jobs body for user_id (also used
+ * by cron firings, with cron_id set: declared-but-not-uploaded files are then
+ * refused). Returns 0 with *out the job's JSON, or -HTTP status with err set.
+ */
+int api_job_create(int64_t user_id, const char *body, size_t len, const char *cron_id, json_t **out, struct err *err);
+/* /cron-jobs (api_cron.c). */
+enum MHD_Result api_cron(struct req *r, const char *rest);
 /* The user a request's Bearer token belongs to, or 0. */
 int64_t api_authenticate(struct req *r);
 

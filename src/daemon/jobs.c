@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,6 +40,11 @@
 #define JOB_SSHD_MS 30000		/* SSHD: the agent answers once sshd accepts */
 #define JOB_CHAN 1			/* the script */
 #define FILE_CHAN 2			/* FILE pieces and their acks */
+#define STARTUP_CHAN 3			/* the startup command */
+#define STARTUP_MAX_MS (15 * 60 * 1000)	/* a startup command that runs longer fails */
+#define RESTART_FIRST_MS 1000		/* always-on: wait before the first VM restart, doubled per restart in a row */
+#define RESTART_MAX_MS 30000
+#define RESTART_RESET_MS 60000		/* a VM that ran this long resets the backoff */
 #define FILE_PIECE (512 * 1024)		/* bytes of file data per FILE frame */
 #define FILE_WINDOW 4			/* FILE frames sent ahead of their acks */
 #define JOB_CWD "/root"
@@ -86,6 +92,13 @@ struct active {
 	/* user networking, under mu: guest ports forwarded from the host's 127.0.0.1 */
 	int nfwd;
 	int fwd_guest[JOB_FWD_MAX], fwd_host[JOB_FWD_MAX];
+	/* always-on, under mu */
+	bool always_on;
+	int idle_ms;		/* sleep after this long without traffic; 0 = never */
+	bool sleeping;		/* snapshot on disk, no QEMU: the next request wakes it */
+	bool wake_asked;	/* a request wrote to the wake pipe */
+	int conns;		/* proxied and forwarded connections open now */
+	int64_t last_active;	/* CLOCK_MONOTONIC ms of the last traffic, call or connection end */
 	struct active *next;
 };
 
@@ -259,6 +272,9 @@ struct jobrun {
 	struct outstream out[2];	/* stdout, stderr */
 	bool first_output;
 	int64_t t_claim;
+	bool cmd_done;			/* always-on: the command exited 0, the sandbox stays */
+	int64_t vm_started;		/* mono ms the current VM came up (restart backoff) */
+	int crashes;			/* VM restarts in a row */
 	/* how the script ended */
 	bool ended;
 	bool has_exit;
@@ -298,7 +314,9 @@ static int send_exec(struct sandbox *sb, const struct job_row *j, struct err *er
 	proto_kv_puts(&kv, "cwd", JOB_CWD);
 	if (!strcmp(j->type, "file"))
 		proto_kv_puts(&kv, "file", "1");
-	if (j->timeout > 0) {
+	if (j->always_on)
+		proto_kv_puts(&kv, "restart", "1");
+	if (j->timeout > 0 && !j->always_on) {
 		char t[16];
 		snprintf(t, sizeof t, "%d", j->timeout);
 		proto_kv_puts(&kv, "timeout", t);
@@ -341,6 +359,39 @@ static void job_end(struct jobrun *jr, bool has_exit, int code, char *error /* o
 	jr->error = error;
 }
 
+static bool always_on(struct active *a)
+{
+	pthread_mutex_lock(&J.mu);
+	bool on = a->always_on;
+	pthread_mutex_unlock(&J.mu);
+	return on;
+}
+
+/*
+ * An always-on command's exit that does not end the job: a failure the agent
+ * restarts (AGENT_EXIT_RESTART), or a clean exit (the sandbox stays up).
+ */
+static bool always_on_exit(struct jobrun *jr, const struct agent_exit *ex)
+{
+	if (ex->flags & AGENT_EXIT_RESTART) {
+		if (!always_on(jr->a))
+			return false; /* always_on was switched off: this failure ends the job */
+		if (ex->signal)
+			sys_log(jr->id, "the command was killed by signal %d; restarting it in %.1f s\n", ex->signal,
+				ex->restart_ms / 1000.0);
+		else
+			sys_log(jr->id, "the command exited with code %d; restarting it in %.1f s\n", ex->code,
+				ex->restart_ms / 1000.0);
+		return true;
+	}
+	if (ex->code == 0 && !(ex->flags & AGENT_EXIT_TIMEOUT) && always_on(jr->a)) {
+		sys_log(jr->id, "the command exited 0; the always-on sandbox stays up\n");
+		jr->cmd_done = true;
+		return true;
+	}
+	return false;
+}
+
 /* A frame on the job's channel: output, or how the script ended. */
 static void job_frame(struct jobrun *jr, const struct agent_frame *f)
 {
@@ -356,6 +407,8 @@ static void job_frame(struct jobrun *jr, const struct agent_frame *f)
 			job_end(jr, false, 0, xstrdup("sandbox failed: malformed exit report from the agent"));
 			return;
 		}
+		if (always_on_exit(jr, &ex))
+			return;
 		char *error = NULL;
 		if (ex.flags & AGENT_EXIT_TIMEOUT) {
 			error = xasprintf("timed out after %ds", jr->j->timeout);
@@ -500,10 +553,16 @@ static int sync_running(struct jobrun *jr, struct wsync_stats *st, struct err *e
 	return r;
 }
 
-/* The sandbox's SSH host key: made once per job with ssh-keygen in its run dir. */
+/* Where job id's SSH host key lives: beside its run dir, so a restarted VM keeps it. */
+static char *ssh_key_path(const char *id)
+{
+	return xasprintf("%s/%s.ssh_host_ed25519_key", J.cfg.run_root, id);
+}
+
+/* The sandbox's SSH host key: made once per job with ssh-keygen. */
 static int ssh_host_key(struct jobrun *jr, char **priv, char **pub, struct err *err)
 {
-	char *path = xasprintf("%s/ssh_host_ed25519_key", jr->sb->vm->rundir);
+	char *path = ssh_key_path(jr->id);
 	char *pubpath = xasprintf("%s.pub", path);
 	char *comment = xasprintf("mags-%s", jr->id);
 	int r = 0;
@@ -569,7 +628,7 @@ static int ssh_enable(struct jobrun *jr, const char *key, struct err *err)
 		free(pub);
 		return 0;
 	}
-	struct fwd *f = fwd_start(access_ssh_host(), 0, ssh_connect, jr->a->id, err);
+	struct fwd *f = fwd_start(access_ssh_host(), 0, ssh_connect, jobs_disconnect, jr->a->id, err);
 	if (!f) {
 		free(pub);
 		return err_wrap(err, "SSH forwarder");
@@ -616,6 +675,8 @@ static void serve_calls(struct jobrun *jr)
 	pthread_mutex_lock(&J.mu);
 	struct call *list = jr->a->calls;
 	jr->a->calls = NULL;
+	if (list)
+		jr->a->last_active = mono_ms();
 	pthread_mutex_unlock(&J.mu);
 	while (list) {
 		struct call *c = list;
@@ -648,6 +709,12 @@ static struct active *serving_locked(const char *id, int timeout_ms)
 		struct active *a = active_locked(id);
 		if (!a || J.draining || a->serving)
 			return a && a->serving ? a : NULL;
+		if (a->sleeping && !a->wake_asked) {
+			a->wake_asked = true; /* the worker wakes the sandbox; this waits for it to serve */
+			if (write(a->wake[1], "w", 1) < 0) {
+				/* non-blocking; a full pipe wakes the worker anyway */
+			}
+		}
 		if (timeout_ms < 0)
 			pthread_cond_wait(&J.event, &J.mu);
 		else if (pthread_cond_timedwait(&J.event, &J.mu, &ts) == ETIMEDOUT)
@@ -736,6 +803,36 @@ static int connect_forwarded(const char *id, int port, int timeout_ms, struct er
 	return s;
 }
 
+/* Counts a connection to job id's sandbox as open (fd >= 0): it keeps an always-on sandbox awake. */
+static int conn_opened(const char *id, int fd)
+{
+	if (fd < 0)
+		return fd;
+	pthread_mutex_lock(&J.mu);
+	struct active *a = active_locked(id);
+	if (a) {
+		a->conns++;
+		a->last_active = mono_ms();
+	}
+	pthread_mutex_unlock(&J.mu);
+	return fd;
+}
+
+void jobs_disconnect(const char *id)
+{
+	pthread_mutex_lock(&J.mu);
+	struct active *a = active_locked(id);
+	if (a) {
+		if (a->conns > 0)
+			a->conns--;
+		a->last_active = mono_ms();
+		if (write(a->wake[1], "c", 1) < 0) {
+			/* non-blocking: the worker re-reads its idle deadline either way */
+		}
+	}
+	pthread_mutex_unlock(&J.mu);
+}
+
 int jobs_connect(const char *id, int port, int timeout_ms, struct err *err)
 {
 	if (J.cfg.engine->net.mode == NET_NONE)
@@ -747,12 +844,12 @@ int jobs_connect(const char *id, int port, int timeout_ms, struct err *err)
 	if (!a)
 		return err_set(err, 502, "the sandbox is not running");
 	if (J.cfg.engine->net.mode == NET_USER)
-		return connect_forwarded(id, port, timeout_ms, err);
+		return conn_opened(id, connect_forwarded(id, port, timeout_ms, err));
 	if (fd < 0)
 		return err_set(err, 502, "the sandbox has no network");
 	int s = net_connect(fd, port, timeout_ms, err);
 	close(fd);
-	return s;
+	return conn_opened(id, s);
 }
 
 int jobs_deliver_file(const char *id, int seq, const char *name, unsigned mode, struct err *err)
@@ -789,6 +886,11 @@ static void end_calls(struct active *a)
 	pthread_mutex_unlock(&J.mu);
 }
 
+static void job_hostname(const struct active *a, char host[32])
+{
+	snprintf(host, 32, "mags-%.8s", a->id);
+}
+
 /*
  * A running sandbox whose agent has taken INIT, with the job's disks in its
  * slots (jr->ws; a local workspace gets the sandbox's own blank disk):
@@ -800,7 +902,7 @@ static int start_sandbox(struct jobrun *jr, struct sandbox **out, struct err *er
 {
 	struct active *a = jr->a;
 	char host[32];
-	snprintf(host, sizeof host, "mags-%.8s", a->id);
+	job_hostname(a, host);
 	char *rundir = xasprintf("%s/%s", J.cfg.run_root, a->id);
 	struct vm_disks disks;
 	bool own = ws_disks(&jr->ws, &disks);
@@ -869,56 +971,276 @@ static bool woken_to_stop(struct active *a)
 	return stop_reason(a) != STOP_NONE;
 }
 
+/* Marks the sandbox as taking requests (or not); taking them starts the idle clock. */
+static void set_serving(struct active *a, bool on)
+{
+	pthread_mutex_lock(&J.mu);
+	a->serving = on;
+	a->sleeping = false;
+	a->wake_asked = false;
+	if (on)
+		a->last_active = mono_ms();
+	bump_locked();
+	pthread_mutex_unlock(&J.mu);
+}
+
+/*
+ * Runs the startup command to its end (at most STARTUP_MAX_MS), its output
+ * stored with the job's. Returns its exit code, -EINTR on a stop, or another
+ * negative code with err set.
+ */
+static int run_startup(struct jobrun *jr, struct err *err)
+{
+	struct buf kv;
+	buf_init(&kv);
+	proto_kv_puts(&kv, "cmd", jr->j->startup);
+	proto_kv_puts(&kv, "cwd", JOB_CWD);
+	int r = sandbox_send(jr->sb, MSG_EXEC, STARTUP_CHAN, kv.data, kv.len, err);
+	buf_free(&kv);
+	int64_t deadline = mono_ms() + STARTUP_MAX_MS;
+	while (r == 0) {
+		struct agent_frame f;
+		int left = (int)(deadline - mono_ms());
+		r = sandbox_recv(jr->sb, &f, left > 0 ? left : 0, jr->a->wake[0], err);
+		if (r == 0)
+			return err_set(err, ETIMEDOUT, "the startup command ran longer than %d s", STARTUP_MAX_MS / 1000);
+		if (r == -EINTR) {
+			if (woken_to_stop(jr->a))
+				return -EINTR;
+			r = 0; /* requests wait until the sandbox serves */
+			continue;
+		}
+		if (r < 0)
+			return r;
+		r = 0;
+		if (f.chan == JOB_CHAN) {
+			job_frame(jr, &f);
+		} else if (f.chan == STARTUP_CHAN && (f.type == MSG_STDOUT || f.type == MSG_STDERR)) {
+			store_output(jr, f.type == MSG_STDOUT ? LOG_STDOUT : LOG_STDERR, f.payload, f.len, false);
+		} else if (f.chan == STARTUP_CHAN && f.type == MSG_EXIT) {
+			struct agent_exit ex;
+			if (proto_exit_decode(f.payload, f.len, &ex) < 0)
+				return err_set(err, EPROTO, "malformed exit report from the agent");
+			return ex.code;
+		} else if (f.chan == STARTUP_CHAN && f.type == MSG_ERROR) {
+			return err_set(err, EPROTO, "%.*s", (int)(f.len > 300 ? 300 : f.len), (const char *)f.payload);
+		}
+	}
+	return r;
+}
+
+/*
+ * A VM for the job, made ready and running its command: booted or restored,
+ * workspace mounted, uploaded files placed (first start only), SSH on (when
+ * asked or on before a restart), the startup command run, the command
+ * started. On failure the job ends (job_end) and a negative code returns.
+ */
+static int bring_up(struct jobrun *jr, bool first)
+{
+	struct active *a = jr->a;
+	struct err err = { 0 };
+	const char *what = "the sandbox failed to start";
+	int r = start_sandbox(jr, &jr->sb, &err);
+	if (r == 0) {
+		jr->vm_started = mono_ms();
+		if (jr->sb->vm->ns.fd >= 0) {
+			pthread_mutex_lock(&J.mu);
+			if (a->netns_fd >= 0)
+				close(a->netns_fd);
+			a->netns_fd = fcntl(jr->sb->vm->ns.fd, F_DUPFD_CLOEXEC, 0);
+			pthread_mutex_unlock(&J.mu);
+		}
+		what = "could not mount the workspace";
+		if (!jr->ws.ephemeral && !jr->sb->ws_mounted)
+			r = sandbox_mount(jr->sb, jr->ws.nlayers, JOB_AGENT_CALL_MS, a->wake[0], &err);
+	}
+	if (r == 0 && first) {
+		what = "could not place the uploaded files";
+		r = deliver_files(jr, &err);
+	}
+	pthread_mutex_lock(&J.mu);
+	bool ssh = jr->j->ssh || a->ssh_fwd;
+	pthread_mutex_unlock(&J.mu);
+	if (r == 0 && ssh) {
+		what = "could not enable SSH";
+		r = ssh_enable(jr, jr->j->ssh_key, &err);
+	}
+	if (r == 0 && jr->j->startup) {
+		what = "the startup command failed";
+		r = run_startup(jr, &err);
+		if (r > 0)
+			r = err_set(&err, 500, "exit code %d", r);
+	}
+	if (r == 0) {
+		what = "could not start the script";
+		r = send_exec(jr->sb, jr->j, &err);
+	}
+	if (r == 0) {
+		set_serving(a, true);
+		return 0;
+	}
+	if (r == -EINTR) {
+		job_end(jr, false, 0, xstrdup(stop_text(stop_reason(a))));
+		return r;
+	}
+	char *error = xasprintf("%s: %s", what, err.msg);
+	sys_log(jr->id, "%s\n", error);
+	log_warn("job %s: %s", jr->id, error);
+	job_end(jr, false, 0, error);
+	return r;
+}
+
+/* Waits up to ms on the wake pipe. Returns -EINTR when a stop was asked, else 0 (time is up). */
+static int pause_for_stop(struct active *a, int ms)
+{
+	int64_t until = mono_ms() + ms;
+	for (;;) {
+		int left = (int)(until - mono_ms());
+		if (left <= 0)
+			return 0;
+		struct pollfd p = { .fd = a->wake[0], .events = POLLIN };
+		if (poll(&p, 1, left) > 0 && woken_to_stop(a))
+			return -EINTR;
+	}
+}
+
+/*
+ * Always-on: the VM died (or would not wake). Starts a new one on the same
+ * workspace after a backoff (RESTART_FIRST_MS doubling to RESTART_MAX_MS;
+ * reset after RESTART_RESET_MS of uptime). Returns 0 once it serves, else
+ * <0 with the job ended.
+ */
+static int restart_vm(struct jobrun *jr, const char *why)
+{
+	struct active *a = jr->a;
+	if (mono_ms() - jr->vm_started >= RESTART_RESET_MS)
+		jr->crashes = 0;
+	int delay = RESTART_FIRST_MS;
+	for (int i = 0; i < jr->crashes && delay < RESTART_MAX_MS; i++)
+		delay *= 2;
+	if (delay > RESTART_MAX_MS)
+		delay = RESTART_MAX_MS;
+	jr->crashes++;
+	sys_log(jr->id, "the sandbox's VM stopped (%s); starting it again in %.1f s\n", why, delay / 1000.0);
+	log_warn("job %s: VM stopped (%s); restart in %d ms", jr->id, why, delay);
+	db_job_restarted(jr->id);
+	set_serving(a, false);
+	pthread_mutex_lock(&J.mu);
+	a->nfwd = 0; /* user networking: the forwards went with QEMU */
+	pthread_mutex_unlock(&J.mu);
+	sandbox_free(jr->sb);
+	jr->sb = NULL;
+	jr->cmd_done = false;
+	if (pause_for_stop(a, delay) == -EINTR) {
+		job_end(jr, false, 0, xstrdup(stop_text(stop_reason(a))));
+		return -EINTR;
+	}
+	return bring_up(jr, false);
+}
+
+/* Milliseconds until an always-on sandbox may sleep: -1 never (or not now), 0 now. */
+static int idle_left(struct active *a)
+{
+	pthread_mutex_lock(&J.mu);
+	int64_t left = -1;
+	if (a->always_on && a->idle_ms > 0 && a->conns == 0 && a->serving) {
+		left = a->last_active + a->idle_ms - mono_ms();
+		if (left < 0)
+			left = 0;
+	}
+	pthread_mutex_unlock(&J.mu);
+	return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+/*
+ * Puts an idle always-on sandbox to sleep (its whole state to the run dir,
+ * QEMU gone), waits for a request, a call or a stop, and wakes it: a new
+ * QEMU loads the state, INIT sets the clock, the startup command runs.
+ * Returns 0 once it serves again (or when it could not sleep and stays up),
+ * -EINTR on a stop (job not ended), or <0 with err set when it would not wake.
+ */
+static int sleep_and_wake(struct jobrun *jr, struct err *err)
+{
+	struct active *a = jr->a;
+	pthread_mutex_lock(&J.mu);
+	a->serving = false;
+	a->sleeping = true;
+	a->wake_asked = false;
+	a->nfwd = 0;
+	int idle_s = a->idle_ms / 1000;
+	bump_locked();
+	pthread_mutex_unlock(&J.mu);
+	char *state = xasprintf("%s/sleep.state", jr->sb->vm->rundir);
+	int64_t t0 = mono_ms();
+	long long bytes = 0;
+	int r = sandbox_sleep(jr->sb, state, &bytes, err);
+	if (r < 0) {
+		sys_log(jr->id, "could not put the sandbox to sleep (%s); it stays up\n", err->msg);
+		log_warn("job %s: sleep: %s", jr->id, err->msg);
+		err_clear(err);
+		free(state);
+		set_serving(a, true);
+		return 0;
+	}
+	db_job_set_sleeping(jr->id, true);
+	sys_log(jr->id, "asleep after %d s without traffic (%.1f MiB of state saved in %lld ms)\n", idle_s,
+		bytes / 1048576.0, (long long)(mono_ms() - t0));
+	log_info("job %s: asleep (%lld bytes, %lld ms)", jr->id, bytes, (long long)(mono_ms() - t0));
+	for (;;) {
+		struct pollfd p = { .fd = a->wake[0], .events = POLLIN };
+		if (poll(&p, 1, -1) <= 0)
+			continue;
+		if (woken_to_stop(a)) {
+			free(state);
+			return -EINTR;
+		}
+		pthread_mutex_lock(&J.mu);
+		bool go = a->wake_asked || a->calls;
+		pthread_mutex_unlock(&J.mu);
+		if (go)
+			break;
+	}
+	t0 = mono_ms();
+	char host[32];
+	job_hostname(a, host);
+	r = sandbox_wake(J.cfg.engine, jr->sb, state, err);
+	if (r == 0)
+		r = sandbox_init(jr->sb, host, &J.cfg.engine->net, JOB_RESTORE_INIT_MS, a->wake[0], err);
+	unlink(state);
+	free(state);
+	db_job_set_sleeping(jr->id, false);
+	if (r < 0)
+		return r;
+	int64_t woke = mono_ms() - t0;
+	if (jr->j->startup) {
+		int code = run_startup(jr, err);
+		if (code == -EINTR)
+			return code;
+		if (code != 0)
+			sys_log(jr->id, "the startup command failed at wake: %s\n", code < 0 ? err->msg : "non-zero exit");
+		err_clear(err);
+	}
+	sys_log(jr->id, "awake again (restored in %lld ms)\n", (long long)woke);
+	log_info("job %s: awake in %lld ms", jr->id, (long long)woke);
+	set_serving(a, true);
+	return 0;
+}
+
 /* Sandbox up, workspace mounted, files in place, script started, output stored until it ends. */
 static void run_script(struct jobrun *jr)
 {
 	struct active *a = jr->a;
 	struct err err = { 0 };
-	int r = start_sandbox(jr, &jr->sb, &err);
-	if (r == -EINTR) {
-		job_end(jr, false, 0, xstrdup(stop_text(stop_reason(a))));
+	if (bring_up(jr, true) < 0)
 		return;
-	}
-	if (r < 0) {
-		char *error = xasprintf("sandbox failed to start: %s", err.msg);
-		sys_log(jr->id, "%s\n", error);
-		log_warn("job %s: %s", jr->id, error);
-		job_end(jr, false, 0, error);
-		return;
-	}
-	if (jr->sb->vm->ns.fd >= 0) {
-		pthread_mutex_lock(&J.mu);
-		a->netns_fd = fcntl(jr->sb->vm->ns.fd, F_DUPFD_CLOEXEC, 0);
-		pthread_mutex_unlock(&J.mu);
-	}
-	if (!jr->ws.ephemeral && !jr->sb->ws_mounted &&
-	    (r = sandbox_mount(jr->sb, jr->ws.nlayers, JOB_AGENT_CALL_MS, a->wake[0], &err)) < 0) {
-		job_end(jr, false, 0, r == -EINTR ? xstrdup(stop_text(stop_reason(a)))
-						  : xasprintf("could not mount the workspace: %s", err.msg));
-		if (r != -EINTR)
-			sys_log(jr->id, "%s\n", jr->error);
-		return;
-	}
-	if ((r = deliver_files(jr, &err)) < 0) {
-		job_end(jr, false, 0, xasprintf("could not place the uploaded files: %s", err.msg));
-		sys_log(jr->id, "%s\n", jr->error);
-		return;
-	}
-	if (jr->j->ssh && (r = ssh_enable(jr, jr->j->ssh_key, &err)) < 0) {
-		job_end(jr, false, 0, xasprintf("could not enable SSH: %s", err.msg));
-		sys_log(jr->id, "%s\n", jr->error);
-		return;
-	}
-	if (send_exec(jr->sb, jr->j, &err) < 0) {
-		job_end(jr, false, 0, xasprintf("could not start the script: %s", err.msg));
-		return;
-	}
-	pthread_mutex_lock(&J.mu);
-	a->serving = true;
-	bump_locked();
-	pthread_mutex_unlock(&J.mu);
-	int64_t deadline = jr->j->timeout > 0 ? mono_ms() + (int64_t)jr->j->timeout * 1000 + HOST_TIMEOUT_SLACK_MS : -1;
+	int64_t deadline = jr->j->timeout > 0 && !jr->j->always_on
+				   ? mono_ms() + (int64_t)jr->j->timeout * 1000 + HOST_TIMEOUT_SLACK_MS : -1;
+	int r;
 	while (!jr->ended) {
+		if (jr->cmd_done && !always_on(a)) {
+			job_end(jr, true, 0, NULL); /* always_on switched off after the command exited 0 */
+			break;
+		}
 		struct agent_frame f;
 		int wait = deadline < 0 ? -1 : (int)(deadline - mono_ms());
 		if (deadline >= 0 && wait <= 0) {
@@ -927,6 +1249,22 @@ static void run_script(struct jobrun *jr)
 			job_end(jr, true, 124, error);
 			break;
 		}
+		int idle = idle_left(a);
+		if (idle == 0) {
+			r = sleep_and_wake(jr, &err);
+			if (r == -EINTR) {
+				char *error = xstrdup(stop_text(stop_reason(a)));
+				sys_log(jr->id, "%s\n", error);
+				job_end(jr, false, 0, error);
+				break;
+			}
+			if (r < 0 && restart_vm(jr, err.msg) < 0)
+				break;
+			err_clear(&err);
+			continue;
+		}
+		if (idle > 0 && (wait < 0 || idle < wait))
+			wait = idle;
 		r = sandbox_recv(jr->sb, &f, wait, a->wake[0], &err);
 		if (r == 0)
 			continue;
@@ -941,6 +1279,12 @@ static void run_script(struct jobrun *jr)
 			break;
 		}
 		if (r < 0) {
+			if (always_on(a) && stop_reason(a) == STOP_NONE) {
+				if (restart_vm(jr, err.msg) < 0)
+					break;
+				err_clear(&err);
+				continue;
+			}
 			char *error = xasprintf("sandbox failed: %s", err.msg);
 			sys_log(jr->id, "%s\n", error);
 			job_end(jr, false, 0, error);
@@ -951,6 +1295,13 @@ static void run_script(struct jobrun *jr)
 		/* other channels: acks of requests already answered */
 	}
 	end_calls(a);
+}
+
+/* An always-on job's idle time in ms: its own idle_timeout (s), or magsd's default when -1. */
+static int idle_ms(int idle_timeout)
+{
+	int s = idle_timeout >= 0 ? idle_timeout : J.cfg.idle_timeout;
+	return s > 0 ? s * 1000 : 0;
 }
 
 /*
@@ -967,6 +1318,10 @@ static void run_job(struct active *a)
 		return;
 	struct jobrun jr = { .id = a->id, .a = a, .j = &j, .first_output = true, .t_claim = mono_ms() };
 	struct err err = { 0 };
+	pthread_mutex_lock(&J.mu);
+	a->always_on = j.always_on;
+	a->idle_ms = idle_ms(j.idle_timeout);
+	pthread_mutex_unlock(&J.mu);
 	int r = ws_prepare(&j, a->wake[0], say_job, &jr, &jr.ws, &err);
 	if (r == -EINTR)
 		job_end(&jr, false, 0, xstrdup(stop_text(stop_reason(a))));
@@ -978,9 +1333,11 @@ static void run_job(struct active *a)
 	}
 	store_output(&jr, LOG_STDOUT, NULL, 0, true);
 	store_output(&jr, LOG_STDERR, NULL, 0, true);
+	/* an always-on job interrupted by a shutdown starts again with the next magsd */
+	bool requeue = j.always_on && stop_reason(a) == STOP_SHUTDOWN;
 	/* a push or a freeze at the end is part of the job: it ends when they are done */
 	bool after = jr.ws.name && (jr.ws.persistent || jr.ws.base_image);
-	if (!after) {
+	if (!after && !requeue) {
 		db_job_finish(a->id, jr.exit_code, jr.has_exit, jr.error);
 		bump();
 	}
@@ -990,10 +1347,20 @@ static void run_job(struct active *a)
 	if (ws_finish(&jr.ws, ok, say_job, &jr, &err) < 0)
 		log_warn("job %s: %s", a->id, err.msg);
 	ws_job_free(&jr.ws);
-	if (after) {
+	if (requeue) {
+		db_job_set_sleeping(a->id, false);
+		db_job_requeue(a->id);
+		sys_log(a->id, "magsd shut down; the always-on sandbox starts again when magsd does\n");
+	} else if (after) {
 		db_job_finish(a->id, jr.exit_code, jr.has_exit, jr.error);
 		bump();
 	}
+	char *key = ssh_key_path(a->id);
+	char *pub = xasprintf("%s.pub", key);
+	unlink(key);
+	unlink(pub);
+	free(key);
+	free(pub);
 	char *uploads = ws_upload_dir(a->id, false);
 	fs_rm_tree(uploads);
 	free(uploads);
@@ -1001,6 +1368,20 @@ static void run_job(struct active *a)
 		 jr.has_exit ? (jr.exit_code == 0 ? "0" : "non-zero") : "", jr.error ? " (error)" : "");
 	free(jr.error);
 	db_job_row_free(&j);
+}
+
+void jobs_update(const char *id, bool on, int idle_timeout)
+{
+	pthread_mutex_lock(&J.mu);
+	struct active *a = active_locked(id);
+	if (a) {
+		a->always_on = on;
+		a->idle_ms = idle_ms(idle_timeout);
+		if (write(a->wake[1], "c", 1) < 0) {
+			/* non-blocking; the worker looks again either way */
+		}
+	}
+	pthread_mutex_unlock(&J.mu);
 }
 
 static void *worker_main(void *arg)
@@ -1066,6 +1447,18 @@ int jobs_start(const struct jobs_config *cfg, struct err *err)
 	size_t n;
 	char **ids = db_jobs_with_status("running", &n);
 	for (size_t i = 0; i < n; i++) {
+		struct job_row j;
+		bool on = db_job_get(ids[i], 0, &j) == 0 && j.always_on;
+		db_job_row_free(&j);
+		if (on) {
+			/* an always-on sandbox survives magsd: it starts again from its workspace */
+			db_job_set_sleeping(ids[i], false);
+			db_job_requeue(ids[i]);
+			sys_log(ids[i], "magsd restarted; starting the always-on sandbox again\n");
+			log_warn("job %s: always-on, queued again", ids[i]);
+			free(ids[i]);
+			continue;
+		}
 		db_log_append(ids[i], LOG_SYSTEM, "interrupted: magsd stopped while the job ran\n", 45);
 		db_job_finish(ids[i], 0, false, "interrupted: magsd stopped while the job ran");
 		log_warn("job %s: marked failed (interrupted)", ids[i]);

@@ -24,6 +24,7 @@ struct jobs_config {
 	const struct engine *engine;
 	const char *run_root;	/* per-sandbox run dirs live here */
 	int max_concurrent;
+	int idle_timeout;	/* seconds before an idle always-on sandbox sleeps (job default); 0 = never */
 };
 
 /*
@@ -66,6 +67,17 @@ json_t *jobs_ssh_json(const char *id);
  * running, nothing listening, no network).
  */
 int jobs_connect(const char *id, int port, int timeout_ms, struct err *err);
+/*
+ * A connection jobs_connect gave out has ended (the proxy's and the SSH
+ * forwarder's release hook). While any is open an always-on sandbox does not
+ * sleep; a request to a sleeping one wakes it (jobs_connect waits meanwhile).
+ */
+void jobs_disconnect(const char *id);
+/*
+ * PATCH /mags-jobs/:id on a running job: always_on and the idle time
+ * (seconds, 0 = never sleep, -1 = magsd's default) take effect now.
+ */
+void jobs_update(const char *id, bool always_on, int idle_timeout);
 
 /* Event counter bumped on every log entry and state change. */
 uint64_t jobs_events(void);

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * Job submission parsing; see jobspec.h. The accepted fields are those of
- * REFERENCE.md's POST /mags-jobs. Fields whose feature this magsd does not
- * run yet are rejected when set to anything but their default, so a request
- * never silently loses what it asked for.
+ * REFERENCE.md's POST /mags-jobs (plus idle_timeout and ssh_public_key);
+ * an unknown field is refused, so a request never silently loses what it
+ * asked for.
  */
 #include "jobspec.h"
 
@@ -13,11 +13,6 @@
 #include "base64.h"
 #include "names.h"
 #include "xmalloc.h"
-
-/* Fields known to the API whose features land in later work. */
-static const char *const later_fields[] = {
-	"startup_command", "always_on",
-};
 
 int jobspec_path_check(const char *name, size_t len, struct err *err)
 {
@@ -173,19 +168,47 @@ static int check_combination(const struct jobspec *js, struct err *err)
 		return err_set(err, 400, "\"ssh_public_key\" needs \"ssh\": true");
 	if (js->from && js->workspace && !strcmp(js->from, js->workspace))
 		return err_set(err, 400, "\"from\" names the workspace itself");
+	if (js->always_on && (js->ephemeral || js->base_image))
+		return err_set(err, 400, "\"always_on\" keeps a workspace running: it cannot be combined with"
+			       " \"ephemeral\" or \"base_image\"");
+	if (js->idle_timeout >= 0 && !js->always_on)
+		return err_set(err, 400, "\"idle_timeout\" needs \"always_on\": true (only always-on sandboxes sleep)");
 	return 0;
 }
 
-static bool is_default(json_t *v)
+int jobspec_parse_idle(json_t *v, int *out, struct err *err)
 {
-	return json_is_null(v) || json_is_false(v) ||
-	       (json_is_string(v) && json_string_length(v) == 0) ||
-	       (json_is_array(v) && json_array_size(v) == 0);
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > JOB_IDLE_MAX)
+		return err_set(err, 400, "\"idle_timeout\" must be an integer number of seconds from 0 (never sleep) to %d",
+			       JOB_IDLE_MAX);
+	*out = (int)json_integer_value(v);
+	return 0;
+}
+
+/* A command given as a string: script or startup_command. */
+static int parse_command(json_t *v, const char *key, size_t max, char **out, struct err *err)
+{
+	if (!json_is_string(v))
+		return err_set(err, 400, "\"%s\" must be a string", key);
+	size_t n = json_string_length(v);
+	if (n == 0)
+		return err_set(err, 400, "\"%s\" must not be empty", key);
+	if (n > max)
+		return err_set(err, 400, "\"%s\" is %zu bytes, more than the limit of %zu", key, n, max);
+	if (memchr(json_string_value(v), '\0', n))
+		return err_set(err, 400, "\"%s\" must not contain NUL characters", key);
+	free(*out);
+	*out = xstrndup(json_string_value(v), n);
+	return 0;
 }
 
 int jobspec_parse(const char *body, size_t len, struct jobspec *js, struct err *err)
 {
 	memset(js, 0, sizeof *js);
+	js->idle_timeout = -1;
+	bool persist_given = false;
 	if (len > API_BODY_MAX)
 		return err_set(err, 413, "request body larger than %d bytes", API_BODY_MAX);
 	json_error_t je;
@@ -201,24 +224,17 @@ int jobspec_parse(const char *body, size_t len, struct jobspec *js, struct err *
 	json_t *v;
 	json_object_foreach(root, key, v) {
 		if (!strcmp(key, "script")) {
-			if (!json_is_string(v)) {
-				r = err_set(err, 400, "\"script\" must be a string");
+			if ((r = parse_command(v, key, JOB_SCRIPT_MAX, &js->script, err)) < 0)
 				goto out;
-			}
-			size_t n = json_string_length(v);
-			if (n == 0) {
-				r = err_set(err, 400, "\"script\" must not be empty");
+		} else if (!strcmp(key, "startup_command")) {
+			if (!json_is_null(v) && (r = parse_command(v, key, JOB_SCRIPT_MAX, &js->startup, err)) < 0)
 				goto out;
-			}
-			if (n > JOB_SCRIPT_MAX) {
-				r = err_set(err, 400, "\"script\" is %zu bytes, more than the limit of %d", n, JOB_SCRIPT_MAX);
+		} else if (!strcmp(key, "always_on")) {
+			if ((r = parse_bool(v, key, &js->always_on, err)) < 0)
 				goto out;
-			}
-			if (memchr(json_string_value(v), '\0', n)) {
-				r = err_set(err, 400, "\"script\" must not contain NUL characters");
+		} else if (!strcmp(key, "idle_timeout")) {
+			if ((r = jobspec_parse_idle(v, &js->idle_timeout, err)) < 0)
 				goto out;
-			}
-			js->script = xstrndup(json_string_value(v), n);
 		} else if (!strcmp(key, "type")) {
 			const char *t = json_string_value(v);
 			if (!t || (strcmp(t, "inline") && strcmp(t, "file"))) {
@@ -240,6 +256,7 @@ int jobspec_parse(const char *body, size_t len, struct jobspec *js, struct err *
 		} else if (!strcmp(key, "persist")) {
 			if ((r = parse_bool(v, key, &js->persist, err)) < 0)
 				goto out;
+			persist_given = !json_is_null(v);
 		} else if (!strcmp(key, "base_image")) {
 			if ((r = parse_bool(v, key, &js->base_image, err)) < 0)
 				goto out;
@@ -265,19 +282,13 @@ int jobspec_parse(const char *body, size_t len, struct jobspec *js, struct err *
 			if ((r = parse_files(v, js, err)) < 0)
 				goto out;
 		} else {
-			bool known = false;
-			for (size_t i = 0; i < sizeof later_fields / sizeof *later_fields; i++)
-				known |= !strcmp(key, later_fields[i]);
-			if (!known) {
-				r = err_set(err, 400, "unknown field \"%.64s\"", key);
-				goto out;
-			}
-			if (!is_default(v)) {
-				r = err_set(err, 400, "\"%s\" is not supported by this magsd yet", key);
-				goto out;
-			}
+			r = err_set(err, 400, "unknown field \"%.64s\"", key);
+			goto out;
 		}
 	}
+	/* an always-on sandbox keeps a named workspace in the store unless told not to */
+	if (js->always_on && js->workspace && !persist_given)
+		js->persist = true;
 	if (!js->script)
 		r = err_set(err, 400, "missing required field \"script\"");
 	else
@@ -300,5 +311,7 @@ void jobspec_free(struct jobspec *js)
 	free(js->from);
 	free(js->ssh_key);
 	free(js->script);
+	free(js->startup);
 	memset(js, 0, sizeof *js);
+	js->idle_timeout = -1;
 }

@@ -19,6 +19,7 @@
 #define API_BODY_MAX (1024 * 1024)	/* bytes of a request body */
 #define JOB_SCRIPT_MAX (256 * 1024)	/* bytes of a script */
 #define JOB_TIMEOUT_MAX 86400		/* seconds */
+#define JOB_IDLE_MAX (7 * 86400)	/* seconds of idle_timeout */
 #define JOB_UPLOAD_MAX (1LL << 30)	/* bytes of one uploaded file */
 
 #define JOB_FILES_MAX 64			/* entries of "files" */
@@ -50,6 +51,9 @@ struct jobspec {
 	char *ssh_key;		/* owned, NULL = none: a public key for root's authorized_keys */
 	struct jobspec_file *files;
 	size_t nfiles;
+	bool always_on;		/* a server: restarted on crash, asleep when idle */
+	char *startup;		/* owned, NULL = none: startup_command */
+	int idle_timeout;	/* seconds, 0 = never sleep, -1 = not given (magsd's default) */
 };
 
 /*
@@ -63,6 +67,9 @@ int jobspec_path_check(const char *name, size_t len, struct err *err);
 /* The "port" and "ssh_public_key" fields, shared with POST /mags-jobs/:id/access. */
 int jobspec_parse_port(json_t *v, int *out, struct err *err);
 int jobspec_parse_ssh_key(json_t *v, char **out, struct err *err);
+
+/* "idle_timeout", shared with PATCH /mags-jobs/:id. */
+int jobspec_parse_idle(json_t *v, int *out, struct err *err);
 
 int jobspec_parse(const char *body, size_t len, struct jobspec *js, struct err *err);
 void jobspec_free(struct jobspec *js);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../engine/engine.h"
+#include "cron_sched.h"
 #include "db.h"
 #include "fast.h"
 #include "fs.h"
@@ -45,6 +46,7 @@ struct options {
 	bool daemon;
 	const char *log_file;
 	int shutdown_grace;
+	int idle_timeout;	/* seconds before an idle always-on sandbox sleeps */
 	int pool_size;		/* QEMUs waiting for a restore */
 	bool no_snapshot;	/* always cold boot */
 	bool pool_warm;		/* --pool-mode warm: pool of restored, warmed-up VMs */
@@ -64,7 +66,8 @@ static void __attribute__((noreturn)) usage(int code)
 		"             [--shutdown-grace SECONDS] [--pool-size N] [--pool-mode warm|incoming] [--no-snapshot]\n"
 		"             [--template-dir DIR] [--store file:///DIR|s3://BUCKET[/PREFIX]]\n"
 		"             [--s3-endpoint URL] [--net auto|tap|user|none] [--url-listen HOST:PORT|off]\n"
-		"             [--url-domain DOMAIN] [--tls-cert PEM --tls-key PEM] [--ssh-host ADDR] [--debug]\n"
+		"             [--url-domain DOMAIN] [--tls-cert PEM --tls-key PEM] [--ssh-host ADDR]\n"
+		"             [--idle-timeout SECONDS] [--debug]\n"
 		"       magsd [--state-dir DIR] token create [--user NAME]\n");
 	exit(code);
 }
@@ -157,7 +160,7 @@ static int daemonize(void)
 
 int main(int argc, char **argv)
 {
-	struct options o = { .listen = "127.0.0.1:7557", .accel = "auto", .shutdown_grace = 10, .pool_size = 2,
+	struct options o = { .listen = "127.0.0.1:7557", .accel = "auto", .shutdown_grace = 10, .idle_timeout = 600, .pool_size = 2,
 			     .pool_warm = true };
 	static const struct option longopts[] = {
 		{ "state-dir", required_argument, NULL, 's' },
@@ -169,6 +172,7 @@ int main(int argc, char **argv)
 		{ "log-file", required_argument, NULL, 'L' },
 		{ "shutdown-grace", required_argument, NULL, 'G' },
 		{ "pool-size", required_argument, NULL, 'P' },
+		{ "idle-timeout", required_argument, NULL, 'I' },
 		{ "no-snapshot", no_argument, NULL, 'N' },
 		{ "pool-mode", required_argument, NULL, 'M' },
 		{ "template-dir", required_argument, NULL, 'T' },
@@ -196,6 +200,7 @@ int main(int argc, char **argv)
 		case 'L': o.log_file = optarg; break;
 		case 'G': o.shutdown_grace = parse_int(optarg, "--shutdown-grace", 0, 3600); break;
 		case 'P': o.pool_size = parse_int(optarg, "--pool-size", 0, 256); break;
+		case 'I': o.idle_timeout = parse_int(optarg, "--idle-timeout", 0, 7 * 86400); break;
 		case 'N': o.no_snapshot = true; break;
 		case 'M':
 			if (strcmp(optarg, "warm") && strcmp(optarg, "incoming"))
@@ -315,7 +320,8 @@ int main(int argc, char **argv)
 	log_info("magsd starting: state %s, engine %s (%s), kernel %s, image %s, %d concurrent",
 		 o.state_dir, api_engine_name, eng.accel_why, eng.kernel, eng.image, o.max_concurrent);
 
-	struct jobs_config jc = { .engine = &eng, .run_root = run_root, .max_concurrent = o.max_concurrent };
+	struct jobs_config jc = { .engine = &eng, .run_root = run_root, .max_concurrent = o.max_concurrent,
+				  .idle_timeout = o.idle_timeout };
 	if (jobs_start(&jc, &err) < 0)
 		die("%s", err.msg);
 	if (!o.template_dir)
@@ -330,6 +336,8 @@ int main(int argc, char **argv)
 		access_stop();
 		die("%s", err.msg);
 	}
+	if (cron_sched_start(&err) < 0)
+		log_warn("cron: %s", err.msg);
 	log_info("listening on http://%s/api/v1", o.listen);
 	if (ready_fd >= 0) {
 		if (write(ready_fd, "1", 1) < 0) {
@@ -341,6 +349,7 @@ int main(int argc, char **argv)
 	int sig = 0;
 	sigwait(&stopset, &sig);
 	log_info("signal %d: shutting down (grace %ds for running jobs)", sig, o.shutdown_grace);
+	cron_sched_stop();
 	jobs_shutdown(o.shutdown_grace * 1000);
 	fast_stop();
 	access_stop();

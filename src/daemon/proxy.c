@@ -63,6 +63,8 @@ struct conn {
 	SSL *ssl;			/* the client's TLS session; NULL for plain */
 	uint8_t *up;			/* PROXY_RELAY_BUF bytes client -> target (the request head first) */
 	uint8_t *down;			/* PROXY_RELAY_BUF bytes target -> client */
+	proxy_release_fn release;	/* called with tag when the connection ends, or NULL */
+	char tag[PROXY_TAG_MAX];
 };
 
 struct srv {				/* what the proxy and the forwarder share */
@@ -86,12 +88,14 @@ struct proxy {
 	char *domain;
 	SSL_CTX *tls;			/* NULL for plain HTTP */
 	proxy_route_fn route;
+	proxy_release_fn release;
 	void *ctx;
 };
 
 struct fwd {
 	struct srv srv;
 	fwd_connect_fn fn;
+	proxy_release_fn release;
 	void *ctx;
 };
 
@@ -428,6 +432,8 @@ static void conn_end(struct conn *c)
 	close(c->cfd);
 	if (c->tfd >= 0)
 		close(c->tfd);
+	if (c->release)
+		c->release(c->tag);
 	free(c);
 }
 
@@ -688,8 +694,14 @@ static int route_request(struct proxy *p, struct conn *c, const struct end *clie
 	}
 	struct proxy_target t = { .fd = -1 };
 	p->route(p->ctx, label, &t);
-	if (t.fd >= 0)
+	if (t.fd >= 0) {
+		t.tag[sizeof t.tag - 1] = '\0';
+		if (t.tag[0] && p->release) {
+			memcpy(c->tag, t.tag, sizeof c->tag);
+			c->release = p->release;
+		}
 		return t.fd;
+	}
 	int status = t.status >= 400 && t.status <= 599 ? t.status : 502;
 	t.why[sizeof t.why - 1] = '\0';
 	if (t.why[0])
@@ -784,6 +796,7 @@ struct proxy *proxy_start(const struct proxy_cfg *cfg, struct err *e)
 	p->srv = (struct srv){ .name = "proxy", .serve = proxy_serve, .owner = p, .lfd = -1, .wake = { -1, -1 } };
 	p->domain = xstrdup(cfg->domain);
 	p->route = cfg->route;
+	p->release = cfg->release;
 	p->ctx = cfg->ctx;
 	p->srv.refuse_http = !cfg->tls_cert;
 	if (cfg->tls_cert && !(p->tls = tls_ctx_new(cfg->tls_cert, cfg->tls_key, e)))
@@ -830,6 +843,10 @@ static void fwd_serve(struct conn *c)
 		log_debug("fwd: no target for a connection");
 		return;
 	}
+	if (f->release) {
+		snprintf(c->tag, sizeof c->tag, "%s", (const char *)f->ctx);
+		c->release = f->release;
+	}
 	if (conn_set_target(c, fd) < 0)
 		return;
 	struct end client = { .fd = c->cfd }, target = { .fd = fd };
@@ -841,7 +858,8 @@ static void fwd_serve(struct conn *c)
 		log_debug("fwd: relay ended: %s", strerror(errno));
 }
 
-struct fwd *fwd_start(const char *host, int port, fwd_connect_fn fn, void *ctx, struct err *e)
+struct fwd *fwd_start(const char *host, int port, fwd_connect_fn fn, proxy_release_fn release, void *ctx,
+		      struct err *e)
 {
 	if (port < 0 || port > 65535 || !fn) {
 		err_set(e, 400, "forwarder: bad port %d", port);
@@ -857,6 +875,7 @@ struct fwd *fwd_start(const char *host, int port, fwd_connect_fn fn, void *ctx, 
 	struct fwd *f = xcalloc(1, sizeof *f);
 	f->srv = (struct srv){ .name = "fwd", .serve = fwd_serve, .owner = f, .wake = { -1, -1 } };
 	f->fn = fn;
+	f->release = release;
 	f->ctx = ctx;
 	if (srv_start(&f->srv, lfd, 0, e) < 0) {
 		srv_stop(&f->srv, false);

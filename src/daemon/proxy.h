@@ -29,8 +29,11 @@
 #define PROXY_CONNS_DEFAULT 1024	/* max_conns when 0 */
 #define PROXY_RELAY_BUF 65536		/* bytes buffered per direction of a relay */
 
+#define PROXY_TAG_MAX 40
+
 struct proxy_target {
 	int fd;		/* connected stream socket to the sandbox port (ownership passes to the proxy); -1 when none */
+	char tag[PROXY_TAG_MAX];	/* with fd: handed to the release callback when the connection ends ("" = none) */
 	int status;	/* when fd < 0: 404 (no such sandbox) or 502 (not running / not listening) */
 	char why[256];	/* one line for the error page (plain text; it is escaped) */
 };
@@ -41,6 +44,8 @@ struct proxy_target {
  * (it connects). t arrives with fd -1, status 0 and why "".
  */
 typedef void (*proxy_route_fn)(void *ctx, const char *label, struct proxy_target *t);
+/* Told when a routed (or forwarded) connection ended, with its tag: for idle tracking. */
+typedef void (*proxy_release_fn)(const char *tag);
 
 struct proxy_cfg {
 	const char *listen;		/* "HOST:PORT" ("[::1]:PORT" for IPv6; empty HOST = any); port 0 = any */
@@ -48,6 +53,7 @@ struct proxy_cfg {
 	const char *tls_cert;		/* PEM certificate chain; with tls_key, HTTPS; both NULL = plain HTTP */
 	const char *tls_key;		/* PEM private key */
 	proxy_route_fn route;
+	proxy_release_fn release;	/* NULL = none */
 	void *ctx;			/* passed to route */
 	unsigned max_conns;		/* concurrent connections; 0 = PROXY_CONNS_DEFAULT; over it: 503 and close */
 };
@@ -74,9 +80,11 @@ typedef int (*fwd_connect_fn)(void *ctx);
  * Listens on host:port (host NULL or "" = any; port 0 = any) and relays each
  * accepted connection to the socket fn(ctx) returns, called on the
  * connection's own thread. At most PROXY_CONNS_DEFAULT connections at once.
- * Returns NULL with e set on failure.
+ * release (may be NULL) gets ctx as a string (the tag) when a connection
+ * that fn connected ends. Returns NULL with e set on failure.
  */
-struct fwd *fwd_start(const char *host, int port, fwd_connect_fn fn, void *ctx, struct err *e);
+struct fwd *fwd_start(const char *host, int port, fwd_connect_fn fn, proxy_release_fn release, void *ctx,
+		      struct err *e);
 int fwd_port(const struct fwd *f);
 /* Like proxy_stop: also closes every relayed connection of this forwarder. */
 void fwd_stop(struct fwd *f);

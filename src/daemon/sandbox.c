@@ -250,6 +250,20 @@ fail:
 	return r;
 }
 
+int sandbox_sleep(struct sandbox *sb, const char *state_path, long long *bytes, struct err *err)
+{
+	return vm_sleep(sb->vm, state_path, bytes, err);
+}
+
+int sandbox_wake(const struct engine *eng, struct sandbox *sb, const char *state_path, struct err *err)
+{
+	/* frames cut off by the sleep are gone with the old channel */
+	proto_dec_free(&sb->dec);
+	proto_dec_init(&sb->dec);
+	int r = vm_wake(eng, sb->vm, state_path, err);
+	return r < 0 ? with_console(sb, r, err) : 0;
+}
+
 void sandbox_free(struct sandbox *sb)
 {
 	if (!sb)

@@ -58,6 +58,9 @@ int sandbox_send(struct sandbox *sb, uint16_t type, uint32_t chan, const void *p
  * negative code with err set when the channel broke (the VM died).
  */
 int sandbox_recv(struct sandbox *sb, struct agent_frame *f, int timeout_ms, int wake_fd, struct err *err);
+/* Sleep and wake of the sandbox's VM (vm_sleep, vm_wake); wake starts a fresh channel. */
+int sandbox_sleep(struct sandbox *sb, const char *state_path, long long *bytes, struct err *err);
+int sandbox_wake(const struct engine *eng, struct sandbox *sb, const char *state_path, struct err *err);
 /* Asks the agent to power off, waits briefly, then kills what is left and frees. */
 void sandbox_free(struct sandbox *sb);
 

@@ -78,6 +78,7 @@ struct vm {
 	struct net_ns ns;	/* tap mode: the VM's network namespace (idx -1 otherwise) */
 	unsigned slot_gen[1 + ENGINE_LAYER_SLOTS];	/* generation of each slot's current file node */
 	char *slot_path[1 + ENGINE_LAYER_SLOTS];	/* owned: the file behind each slot now */
+	bool mem_backend;	/* guest RAM is the backend "mem" (restored or template VMs), not -m's default */
 };
 
 /*
@@ -138,6 +139,19 @@ int vm_snapshot(struct vm *vm, const char *state_path, struct err *err);
  */
 int vm_restore_prepare(struct vm *vm, const char *state_path, struct err *err);
 int vm_restore(struct vm *vm, struct err *err);
+/*
+ * Sleep: pauses the guest, writes its whole state (RAM and devices) to
+ * state_path (*bytes: its size) and ends QEMU; the run dir, the disks and the
+ * network namespace stay. On failure the guest runs on. The agent channel is
+ * closed; the VM's pid is 0 until vm_wake.
+ */
+int vm_sleep(struct vm *vm, const char *state_path, long long *bytes, struct err *err);
+/*
+ * Wake: a new QEMU with the same devices and disks, in the same run dir and
+ * namespace, loads state_path and resumes; the agent channel is connected
+ * again. On failure no QEMU is left.
+ */
+int vm_wake(const struct engine *eng, struct vm *vm, const char *state_path, struct err *err);
 /*
  * Moves the VM's run dir (a pooled VM becomes a job's). QEMU keeps working:
  * its sockets are connected and its files open. STATE/run/<dir>/qemu.pid

@@ -313,12 +313,17 @@ static void qa_disk(struct qargv *a, const char *node, const char *path, bool ro
  * With mem, RAM is the file-backed object "mem" and QMP listens on
  * rundir/qmp.sock.
  */
-static void build_argv(const struct engine *eng, const char *rundir, const struct vm_mem *mem,
-		       const char *const disks[DISK_SLOTS], struct qargv *a)
+/*
+ * QEMU's command line. wake: the VM comes back from a sleep snapshot
+ * (-incoming, console appended to); its RAM is then a plain backend named
+ * like the one it slept with (mem_backend), since the stream carries every page.
+ */
+static void build_argv(const struct engine *eng, const char *rundir, const struct vm_mem *mem, bool wake,
+		       bool mem_backend, const char *const disks[DISK_SLOTS], struct qargv *a)
 {
 	memset(a, 0, sizeof *a);
 	qa(a, eng->qemu);
-	qa2(a, "-M", xstrdup(mem ? "microvm,acpi=off,memory-backend=mem" : "microvm,acpi=off"));
+	qa2(a, "-M", xstrdup(mem || mem_backend ? "microvm,acpi=off,memory-backend=mem" : "microvm,acpi=off"));
 	qa(a, "-accel");
 	qa(a, eng->accel == ENGINE_KVM ? "kvm" : "tcg");
 	qa(a, "-cpu");
@@ -332,10 +337,15 @@ static void build_argv(const struct engine *eng, const char *rundir, const struc
 			qa(a, "-incoming");
 			qa(a, "defer");
 		}
+	} else if (wake && mem_backend) {
+		qa2(a, "-object", xasprintf("memory-backend-ram,id=mem,size=%uM", eng->mem_mib));
 	}
-	/* QMP: snapshots and disk swaps; with user networking also port forwards (vm_forward_port) */
-	if (mem || eng->net.mode == NET_USER)
-		qa2(a, "-qmp", xasprintf("unix:%s/qmp.sock,server=on,wait=off", rundir));
+	if (wake) {
+		qa(a, "-incoming");
+		qa(a, "defer");
+	}
+	/* QMP: snapshots, sleep and wake, disk swaps; with user networking also port forwards (vm_forward_port) */
+	qa2(a, "-qmp", xasprintf("unix:%s/qmp.sock,server=on,wait=off", rundir));
 	qa(a, "-nodefaults");
 	qa(a, "-no-user-config");
 	qa(a, "-nographic");
@@ -362,7 +372,7 @@ static void build_argv(const struct engine *eng, const char *rundir, const struc
 		qa(a, "-device");
 		qa(a, net_device());
 	}
-	qa2(a, "-chardev", xasprintf("file,id=con,path=%s/console.log", rundir));
+	qa2(a, "-chardev", xasprintf("file,id=con,path=%s/console.log%s", rundir, wake ? ",append=on" : ""));
 	qa(a, "-serial");
 	qa(a, "chardev:con");
 }
@@ -392,7 +402,7 @@ void engine_snapshot_key(const struct engine *eng, char key[65])
 	/* per-VM files are masked: a snapshot fits every VM whatever its disks */
 	const char *const disks[DISK_SLOTS] = { "WORKSPACE", "LAYER", "LAYER", "LAYER", "LAYER" };
 	struct qargv a;
-	build_argv(eng, "RUNDIR", &mem, disks, &a);
+	build_argv(eng, "RUNDIR", &mem, false, false, disks, &a);
 	for (int i = 0; i < a.n; i++)
 		EVP_DigestUpdate(c, a.v[i], strlen(a.v[i]) + 1);
 	qargv_free(&a);
@@ -413,35 +423,15 @@ static void vm_set_rundir(struct vm *vm, const char *rundir)
 	vm->console_path = xasprintf("%s/console.log", rundir);
 }
 
-int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *mem, const struct vm_disks *disks,
-	     struct vm **out, struct err *err)
+/*
+ * Forks QEMU with argv a in vm's network namespace (if any), its output
+ * appended to logpath, and records its pid in RUNDIR/qemu.pid.
+ */
+static int vm_spawn(struct vm *vm, const struct qargv *a, const char *logpath, struct err *err)
 {
-	*out = NULL;
-	if (mkdir(rundir, 0700) < 0)
-		return err_set(err, errno, "create run dir %s", rundir);
-
-	struct vm *vm = xcalloc(1, sizeof *vm);
-	vm->agent_fd = -1;
-	vm->qmp.fd = -1;
-	vm->ns.idx = vm->ns.fd = -1;
-	vm->empty_disk = eng->empty_disk ? xstrdup(eng->empty_disk) : NULL;
-	vm_set_rundir(vm, rundir);
-	char *logpath = xasprintf("%s/qemu.log", rundir);
-	char *paths[DISK_SLOTS];
-	struct qargv a;
-	memset(&a, 0, sizeof a);
-	int logfd = -1, nullfd = -1;
-	int r = disks_resolve(rundir, vm->empty_disk, disks, paths, err);
-	if (r < 0)
-		goto out;
-	build_argv(eng, rundir, mem, (const char *const *)paths, &a);
-	for (int i = 0; i < DISK_SLOTS; i++)
-		vm->slot_path[i] = xstrdup(paths[i]);
-
-	if (eng->net.mode == NET_TAP && (r = net_ns_create(&vm->ns, err)) < 0)
-		goto out;
-	logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int r = 0;
+	int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (logfd < 0 || nullfd < 0) {
 		r = err_set(err, errno, "open %s", logpath);
 		goto out;
@@ -463,16 +453,53 @@ int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *
 		dup2(nullfd, 0);
 		dup2(logfd, 1);
 		dup2(logfd, 2);
-		execv(a.v[0], (char *const *)a.v);
+		execv(a->v[0], (char *const *)a->v);
 		_exit(127);
 	}
 	vm->pid = pid;
 	/* the pid, and the dir QEMU's command line names (the run dir may be renamed) */
-	char *pidtxt = xasprintf("%d\n%s\n", (int)pid, rundir);
-	char *pidfile = xasprintf("%s/qemu.pid", rundir);
+	char *pidtxt = xasprintf("%d\n%s\n", (int)pid, vm->rundir);
+	char *pidfile = xasprintf("%s/qemu.pid", vm->rundir);
 	fs_write_file(pidfile, pidtxt, strlen(pidtxt), 0600, NULL);
 	free(pidfile);
 	free(pidtxt);
+out:
+	if (logfd >= 0)
+		close(logfd);
+	if (nullfd >= 0)
+		close(nullfd);
+	return r;
+}
+
+int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *mem, const struct vm_disks *disks,
+	     struct vm **out, struct err *err)
+{
+	*out = NULL;
+	if (mkdir(rundir, 0700) < 0)
+		return err_set(err, errno, "create run dir %s", rundir);
+
+	struct vm *vm = xcalloc(1, sizeof *vm);
+	vm->agent_fd = -1;
+	vm->qmp.fd = -1;
+	vm->ns.idx = vm->ns.fd = -1;
+	vm->empty_disk = eng->empty_disk ? xstrdup(eng->empty_disk) : NULL;
+	vm_set_rundir(vm, rundir);
+	char *logpath = xasprintf("%s/qemu.log", rundir);
+	char *paths[DISK_SLOTS];
+	struct qargv a;
+	memset(&a, 0, sizeof a);
+	int r = disks_resolve(rundir, vm->empty_disk, disks, paths, err);
+	if (r < 0)
+		goto out;
+	build_argv(eng, rundir, mem, false, false, (const char *const *)paths, &a);
+	for (int i = 0; i < DISK_SLOTS; i++)
+		vm->slot_path[i] = xstrdup(paths[i]);
+
+	if (eng->net.mode == NET_TAP && (r = net_ns_create(&vm->ns, err)) < 0)
+		goto out;
+	vm->mem_backend = mem != NULL;
+	if ((r = vm_spawn(vm, &a, logpath, err)) < 0)
+		goto out;
 	if (mem || eng->net.mode == NET_USER) {
 		char *qmp = xasprintf("%s/qmp.sock", rundir);
 		r = qmp_connect(&vm->qmp, qmp, QMP_START_MS, err);
@@ -483,10 +510,6 @@ int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *
 	*out = vm;
 	vm = NULL; /* transferred */
 out:
-	if (logfd >= 0)
-		close(logfd);
-	if (nullfd >= 0)
-		close(nullfd);
 	free(logpath);
 	for (int i = 0; i < DISK_SLOTS; i++)
 		free(paths[i]);
@@ -689,6 +712,98 @@ int vm_restore(struct vm *vm, struct err *err)
 	if (r == 0)
 		r = qmp_call(&vm->qmp, "cont", NULL, -1, NULL, QMP_CALL_MS, err);
 	return r < 0 ? err_wrap(err, "restore") : 0;
+}
+
+/* QMP for a VM started without it connected (a cold boot in tap mode): the socket is always there. */
+static int qmp_ensure(struct vm *vm, struct err *err)
+{
+	if (vm->qmp.fd >= 0)
+		return 0;
+	char *path = xasprintf("%s/qmp.sock", vm->rundir);
+	int r = qmp_connect(&vm->qmp, path, QMP_START_MS, err);
+	free(path);
+	return r;
+}
+
+int vm_sleep(struct vm *vm, const char *state_path, long long *bytes, struct err *err)
+{
+	int r = qmp_ensure(vm, err);
+	if (r < 0)
+		return err_wrap(err, "sleep");
+	int fd = open(state_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_set(err, errno, "create %s", state_path);
+	/* every page goes to the file (a restored VM's template pages too), as fast as the disk takes them */
+	json_t *caps = json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability", "x-ignore-shared", "state", 0);
+	r = qmp_call(&vm->qmp, "stop", NULL, -1, NULL, QMP_CALL_MS, err);
+	if (r == 0)
+		r = qmp_call(&vm->qmp, "migrate-set-capabilities", caps, -1, NULL, QMP_CALL_MS, err);
+	else
+		json_decref(caps);
+	if (r == 0)
+		r = qmp_call(&vm->qmp, "migrate-set-parameters", json_pack("{s:I}", "max-bandwidth", (json_int_t)1 << 40),
+			     -1, NULL, QMP_CALL_MS, err);
+	if (r == 0)
+		r = pass_fd(vm, fd, err);
+	if (r == 0)
+		r = qmp_call(&vm->qmp, "migrate", json_pack("{s:s}", "uri", "fd:mags-state"), -1, NULL, QMP_CALL_MS, err);
+	if (r == 0)
+		r = wait_migration(vm, err);
+	if (r == 0 && fsync(fd) < 0)
+		r = err_set(err, errno, "fsync %s", state_path);
+	struct stat st;
+	*bytes = fstat(fd, &st) == 0 ? (long long)st.st_size : 0;
+	close(fd);
+	if (r < 0) {
+		/* still whole: let it run on */
+		struct err e2 = { 0 };
+		qmp_call(&vm->qmp, "cont", NULL, -1, NULL, QMP_CALL_MS, &e2);
+		return err_wrap(err, "sleep");
+	}
+	struct err e2 = { 0 };
+	qmp_call(&vm->qmp, "quit", NULL, -1, NULL, QMP_CALL_MS, &e2);
+	if (!vm_wait_exit(vm, 5000))
+		vm_kill(vm);
+	qmp_close(&vm->qmp);
+	if (vm->agent_fd >= 0)
+		close(vm->agent_fd);
+	vm->agent_fd = -1;
+	return 0;
+}
+
+int vm_wake(const struct engine *eng, struct vm *vm, const char *state_path, struct err *err)
+{
+	if (vm->pid > 0)
+		return err_set(err, EBUSY, "wake: QEMU still runs");
+	char *qmp = xasprintf("%s/qmp.sock", vm->rundir);
+	char *logpath = xasprintf("%s/qemu.log", vm->rundir);
+	unlink(qmp);
+	unlink(vm->agent_path);
+	struct qargv a;
+	build_argv(eng, vm->rundir, NULL, true, vm->mem_backend, (const char *const *)vm->slot_path, &a);
+	int r = vm_spawn(vm, &a, logpath, err);
+	if (r == 0)
+		r = qmp_connect(&vm->qmp, qmp, QMP_START_MS, err);
+	int fd = r == 0 ? open(state_path, O_RDONLY | O_CLOEXEC) : -1;
+	if (r == 0 && fd < 0)
+		r = err_set(err, errno, "open %s", state_path);
+	if (r == 0)
+		r = pass_fd(vm, fd, err);
+	if (fd >= 0)
+		close(fd);
+	if (r == 0)
+		r = vm_restore(vm, err);
+	if (r == 0)
+		r = vm_connect_agent(vm, QMP_START_MS, err);
+	qargv_free(&a);
+	free(qmp);
+	free(logpath);
+	if (r < 0) {
+		vm_kill(vm);
+		qmp_close(&vm->qmp);
+		return err_wrap(err, "wake");
+	}
+	return 0;
 }
 
 int vm_rename(struct vm *vm, const char *rundir, struct err *err)

@@ -149,20 +149,31 @@ int proto_kv_is(const char *key, size_t klen, const char *name)
 	return strlen(name) == klen && memcmp(key, name, klen) == 0;
 }
 
-void proto_exit_encode(uint8_t out[12], const struct agent_exit *e)
+size_t proto_exit_encode(uint8_t out[AGENT_EXIT_LEN], const struct agent_exit *e)
 {
 	put_le32(out, (uint32_t)e->code);
 	put_le32(out + 4, (uint32_t)e->signal);
 	put_le32(out + 8, e->flags);
+	if (!(e->flags & AGENT_EXIT_RESTART))
+		return 12;
+	put_le32(out + 12, e->restart_ms);
+	return 16;
 }
 
 int proto_exit_decode(const uint8_t *p, size_t len, struct agent_exit *e)
 {
 	memset(e, 0, sizeof *e);
-	if (len != 12)
+	if (len != 12 && len != 16)
 		return PROTO_EBADKV;
 	e->code = (int32_t)get_le32(p);
 	e->signal = (int32_t)get_le32(p + 4);
 	e->flags = get_le32(p + 8);
+	/* the restart delay comes exactly when the flag says so */
+	if ((len == 16) != !!(e->flags & AGENT_EXIT_RESTART)) {
+		memset(e, 0, sizeof *e);
+		return PROTO_EBADKV;
+	}
+	if (len == 16)
+		e->restart_ms = get_le32(p + 12);
 	return 0;
 }

@@ -56,8 +56,9 @@ int proto_kv_u64(const uint8_t *val, size_t vlen, uint64_t *out);
 /* True when key (klen bytes) equals the C string name. */
 int proto_kv_is(const char *key, size_t klen, const char *name);
 
-void proto_exit_encode(uint8_t out[12], const struct agent_exit *e);
-/* Returns 0, or PROTO_EBADKV when len != 12. */
+/* Writes an EXIT payload; returns its length (12, or 16 with AGENT_EXIT_RESTART). */
+size_t proto_exit_encode(uint8_t out[AGENT_EXIT_LEN], const struct agent_exit *e);
+/* Returns 0, or PROTO_EBADKV unless len is 16 with AGENT_EXIT_RESTART set, or 12 without. */
 int proto_exit_decode(const uint8_t *p, size_t len, struct agent_exit *e);
 
 #endif

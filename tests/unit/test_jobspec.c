@@ -51,6 +51,27 @@ static void test_all_supported(void **state)
 	jobspec_free(&js);
 }
 
+static void test_always_on(void **state)
+{
+	struct jobspec js;
+	struct err err = { 0 };
+	assert_int_equal(parse("{\"script\":\"srv\",\"always_on\":true,\"workspace\":\"api\",\"startup_command\":\"echo up\"}",
+			       &js, &err), 0);
+	assert_true(js.always_on);
+	assert_true(js.persist); /* persistent by default */
+	assert_string_equal(js.startup, "echo up");
+	assert_int_equal(js.idle_timeout, -1);
+	jobspec_free(&js);
+	assert_int_equal(parse("{\"script\":\"srv\",\"always_on\":true,\"workspace\":\"api\",\"persist\":false,"
+			       "\"idle_timeout\":0}", &js, &err), 0);
+	assert_false(js.persist);
+	assert_int_equal(js.idle_timeout, 0);
+	jobspec_free(&js);
+	assert_int_equal(parse("{\"script\":\"srv\",\"always_on\":true}", &js, &err), 0);
+	assert_false(js.persist);
+	jobspec_free(&js);
+}
+
 static void test_rejects(void **state)
 {
 	expect_reject("", "malformed JSON");
@@ -68,7 +89,17 @@ static void test_rejects(void **state)
 	expect_reject("{\"script\": \"x\", \"ephemeral\": 1}", "\"ephemeral\"");
 	expect_reject("{\"script\": \"x\", \"colour\": 1}", "unknown field \"colour\"");
 	expect_reject("{\"script\": \"x\", \"script\": \"y\"}", "malformed JSON");
-	expect_reject("{\"script\": \"x\", \"always_on\": true}", "\"always_on\" is not supported");
+	/* always-on, startup */
+	expect_reject("{\"script\": \"x\", \"always_on\": 1}", "\"always_on\" must be true or false");
+	expect_reject("{\"script\": \"x\", \"always_on\": true, \"ephemeral\": true}", "cannot be combined");
+	expect_reject("{\"script\": \"x\", \"always_on\": true, \"workspace\": \"w\", \"base_image\": true}",
+		      "cannot be combined");
+	expect_reject("{\"script\": \"x\", \"idle_timeout\": 60}", "needs \"always_on\"");
+	expect_reject("{\"script\": \"x\", \"always_on\": true, \"idle_timeout\": -1}", "\"idle_timeout\" must be");
+	expect_reject("{\"script\": \"x\", \"always_on\": true, \"idle_timeout\": 604801}", "\"idle_timeout\" must be");
+	expect_reject("{\"script\": \"x\", \"startup_command\": 5}", "\"startup_command\" must be a string");
+	expect_reject("{\"script\": \"x\", \"startup_command\": \"\"}", "\"startup_command\" must not be empty");
+	expect_reject("{\"script\": \"x\", \"startup_command\": \"a\\u0000\"}", "NUL");
 	/* URLs and SSH */
 	expect_reject("{\"script\": \"x\", \"url\": 1}", "\"url\" must be true or false");
 	expect_reject("{\"script\": \"x\", \"port\": 0}", "\"port\"");
@@ -197,6 +228,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_minimal),
 		cmocka_unit_test(test_all_supported),
+		cmocka_unit_test(test_always_on),
 		cmocka_unit_test(test_rejects),
 		cmocka_unit_test(test_workspace_fields),
 		cmocka_unit_test(test_url_ssh_fields),

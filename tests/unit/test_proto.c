@@ -322,11 +322,25 @@ static void test_kv_u64(void **state)
 	assert_true(v == 0);
 }
 
+static void test_exit_restart(void **state)
+{
+	struct agent_exit in = { .code = 1, .flags = AGENT_EXIT_RESTART, .restart_ms = 4000 }, out;
+	uint8_t p[AGENT_EXIT_LEN];
+	assert_int_equal(proto_exit_encode(p, &in), 16);
+	assert_int_equal(proto_exit_decode(p, 16, &out), 0);
+	assert_int_equal(out.code, 1);
+	assert_int_equal(out.flags, AGENT_EXIT_RESTART);
+	assert_int_equal(out.restart_ms, 4000);
+	assert_int_equal(proto_exit_decode(p, 12, &out), PROTO_EBADKV); /* the flag without its delay */
+	assert_int_equal(proto_exit_decode(p, 13, &out), PROTO_EBADKV);
+	assert_int_equal(proto_exit_decode(p, 12, &out), PROTO_EBADKV); /* the flag without its delay */
+}
+
 static void test_exit(void **state)
 {
 	struct agent_exit in = { .code = 124, .signal = 9, .flags = AGENT_EXIT_TIMEOUT }, out;
-	uint8_t p[12];
-	proto_exit_encode(p, &in);
+	uint8_t p[AGENT_EXIT_LEN];
+	assert_int_equal(proto_exit_encode(p, &in), 12);
 	static const uint8_t want[12] = { 124, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0 };
 	assert_memory_equal(p, want, 12);
 	assert_int_equal(proto_exit_decode(p, 12, &out), 0);
@@ -336,11 +350,11 @@ static void test_exit(void **state)
 
 	in.code = -1;
 	in.signal = 0;
-	in.flags = 0xffffffffu;
+	in.flags = 0xffffffffu & ~AGENT_EXIT_RESTART;
 	proto_exit_encode(p, &in);
 	assert_int_equal(proto_exit_decode(p, 12, &out), 0);
 	assert_int_equal(out.code, -1);
-	assert_int_equal(out.flags, 0xffffffffu);
+	assert_int_equal(out.flags, 0xffffffffu & ~AGENT_EXIT_RESTART);
 
 	memset(&out, 0x55, sizeof out);
 	assert_int_equal(proto_exit_decode(p, 11, &out), PROTO_EBADKV);
@@ -365,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_kv_long_key),
 		cmocka_unit_test(test_kv_u64),
 		cmocka_unit_test(test_exit),
+		cmocka_unit_test(test_exit_restart),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
