@@ -175,6 +175,7 @@ bench: all
 	bench/workspace
 	bench/sync
 	bench/proxy
+	bench/wake
 
 # make setup: packages, build, `mags` on PATH, and a first `mags run 'echo Hello World'`
 setup:

@@ -8,6 +8,7 @@
  * SIGINT/SIGTERM stop the job and exit 130; a second signal kills mags at
  * once. With --url / --ssh, the URL and the ssh command to paste go to
  * stderr once the job runs (the SSH key and known_hosts are cmd_ssh.c's).
+ * With --always-on it returns 0 once the sandbox runs (it does not end).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -202,6 +203,30 @@ static int run_show_access(struct client *c, const struct run_opts *o, const str
 	return 0;
 }
 
+/*
+ * --always-on: the job does not end, so mags run returns once it runs and
+ * says how to follow and stop it. Returns 0 then, CLIENT_E_INTR when
+ * interrupted, or 1 when the job already ended (its output and exit code
+ * are then followed as for any job).
+ */
+static int run_detach(struct client *c, const struct run_opts *o, const char *id)
+{
+	struct err err;
+	json_t *job = NULL;
+	int r = new_wait(c, id, 0, &job, &err);
+	const char *st = job ? json_string_value(json_object_get(job, "status")) : NULL;
+	if (r == 0 && st && !strcmp(st, "running")) {
+		fflush(stdout);
+		fprintf(stderr, "always-on sandbox %s is running; `mags logs -f %s` follows its output, `mags stop %s` stops it\n",
+			id, id, o->workspace ? o->workspace : id);
+		r = 0;
+	} else if (r != CLIENT_E_INTR) {
+		r = 1;
+	}
+	json_decref(job);
+	return r;
+}
+
 /* Maps a job's exit code to ours (a process exit status is 0..255). */
 static int run_exit_status(int code)
 {
@@ -276,6 +301,15 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 	if ((o.url || o.ssh) && run_show_access(c, &o, &files, id) == CLIENT_E_INTR) {
 		run_stop(c, id, NULL);
 		ret = CLI_EXIT_INTERRUPTED;
+		goto out;
+	}
+	if (o.always_on && (r = run_detach(c, &o, id)) != 1) {
+		if (r == CLIENT_E_INTR || run_interrupted) {
+			run_stop(c, id, NULL);
+			ret = CLI_EXIT_INTERRUPTED;
+		} else {
+			ret = CLI_EXIT_OK;
+		}
 		goto out;
 	}
 	r = joblog_follow(c, id, &end, &err);

@@ -42,19 +42,25 @@ const char run_opts_usage[] =
 	"      --ssh             enable SSH access with the key ~/.mags/id_ed25519\n"
 	"                        (made with ssh-keygen on first use); the ssh command\n"
 	"                        to paste is printed on stderr as \"ssh: ...\"\n"
-	"      --startup CMD     command to run when the sandbox starts\n"
+	"      --startup CMD     command run to its end before SCRIPT, at every start\n"
+	"                        (and, with --always-on, every restart and wake)\n"
 	"      --base-image      make the workspace a read-only base image (needs -w)\n"
 	"      --from NAME       start from base image workspace NAME\n"
 	"      --ephemeral       no workspace at all (fastest); not with -w, -p,\n"
 	"                        --base-image or --from\n"
 	"      --timeout SECONDS stop the script after SECONDS (exit code 124)\n"
-	"      --always-on       keep the sandbox running as a server\n"
+	"      --always-on       keep the sandbox running as a server: a failing SCRIPT\n"
+	"                        is restarted, an idle sandbox sleeps and the next\n"
+	"                        request wakes it; with -w the workspace persists;\n"
+	"                        mags run returns once the sandbox runs\n"
+	"      --idle-timeout S  always-on: sleep after S seconds without traffic\n"
+	"                        (0 = never; default magsd's --idle-timeout)\n"
 	"  -v, --verbose         print the job id and each upload on stderr\n"
 	"  -h, --help            this text\n";
 
 enum run_flag {
 	RF_WORKSPACE, RF_PERSIST, RF_FILE, RF_URL, RF_PORT, RF_SSH, RF_STARTUP,
-	RF_BASE_IMAGE, RF_FROM, RF_EPHEMERAL, RF_TIMEOUT, RF_ALWAYS_ON, RF_VERBOSE, RF_HELP,
+	RF_BASE_IMAGE, RF_FROM, RF_EPHEMERAL, RF_TIMEOUT, RF_ALWAYS_ON, RF_IDLE, RF_VERBOSE, RF_HELP,
 };
 
 struct run_flag_def {
@@ -77,6 +83,7 @@ static const struct run_flag_def run_flags[] = {
 	{ 0, "ephemeral", false, RF_EPHEMERAL },
 	{ 0, "timeout", true, RF_TIMEOUT },
 	{ 0, "always-on", false, RF_ALWAYS_ON },
+	{ 0, "idle-timeout", true, RF_IDLE },
 	{ 'v', "verbose", false, RF_VERBOSE },
 	{ 'h', "help", false, RF_HELP },
 };
@@ -163,6 +170,11 @@ static int run_apply(struct run_opts *o, const struct run_flag_def *f, const cha
 		o->timeout = n;
 		break;
 	case RF_ALWAYS_ON: o->always_on = true; break;
+	case RF_IDLE:
+		if (run_parse_long(v, 0, RUN_IDLE_MAX, &n) < 0)
+			return err_set(err, 0, "%s: \"%s\" is not a whole number of seconds from 0 to %d", name, v, RUN_IDLE_MAX);
+		o->idle_timeout = n;
+		break;
 	case RF_VERBOSE: o->verbose = true; break;
 	case RF_HELP: o->help = true; break;
 	}
@@ -293,6 +305,7 @@ static int run_check(const struct run_opts *o, struct err *err)
 int run_opts_parse(int argc, char **argv, struct run_opts *o, struct err *err)
 {
 	memset(o, 0, sizeof *o);
+	o->idle_timeout = -1;
 	err_clear(err);
 	int i = 1;
 	for (; i < argc; i++) {
@@ -431,6 +444,8 @@ int run_opts_to_json(const struct run_opts *o, json_t **out, struct err *err)
 		json_object_set_new(body, "timeout", json_integer(o->timeout));
 	if (o->always_on)
 		json_object_set_new(body, "always_on", json_true());
+	if (o->idle_timeout >= 0)
+		json_object_set_new(body, "idle_timeout", json_integer(o->idle_timeout));
 	if (o->nfiles) {
 		json_t *arr = json_array();
 		json_object_set_new(body, "files", arr);

@@ -16,6 +16,7 @@
 #include "err.h"
 
 #define RUN_TIMEOUT_MAX 86400		/* seconds; the API's limit */
+#define RUN_IDLE_MAX (7 * 86400)	/* seconds of --idle-timeout; the API's limit */
 #define RUN_PORT_DEFAULT 8080		/* --url without --port (sent explicitly) */
 #define RUN_SCRIPT_MAX (256 * 1024)	/* the API's limit on "script" */
 #define RUN_FILE_MAX (1024LL * 1024 * 1024)	/* one -f file, uploaded after the submit (the API's limit) */
@@ -34,6 +35,7 @@ struct run_opts {
 	char *from;		/* --from NAME; owned */
 	bool ephemeral;		/* --ephemeral */
 	long timeout;		/* --timeout SECONDS, 0 when absent */
+	long idle_timeout;	/* --idle-timeout SECONDS, -1 when absent */
 	bool always_on;		/* --always-on */
 	bool verbose;		/* -v/--verbose */
 	bool help;		/* -h/--help: print usage, nothing else is checked */

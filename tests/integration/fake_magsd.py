@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """FAKE magsd command line -- for the mags CLI's local-mode tests only.
 
-fake_api_cli.py copies this next to a copy of mags as `magsd`, so the CLI's
+test_cli_fake_api.py copies this next to a copy of mags as `magsd`, so the CLI's
 auto-start path runs it: `token create` prints a token (and keeps it in the
 state dir), `--daemon` starts fake_api.py (path in $FAKE_API) on the --listen
 port in the background and returns at once, as the real magsd --daemon does.

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """The mags CLI's side of -f uploads, `mags sync` and `mags workspace`,
-against the FAKE API (fake_api.py; see fake_api_cli.py for what that means).
+against the FAKE API (fake_api.py; see test_cli_fake_api.py for what that means).
 
 These check what the CLI sends and prints: files declared in the submit and
 then streamed to POST /mags-jobs/ID/upload (byte-exact, name and mode, the job
@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 
-from fake_api_cli import MAGS, SAN_MARKERS, CliCase
+from test_cli_fake_api import MAGS, SAN_MARKERS, CliCase
 
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 

@@ -71,7 +71,7 @@ static void test_all_flags(void **state)
 	struct err e;
 	assert_int_equal(PARSE(&o, &e, "-w", "ws", "-p", "-f", "a.txt", "--file=b.txt", "--file", "c",
 			       "--url", "--port", "3000", "--ssh", "--startup", "npm start", "--base-image",
-			       "--from", "base", "--timeout", "30", "--always-on", "-v",
+			       "--from", "base", "--timeout", "30", "--always-on", "--idle-timeout", "0", "-v",
 			       "echo hi"), 0);
 	assert_string_equal(o.script, "echo hi");
 	assert_string_equal(o.workspace, "ws");
@@ -84,8 +84,14 @@ static void test_all_flags(void **state)
 	assert_string_equal(o.startup, "npm start");
 	assert_string_equal(o.from, "base");
 	assert_int_equal(o.timeout, 30);
+	assert_int_equal(o.idle_timeout, 0);
 	assert_false(o.help);
 	run_opts_free(&o);
+	assert_int_equal(PARSE(&o, &e, "true"), 0);
+	assert_int_equal(o.idle_timeout, -1); /* absent: magsd's default */
+	run_opts_free(&o);
+	assert_int_equal(PARSE(&o, &e, "--idle-timeout", "-1", "true"), -1);
+	assert_int_equal(PARSE(&o, &e, "--idle-timeout", "604801", "true"), -1);
 	/* --ephemeral goes with -f and the rest, only not with a workspace */
 	assert_int_equal(PARSE(&o, &e, "--ephemeral", "-f", "x/a", "-f", "b/", "--url", "true"), 0);
 	assert_true(o.ephemeral);

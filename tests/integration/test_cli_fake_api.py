@@ -6,7 +6,7 @@ These check the CLI's side only: request bodies, NDJSON stream handling,
 exit codes, error lines, local-mode auto-start. They say nothing about magsd;
 the real integration tests (conftest.py) do. Stdlib only:
 
-    python3 tests/integration/fake_api_cli.py [-v]
+    python3 tests/integration/test_cli_fake_api.py [-v]
 
 MAGS_BIN_DIR picks the mags binary (default build/san/bin, the ASan+UBSan
 build); every run's stderr is checked for sanitizer reports.
@@ -358,8 +358,8 @@ class TestOtherCommands(CliCase):
         self.assertEqual((rc, err), (1, 'mags: job "nope" not found\n'))
         rc, out, err = self.mags("logs", "-f", "nope")
         self.assertEqual((rc, err), (1, 'mags: job "nope" not found\n'))
-        rc, out, err = self.mags("stop", "nope")
-        self.assertEqual((rc, err), (1, 'mags: job "nope" not found\n'))
+        rc, out, err = self.mags("stop", "nope")  # not a job id: a workspace name
+        self.assertEqual((rc, err), (1, "mags: no running sandbox for workspace nope\n"))
         rc, out, err = self.mags("list", env=self.env(MAGS_TOKEN="wrong"))
         self.assertEqual((rc, err), (1, "mags: not authenticated (set MAGS_TOKEN or run mags login)\n"))
         rc, out, err = self.mags("run", "--ssh", "x")
