@@ -803,17 +803,16 @@ static int connect_forwarded(const char *id, int port, int timeout_ms, struct er
 	return s;
 }
 
-/* Counts a connection to job id's sandbox as open (fd >= 0): it keeps an always-on sandbox awake. */
-static int conn_opened(const char *id, int fd)
+/*
+ * A connection that failed to open: gives back the count jobs_connect took
+ * for it. Returns fd (< 0).
+ */
+static int conn_failed(const char *id, int fd)
 {
-	if (fd < 0)
-		return fd;
 	pthread_mutex_lock(&J.mu);
 	struct active *a = active_locked(id);
-	if (a) {
-		a->conns++;
-		a->last_active = mono_ms();
-	}
+	if (a && a->conns > 0)
+		a->conns--;
 	pthread_mutex_unlock(&J.mu);
 	return fd;
 }
@@ -840,16 +839,24 @@ int jobs_connect(const char *id, int port, int timeout_ms, struct err *err)
 	pthread_mutex_lock(&J.mu);
 	struct active *a = serving_locked(id, timeout_ms);
 	int fd = a && a->netns_fd >= 0 ? fcntl(a->netns_fd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (a) {
+		/* counted before it connects, so the sandbox cannot fall asleep under it */
+		a->conns++;
+		a->last_active = mono_ms();
+	}
 	pthread_mutex_unlock(&J.mu);
 	if (!a)
 		return err_set(err, 502, "the sandbox is not running");
-	if (J.cfg.engine->net.mode == NET_USER)
-		return conn_opened(id, connect_forwarded(id, port, timeout_ms, err));
-	if (fd < 0)
-		return err_set(err, 502, "the sandbox has no network");
-	int s = net_connect(fd, port, timeout_ms, err);
-	close(fd);
-	return conn_opened(id, s);
+	int s;
+	if (J.cfg.engine->net.mode == NET_USER) {
+		s = connect_forwarded(id, port, timeout_ms, err);
+	} else if (fd < 0) {
+		s = err_set(err, 502, "the sandbox has no network");
+	} else {
+		s = net_connect(fd, port, timeout_ms, err);
+		close(fd);
+	}
+	return s >= 0 ? s : conn_failed(id, s);
 }
 
 int jobs_deliver_file(const char *id, int seq, const char *name, unsigned mode, struct err *err)
@@ -1162,14 +1169,23 @@ static int idle_left(struct active *a)
 static int sleep_and_wake(struct jobrun *jr, struct err *err)
 {
 	struct active *a = jr->a;
+	if (idle_left(a) != 0)
+		return 0; /* a connection or a call came meanwhile */
 	pthread_mutex_lock(&J.mu);
-	a->serving = false;
-	a->sleeping = true;
-	a->wake_asked = false;
-	a->nfwd = 0;
+	/* from here on jobs_connect waits for the wake instead of connecting */
+	bool still_idle = a->conns == 0 && !a->calls && a->always_on && a->idle_ms > 0 &&
+			  mono_ms() - a->last_active >= a->idle_ms;
+	if (still_idle) {
+		a->serving = false;
+		a->sleeping = true;
+		a->wake_asked = false;
+		a->nfwd = 0;
+		bump_locked();
+	}
 	int idle_s = a->idle_ms / 1000;
-	bump_locked();
 	pthread_mutex_unlock(&J.mu);
+	if (!still_idle)
+		return 0;
 	char *state = xasprintf("%s/sleep.state", jr->sb->vm->rundir);
 	int64_t t0 = mono_ms();
 	long long bytes = 0;

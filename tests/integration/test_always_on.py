@@ -186,3 +186,35 @@ def test_always_on_survives_a_magsd_restart(magsd):
     assert "here" in magsd.output(jid)  # the workspace came back
     assert "starts again" in system_log(magsd, jid)
     stop(magsd, jid)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="guest ports are reachable with tap networking (root)")
+def test_ssh_connection_wakes_and_keeps_awake(magsd):
+    jid = magsd.submit("echo up", always_on=True, ssh=True, idle_timeout=2)["id"]
+    ssh = wait_for("ssh", lambda: magsd.job(jid).get("ssh"))
+    wait_for("sleep", lambda: magsd.job(jid).get("sleeping"))
+    assert not job_qemu_pids(magsd.state_dir, jid)
+    # a TCP connection to the SSH forwarder wakes the sandbox and reaches the guest's sshd
+    import socket
+    s = socket.create_connection((ssh["host"], ssh["port"]), timeout=60)
+    banner = s.recv(64)
+    assert banner.startswith(b"SSH-2.0-"), banner
+    # while it is open the sandbox stays awake
+    time.sleep(3.5)
+    job = magsd.job(jid)
+    assert not job["sleeping"] and job_qemu_pids(magsd.state_dir, jid), job
+    s.close()
+    wait_for("sleep after the connection closed", lambda: magsd.job(jid).get("sleeping"))
+    assert job["ssh"]["host_key"] == magsd.job(jid)["ssh"]["host_key"]  # same sshd, same key
+    stop(magsd, jid)
+
+
+def test_always_on_survives_a_magsd_crash(magsd):
+    jid = magsd.submit("echo boot", always_on=True)["id"]
+    wait_for("stays up", lambda: "stays up" in system_log(magsd, jid))
+    magsd.kill9()
+    magsd.start()
+    wait_for("second start", lambda: magsd.output(jid).count("boot") == 2)
+    assert "magsd restarted; starting the always-on sandbox again" in system_log(magsd, jid)
+    assert magsd.job(jid)["status"] == "running"
+    stop(magsd, jid)
