@@ -196,3 +196,35 @@ def test_every_minute_fires_and_survives_restart(magsd):
     # nothing fires while disabled, and no minute ever had two jobs
     times = [scheduled_time(magsd, j["id"]) for j in cron_jobs(magsd, cid)]
     assert len(times) == len(set(times)), times
+
+
+def test_missed_runs_policy(magsd):
+    """While magsd was down: a schedule whose newest missed time is under an hour old
+    fires once (for that time), one whose missed times are older skips them; both
+    then go on from the first time after now."""
+    import sqlite3
+    recent = create(magsd, "*/10 * * * *", "echo caught-up", timeout=120)["id"]
+    old = create(magsd, "0 12 * * *", "echo never")["id"]
+    assert magsd.stop() == 0
+    now_ms = int(time.time() * 1000)
+    db = sqlite3.connect(magsd.state_dir + "/mags.db")
+    # recent: due 25 min ago (missed 3 times at most); old: due 2 h ago
+    db.execute("UPDATE cron_jobs SET next_run = ? WHERE id = ?", (now_ms - 25 * 60000, recent))
+    db.execute("UPDATE cron_jobs SET next_run = ? WHERE id = ?", (now_ms - 2 * 3600000, old))
+    db.commit()
+    db.close()
+    magsd.start()
+    jobs = wait_firings(magsd, recent, 1, 60)
+    time.sleep(2)
+    assert len(cron_jobs(magsd, recent)) == 1  # once, not once per missed time
+    at = scheduled_time(magsd, jobs[0]["id"])
+    # it stands for the newest missed */10 time: a multiple of 10 minutes, at most 10 min ago
+    assert at[14:16] in ("00", "10", "20", "30", "40", "50") and at.endswith(":00Z"), at
+    import calendar
+    at_s = calendar.timegm(time.strptime(at[:19], "%Y-%m-%dT%H:%M:%S"))
+    assert now_ms / 1000 - 600 <= at_s <= time.time(), (at, now_ms)
+    assert cron_jobs(magsd, old) == []
+    for cid in (recent, old):
+        st, c = magsd.api("GET", "/cron-jobs/" + cid)
+        assert st == 200 and c["next_run_at"] > time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), c
+    magsd.wait_job(jobs[0]["id"])
