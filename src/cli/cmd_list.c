@@ -63,6 +63,8 @@ static void list_print_table_cb(json_t *jobs, const char *arg)
 	json_array_foreach(jobs, i, j) {
 		const char *id = json_string_value(json_object_get(j, "id"));
 		const char *st = json_string_value(json_object_get(j, "status"));
+		if (json_is_true(json_object_get(j, "sleeping")))
+			st = "sleeping"; /* a running always-on sandbox, asleep until a request */
 		json_t *ec = json_object_get(j, "exit_code");
 		const char *script = json_string_value(json_object_get(j, "script"));
 		char exit_s[24], created[32];

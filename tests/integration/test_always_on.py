@@ -149,6 +149,8 @@ def test_idle_sandbox_sleeps_and_wakes_with_its_memory(magsd):
     wait_for("sleep", lambda: magsd.job(jid).get("sleeping"))
     wait_for("QEMU gone", lambda: not job_qemu_pids(magsd.state_dir, jid))
     assert "asleep after 2 s" in system_log(magsd, jid)
+    row = [l for l in magsd.cli("list").stdout.splitlines() if l.startswith(jid)]
+    assert row and row[0].split()[1] == "sleeping", row
     # the next request wakes it and is answered (held, not dropped); the count goes on
     assert get(magsd, "sleepy.localhost") == (200, b"3\n")
     job = magsd.job(jid)
