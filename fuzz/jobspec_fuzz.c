@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * libFuzzer harness for the job submission path: the untrusted JSON body of
- * POST /api/v1/mags-jobs (jobspec_parse), plus the UTF-8 sanitiser every
+ * POST /api/v1/mags-jobs (jobspec_parse) and of PATCH /mags-jobs/:id
+ * (jobspec_parse_patch), plus the UTF-8 sanitiser every
  * piece of program output and error text goes through on its way into JSON.
  * fuzz/replay.c supplies a main() that replays files without libFuzzer
  * (make test replays fuzz/corpus/jobspec/ this way).
@@ -27,6 +28,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (js.timeout < 0 || js.timeout > JOB_TIMEOUT_MAX)
 			abort();
 		jobspec_free(&js);
+	} else if (!err.msg[0] || (err.code != 400 && err.code != 413)) {
+		abort();
+	}
+	struct job_patch p;
+	err_clear(&err);
+	if (jobspec_parse_patch((const char *)data, size, &p, &err) == 0) {
+		if (p.idle_timeout < -1 || p.idle_timeout > JOB_IDLE_MAX || p.timeout < 0 || p.timeout > JOB_TIMEOUT_MAX)
+			abort();
 	} else if (!err.msg[0] || (err.code != 400 && err.code != 413)) {
 		abort();
 	}

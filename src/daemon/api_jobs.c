@@ -319,42 +319,14 @@ static enum MHD_Result stop(struct req *r, struct job_row *j)
  */
 static enum MHD_Result patch(struct req *r, struct job_row *j)
 {
-	if (r->body.len > API_BODY_MAX)
-		return http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than %d bytes", API_BODY_MAX);
-	json_error_t je;
-	json_t *root = json_loadb(r->body.data ? (const char *)r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &je);
-	if (!root)
-		return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
 	struct err err = { 0 };
-	bool on = j->always_on;
-	int idle = j->idle_timeout, timeout = j->timeout;
-	int rc = 0;
-	const char *key;
-	json_t *v;
-	if (!json_is_object(root))
-		rc = err_set(&err, 400, "request body must be a JSON object");
-	json_object_foreach(root, key, v) {
-		if (rc < 0)
-			break;
-		if (!strcmp(key, "always_on")) {
-			if (!json_is_boolean(v))
-				rc = err_set(&err, 400, "\"always_on\" must be true or false");
-			else
-				on = json_is_true(v);
-		} else if (!strcmp(key, "idle_timeout")) {
-			rc = json_is_null(v) ? (idle = -1, 0) : jobspec_parse_idle(v, &idle, &err);
-		} else if (!strcmp(key, "timeout")) {
-			if (json_is_null(v))
-				timeout = 0;
-			else if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > JOB_TIMEOUT_MAX)
-				rc = err_set(&err, 400, "\"timeout\" must be an integer number of seconds from 1 to %d", JOB_TIMEOUT_MAX);
-			else
-				timeout = (int)json_integer_value(v);
-		} else {
-			rc = err_set(&err, 400, "unknown field \"%.64s\" (PATCH takes always_on, idle_timeout and timeout)", key);
-		}
-	}
-	json_decref(root);
+	struct job_patch p;
+	int rc = jobspec_parse_patch(r->body.data ? (const char *)r->body.data : "", r->body.len, &p, &err);
+	if (rc < 0)
+		return http_reply_error(r, err.code == 413 ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST, "%s", err.msg);
+	bool on = p.has_always_on ? p.always_on : j->always_on;
+	int idle = p.has_idle ? p.idle_timeout : j->idle_timeout;
+	int timeout = p.has_timeout ? p.timeout : j->timeout;
 	if (rc == 0 && finished(j->status))
 		rc = err_set(&err, 409, "job %s already %s", j->id, j->status);
 	if (rc == 0 && timeout != j->timeout && strcmp(j->status, "queued"))

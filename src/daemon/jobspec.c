@@ -315,3 +315,50 @@ void jobspec_free(struct jobspec *js)
 	memset(js, 0, sizeof *js);
 	js->idle_timeout = -1;
 }
+
+/* One PATCH field into p. */
+static int patch_field(const char *key, json_t *v, struct job_patch *p, struct err *err)
+{
+	if (!strcmp(key, "always_on")) {
+		if (!json_is_boolean(v))
+			return err_set(err, 400, "\"always_on\" must be true or false");
+		p->has_always_on = true;
+		p->always_on = json_is_true(v);
+		return 0;
+	}
+	if (!strcmp(key, "idle_timeout")) {
+		p->has_idle = true;
+		p->idle_timeout = -1;
+		return jobspec_parse_idle(v, &p->idle_timeout, err);
+	}
+	if (!strcmp(key, "timeout")) {
+		p->has_timeout = true;
+		if (json_is_null(v))
+			return 0;
+		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > JOB_TIMEOUT_MAX)
+			return err_set(err, 400, "\"timeout\" must be an integer number of seconds from 1 to %d", JOB_TIMEOUT_MAX);
+		p->timeout = (int)json_integer_value(v);
+		return 0;
+	}
+	return err_set(err, 400, "unknown field \"%.64s\" (PATCH takes always_on, idle_timeout and timeout)", key);
+}
+
+int jobspec_parse_patch(const char *body, size_t len, struct job_patch *p, struct err *err)
+{
+	memset(p, 0, sizeof *p);
+	if (len > API_BODY_MAX)
+		return err_set(err, 413, "request body larger than %d bytes", API_BODY_MAX);
+	json_error_t je;
+	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	if (!root)
+		return err_set(err, 400, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
+	int r = json_is_object(root) ? 0 : err_set(err, 400, "request body must be a JSON object");
+	const char *key;
+	json_t *v;
+	json_object_foreach(root, key, v) {
+		if (r < 0 || (r = patch_field(key, v, p, err)) < 0)
+			break;
+	}
+	json_decref(root);
+	return r;
+}

@@ -71,6 +71,17 @@ int jobspec_parse_ssh_key(json_t *v, char **out, struct err *err);
 /* "idle_timeout", shared with PATCH /mags-jobs/:id. */
 int jobspec_parse_idle(json_t *v, int *out, struct err *err);
 
+/* PATCH /mags-jobs/:id: which settings a body changes, and to what. */
+struct job_patch {
+	bool has_always_on, has_idle, has_timeout;
+	bool always_on;
+	int idle_timeout;	/* seconds, 0 = never sleep, -1 = magsd's default (null) */
+	int timeout;		/* seconds, 0 = none (null) */
+};
+
+/* Parses a PATCH body into *p (zeroed first). Returns 0 or -400/-413 with err set (code 400/413). */
+int jobspec_parse_patch(const char *body, size_t len, struct job_patch *p, struct err *err);
+
 int jobspec_parse(const char *body, size_t len, struct jobspec *js, struct err *err);
 void jobspec_free(struct jobspec *js);
 

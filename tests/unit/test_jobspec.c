@@ -72,6 +72,33 @@ static void test_always_on(void **state)
 	jobspec_free(&js);
 }
 
+static void test_patch(void **state)
+{
+	struct job_patch p;
+	struct err err = { 0 };
+	const char *ok = "{\"always_on\": false, \"idle_timeout\": null, \"timeout\": 30}";
+	assert_int_equal(jobspec_parse_patch(ok, strlen(ok), &p, &err), 0);
+	assert_true(p.has_always_on && !p.always_on && p.has_idle && p.idle_timeout == -1 && p.has_timeout && p.timeout == 30);
+	assert_int_equal(jobspec_parse_patch("{}", 2, &p, &err), 0);
+	assert_false(p.has_always_on || p.has_idle || p.has_timeout);
+	static const struct { const char *body, *want; } bad[] = {
+		{ "[]", "JSON object" },
+		{ "{\"always_on\": 1}", "\"always_on\" must be" },
+		{ "{\"idle_timeout\": -2}", "\"idle_timeout\" must be" },
+		{ "{\"idle_timeout\": \"5\"}", "\"idle_timeout\" must be" },
+		{ "{\"timeout\": 0}", "\"timeout\" must be" },
+		{ "{\"script\": \"x\"}", "unknown field \"script\"" },
+		{ "{\"timeout\": 1, \"timeout\": 2}", "malformed JSON" },
+		{ "{", "malformed JSON" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		err_clear(&err);
+		assert_int_equal(jobspec_parse_patch(bad[i].body, strlen(bad[i].body), &p, &err), -400);
+		if (!strstr(err.msg, bad[i].want))
+			fail_msg("%s: got \"%s\", want \"%s\"", bad[i].body, err.msg, bad[i].want);
+	}
+}
+
 static void test_rejects(void **state)
 {
 	expect_reject("", "malformed JSON");
@@ -229,6 +256,7 @@ int main(void)
 		cmocka_unit_test(test_minimal),
 		cmocka_unit_test(test_all_supported),
 		cmocka_unit_test(test_always_on),
+		cmocka_unit_test(test_patch),
 		cmocka_unit_test(test_rejects),
 		cmocka_unit_test(test_workspace_fields),
 		cmocka_unit_test(test_url_ssh_fields),
