@@ -89,6 +89,13 @@ int api_job_create(int64_t user_id, const char *body, size_t len, const char *cr
 				jobspec_free(&js);
 				return -400;
 			}
+	char id[37];
+	new_job_id(id);
+	/* an always-on sandbox keeps its files: without a name it gets a persistent workspace of its own */
+	if (js.always_on && !js.workspace) {
+		js.workspace = xasprintf("job-%.8s", id);
+		js.persist = !js.persist_set;
+	}
 	if (ws_check_submit(user_id, &js, err) < 0) {
 		jobspec_free(&js);
 		return err->code == 404 ? -404 : err->code == 409 ? -409 : -500;
@@ -102,7 +109,7 @@ int api_job_create(int64_t user_id, const char *body, size_t len, const char *cr
 		snprintf(j.cron_id, sizeof j.cron_id, "%s", cron_id);
 	for (size_t i = 0; i < js.nfiles; i++)
 		j.files_pending += !js.files[i].has_data;
-	new_job_id(j.id);
+	snprintf(j.id, sizeof j.id, "%s", id);
 	snprintf(j.status, sizeof j.status, "queued");
 	snprintf(j.type, sizeof j.type, "%s", js.file ? "file" : "inline");
 	j.created_at = db_now_ms();

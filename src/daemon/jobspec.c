@@ -208,7 +208,6 @@ int jobspec_parse(const char *body, size_t len, struct jobspec *js, struct err *
 {
 	memset(js, 0, sizeof *js);
 	js->idle_timeout = -1;
-	bool persist_given = false;
 	if (len > API_BODY_MAX)
 		return err_set(err, 413, "request body larger than %d bytes", API_BODY_MAX);
 	json_error_t je;
@@ -256,7 +255,7 @@ int jobspec_parse(const char *body, size_t len, struct jobspec *js, struct err *
 		} else if (!strcmp(key, "persist")) {
 			if ((r = parse_bool(v, key, &js->persist, err)) < 0)
 				goto out;
-			persist_given = !json_is_null(v);
+			js->persist_set = !json_is_null(v);
 		} else if (!strcmp(key, "base_image")) {
 			if ((r = parse_bool(v, key, &js->base_image, err)) < 0)
 				goto out;
@@ -287,7 +286,7 @@ int jobspec_parse(const char *body, size_t len, struct jobspec *js, struct err *
 		}
 	}
 	/* an always-on sandbox keeps a named workspace in the store unless told not to */
-	if (js->always_on && js->workspace && !persist_given)
+	if (js->always_on && js->workspace && !js->persist_set)
 		js->persist = true;
 	if (!js->script)
 		r = err_set(err, 400, "missing required field \"script\"");

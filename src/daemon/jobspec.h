@@ -43,6 +43,7 @@ struct jobspec {
 	bool ephemeral;
 	char *workspace;	/* owned, NULL = local */
 	bool persist;
+	bool persist_set;	/* "persist" was given (true or false) */
 	bool base_image;
 	char *from;		/* owned, NULL = none */
 	bool url;		/* a public URL to port */

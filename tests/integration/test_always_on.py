@@ -73,6 +73,8 @@ def stop(magsd, jid):
 def test_failing_command_restarts_with_backoff(magsd):
     j = magsd.submit("echo run; sleep 0.5; exit 3", always_on=True)
     assert j["always_on"] is True
+    # without a name it gets a persistent workspace of its own
+    assert j["workspace"] == "job-" + j["id"][:8] and j["persist"] is True, j
     jid = j["id"]
     # three failures: restarted after 1 s, then 2 s, then 4 s (the agent's backoff)
     log = wait_for("three restarts", lambda: (lambda s: s if s.count("restarting it in") >= 3 else None)(
