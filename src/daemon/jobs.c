@@ -1220,6 +1220,7 @@ static int sleep_and_wake(struct jobrun *jr, struct err *err)
 	char host[32];
 	job_hostname(a, host);
 	r = sandbox_wake(J.cfg.engine, jr->sb, state, err);
+	int64_t loaded = mono_ms() - t0;
 	if (r == 0)
 		r = sandbox_init(jr->sb, host, &J.cfg.engine->net, JOB_RESTORE_INIT_MS, a->wake[0], err);
 	unlink(state);
@@ -1237,7 +1238,8 @@ static int sleep_and_wake(struct jobrun *jr, struct err *err)
 		err_clear(err);
 	}
 	sys_log(jr->id, "awake again (restored in %lld ms)\n", (long long)woke);
-	log_info("job %s: awake in %lld ms", jr->id, (long long)woke);
+	log_info("job %s: awake in %lld ms (QEMU up and state loaded in %lld ms)", jr->id, (long long)woke,
+		 (long long)loaded);
 	set_serving(a, true);
 	return 0;
 }
