@@ -1519,13 +1519,15 @@ void jobs_shutdown(int grace_ms)
 	for (;;) {
 		pthread_mutex_lock(&J.mu);
 		int running = J.running;
-		if (running && mono_ms() >= deadline) {
-			for (struct active *a = J.active; a; a = a->next) {
-				if (a->stop == STOP_NONE)
-					a->stop = STOP_SHUTDOWN;
-				if (write(a->wake[1], "x", 1) < 0) {
-					/* non-blocking; already woken */
-				}
+		bool late = mono_ms() >= deadline;
+		/* always-on jobs do not end by themselves: they stop at once and start again with the next magsd */
+		for (struct active *a = J.active; a; a = a->next) {
+			if (!late && !a->always_on)
+				continue;
+			if (a->stop == STOP_NONE)
+				a->stop = STOP_SHUTDOWN;
+			if (write(a->wake[1], "x", 1) < 0) {
+				/* non-blocking; already woken */
 			}
 		}
 		pthread_mutex_unlock(&J.mu);

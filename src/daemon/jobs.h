@@ -40,7 +40,8 @@ int jobs_stop(const char *id);
 /*
  * Stops taking jobs, waits up to grace_ms for running ones, stops the rest
  * (they end failed, "interrupted") and joins the workers. Queued jobs stay
- * queued for the next start.
+ * queued for the next start. Always-on jobs are stopped at once and queued
+ * again (they never end by themselves).
  */
 void jobs_shutdown(int grace_ms);
 
