@@ -68,6 +68,7 @@ static json_t *cron_json(const struct cron_row *c)
 	json_object_set_new(o, "next_run_at", db_time_json(c->next_run));
 	json_object_set_new(o, "last_run_at", db_time_json(c->last_run));
 	json_object_set_new(o, "last_job_id", str_or_null(c->last_job_id));
+	json_object_set_new(o, "last_error", str_or_null(c->last_error));
 	json_object_set_new(o, "created_at", db_time_json(c->created_at));
 	json_object_set_new(o, "updated_at", db_time_json(c->updated_at));
 	json_object_set_new(o, "options", options);

@@ -101,11 +101,14 @@ static void cron_submit(const struct cron_row *c, int64_t at)
 	iso_time(at, when, sizeof when);
 	if (api_job_create(c->user_id, c->spec, strlen(c->spec), c->id, &job, &err) < 0) {
 		log_warn("cron: schedule %s (time %s): job not submitted: %s", c->id, when, err.msg);
+		char *why = xasprintf("%s: no job submitted: %s", when, err.msg);
+		db_cron_set_last_job(c->id, NULL, why);
+		free(why);
 		return;
 	}
 	const char *id = json_string_value(json_object_get(job, "id"));
 	if (id) {
-		db_cron_set_last_job(c->id, id);
+		db_cron_set_last_job(c->id, id, NULL);
 		char *line = xasprintf("cron: schedule %s%s%s%s fired for %s\n", c->id, c->name ? " (" : "",
 				       c->name ? c->name : "", c->name ? ")" : "", when);
 		db_log_append(id, LOG_SYSTEM, line, strlen(line));

@@ -93,7 +93,7 @@ static const char schema_v4[] =
 	"CREATE TABLE IF NOT EXISTS cron_jobs("
 	"  id TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), name TEXT,"
 	"  expression TEXT NOT NULL, timezone TEXT, spec TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1,"
-	"  next_run INTEGER, last_run INTEGER, last_job_id TEXT,"
+	"  next_run INTEGER, last_run INTEGER, last_job_id TEXT, last_error TEXT,"
 	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS cron_by_user ON cron_jobs(user_id, created_at);";
 

@@ -15,7 +15,7 @@
 #include "xmalloc.h"
 
 #define CRON_COLS "id, user_id, name, expression, timezone, spec, enabled, next_run, last_run, last_job_id," \
-		  " created_at, updated_at"
+		  " created_at, updated_at, last_error"
 
 /* Text of column i (new string) or NULL. */
 static char *col_dup(sqlite3_stmt *st, int i)
@@ -46,6 +46,7 @@ static void cron_read(sqlite3_stmt *st, struct cron_row *c)
 	col_copy(st, 9, c->last_job_id, sizeof c->last_job_id);
 	c->created_at = sqlite3_column_int64(st, 10);
 	c->updated_at = sqlite3_column_int64(st, 11);
+	c->last_error = col_dup(st, 12);
 	if (!c->expression)
 		c->expression = xstrdup("");
 	if (!c->spec)
@@ -58,6 +59,7 @@ void db_cron_row_free(struct cron_row *c)
 	free(c->expression);
 	free(c->timezone);
 	free(c->spec);
+	free(c->last_error);
 	memset(c, 0, sizeof *c);
 }
 
@@ -82,7 +84,7 @@ static void bind_time(sqlite3_stmt *st, int i, int64_t ms)
 int db_cron_insert(const struct cron_row *c, struct err *err)
 {
 	db_lock();
-	sqlite3_stmt *st = db_prep("INSERT INTO cron_jobs(" CRON_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
+	sqlite3_stmt *st = db_prep("INSERT INTO cron_jobs(" CRON_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	sqlite3_bind_text(st, 1, c->id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, c->user_id);
 	bind_text(st, 3, c->name);
@@ -95,6 +97,7 @@ int db_cron_insert(const struct cron_row *c, struct err *err)
 	bind_text(st, 10, c->last_job_id[0] ? c->last_job_id : NULL);
 	sqlite3_bind_int64(st, 11, c->created_at);
 	sqlite3_bind_int64(st, 12, c->updated_at);
+	bind_text(st, 13, c->last_error);
 	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : err_set(err, 500, "store schedule: %s", sqlite3_errmsg(db_sqlite()));
 	sqlite3_finalize(st);
 	db_unlock();
@@ -217,12 +220,13 @@ bool db_cron_advance(const char *id, int64_t old, int64_t next, int64_t fired)
 	return won;
 }
 
-void db_cron_set_last_job(const char *id, const char *job_id)
+void db_cron_set_last_job(const char *id, const char *job_id, const char *error)
 {
 	db_lock();
-	sqlite3_stmt *st = db_prep("UPDATE cron_jobs SET last_job_id = ? WHERE id = ?");
+	sqlite3_stmt *st = db_prep("UPDATE cron_jobs SET last_job_id = COALESCE(?, last_job_id), last_error = ? WHERE id = ?");
 	sqlite3_bind_text(st, 1, job_id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, error, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
 	sqlite3_step(st);
 	sqlite3_finalize(st);
 	db_unlock();

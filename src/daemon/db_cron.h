@@ -30,6 +30,7 @@ struct cron_row {
 	int64_t last_run;	/* the scheduled time of the last firing, 0 = none */
 	char last_job_id[CRON_ID_MAX];	/* "" = none */
 	int64_t created_at, updated_at;
+	char *last_error;	/* owned, NULL = none: why the last firing submitted no job */
 };
 
 void db_cron_row_free(struct cron_row *c);
@@ -57,7 +58,7 @@ int64_t db_cron_earliest(void);
  * call made the change (it owns that firing).
  */
 bool db_cron_advance(const char *id, int64_t old, int64_t next, int64_t fired);
-/* Records the job the last firing submitted. */
-void db_cron_set_last_job(const char *id, const char *job_id);
+/* Records a firing's outcome: the job it submitted (NULL: keep the last one) and why it submitted none (NULL = ok). */
+void db_cron_set_last_job(const char *id, const char *job_id, const char *error);
 
 #endif

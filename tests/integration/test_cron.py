@@ -205,12 +205,14 @@ def test_missed_runs_policy(magsd):
     import sqlite3
     recent = create(magsd, "*/10 * * * *", "echo caught-up", timeout=120)["id"]
     old = create(magsd, "0 12 * * *", "echo never")["id"]
+    broken = create(magsd, "*/10 * * * *", "echo x", **{"from": "nosuch-base"})["id"]  # its job cannot start
     assert magsd.stop() == 0
     now_ms = int(time.time() * 1000)
     db = sqlite3.connect(magsd.state_dir + "/mags.db")
     # recent: due 25 min ago (missed 3 times at most); old: due 2 h ago
     db.execute("UPDATE cron_jobs SET next_run = ? WHERE id = ?", (now_ms - 25 * 60000, recent))
     db.execute("UPDATE cron_jobs SET next_run = ? WHERE id = ?", (now_ms - 2 * 3600000, old))
+    db.execute("UPDATE cron_jobs SET next_run = ? WHERE id = ?", (now_ms - 25 * 60000, broken))
     db.commit()
     db.close()
     magsd.start()
@@ -224,6 +226,9 @@ def test_missed_runs_policy(magsd):
     at_s = calendar.timegm(time.strptime(at[:19], "%Y-%m-%dT%H:%M:%S"))
     assert now_ms / 1000 - 600 <= at_s <= time.time(), (at, now_ms)
     assert cron_jobs(magsd, old) == []
+    # a firing whose job could not be submitted says why on the schedule
+    st, c = magsd.api("GET", "/cron-jobs/" + broken)
+    assert st == 200 and cron_jobs(magsd, broken) == [] and "nosuch-base" in (c["last_error"] or ""), c
     for cid in (recent, old):
         st, c = magsd.api("GET", "/cron-jobs/" + cid)
         assert st == 200 and c["next_run_at"] > time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), c
