@@ -114,7 +114,7 @@ unit: $(UNIT_TESTS:%=build/tests/test_%)
 # ---- fuzzing (libFuzzer, clang) ------------------------------------------------
 # Each fuzz/<name>_fuzz.c links FUZZ_<name>_SRCS. make fuzz runs each for FUZZ_SECONDS;
 # make fuzz-replay replays fuzz/corpus/<name>/ through a plain ASan build (no clang needed).
-FUZZERS         = jobspec proto manifest httphead cron cronspec
+FUZZERS         = jobspec proto manifest httphead cron cronspec tzif
 FUZZ_jobspec_SRCS = src/daemon/jobspec.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 FUZZ_jobspec_LIBS = -ljansson
 FUZZ_proto_SRCS   = src/lib/proto.c src/lib/buf.c src/lib/xmalloc.c
@@ -123,6 +123,8 @@ FUZZ_manifest_SRCS = src/store/wsync.c src/store/store.c src/store/store_file.c 
 FUZZ_manifest_LIBS = -ljansson -lcurl -lzstd -lcrypto -lpthread
 FUZZ_httphead_SRCS = src/lib/httphead.c
 FUZZ_httphead_LIBS =
+FUZZ_tzif_SRCS  = src/lib/tz.c src/lib/cron.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
+FUZZ_tzif_LIBS  =
 FUZZ_cron_SRCS  = src/lib/cron.c src/lib/err.c
 FUZZ_cron_LIBS  =
 FUZZ_cronspec_SRCS = src/daemon/cronspec.c src/daemon/jobspec.c src/lib/tz.c src/lib/cron.c src/lib/fs.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c

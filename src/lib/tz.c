@@ -281,7 +281,8 @@ static int tzif_header(const uint8_t *p, size_t len, struct tzif_counts *c, char
 	*c = (struct tzif_counts){ v[0], v[1], v[2], v[3], v[4], v[5] };
 	if (c->type == 0 || c->type > 256 || (c->isut && c->isut != c->type) || (c->isstd && c->isstd != c->type))
 		return -1;
-	return tzif_block_len(c, 4) > len ? -1 : 0;
+	/* the data block must fit after the header (this also bounds the counts by the file's size) */
+	return tzif_block_len(c, 4) > len - TZ_HEADER_LEN ? -1 : 0;
 }
 
 /* Adds off to the zone's set of offsets (kept distinct). */
@@ -354,6 +355,20 @@ static int tzif_parse(struct tz *z, const uint8_t *p, size_t len)
 	return 0;
 }
 
+int tz_parse(const uint8_t *data, size_t len, struct tz **out)
+{
+	*out = NULL;
+	if (len > TZ_FILE_MAX)
+		return -1;
+	struct tz *z = xcalloc(1, sizeof *z);
+	if (tzif_parse(z, data, len) < 0) {
+		tz_free(z);
+		return -1;
+	}
+	*out = z;
+	return 0;
+}
+
 int tz_load(const char *name, struct tz **out, struct err *err)
 {
 	*out = NULL;
@@ -369,14 +384,10 @@ int tz_load(const char *name, struct tz **out, struct err *err)
 	free(path);
 	if (r < 0)
 		return err_set(err, 400, "unknown time zone \"%s\"", name);
-	struct tz *z = xcalloc(1, sizeof *z);
-	if (tzif_parse(z, (const uint8_t *)data, len) < 0) {
-		free(data);
-		tz_free(z);
-		return err_set(err, 400, "unknown time zone \"%s\" (its file is not TZif data)", name);
-	}
+	r = tz_parse((const uint8_t *)data, len, out);
 	free(data);
-	*out = z;
+	if (r < 0)
+		return err_set(err, 400, "unknown time zone \"%s\" (its file is not TZif data)", name);
 	return 0;
 }
 

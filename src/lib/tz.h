@@ -47,6 +47,8 @@ bool tz_name_ok(const char *name);
  */
 int tz_load(const char *name, struct tz **out, struct err *err);
 void tz_free(struct tz *z);
+/* The parser tz_load uses: len bytes of TZif data into *out. 0, or -1 when it is not usable TZif. */
+int tz_parse(const uint8_t *data, size_t len, struct tz **out);
 
 /* Seconds east of UTC in effect at UTC instant t (z NULL = UTC). */
 int32_t tz_offset(const struct tz *z, int64_t t);
