@@ -32,7 +32,10 @@ MAGSD_SRCS  = src/daemon/main.c src/daemon/db.c src/daemon/http.c src/daemon/api
               src/engine/qemu.c src/engine/qmp.c \
               src/daemon/workspace.c src/daemon/api_workspaces.c src/daemon/api_upload.c \
               src/daemon/proxy.c src/engine/net.c src/daemon/access.c src/daemon/api_access.c \
-              src/daemon/db_cron.c src/daemon/cron_sched.c src/daemon/api_cron.c src/daemon/cronspec.c
+              src/daemon/db_cron.c src/daemon/cron_sched.c src/daemon/api_cron.c \
+              src/daemon/db_users.c src/daemon/api_tokens.c src/daemon/cronspec.c
+# docs/api.yaml compiled in as JSON (GET /api/v1/openapi.json)
+MAGSD_SRCS += build/gen/openapi_json.c
 # the object store and the workspace sync format (src/store/)
 STORE_SRCS  = src/store/store.c src/store/store_file.c src/store/store_s3.c src/store/wsync.c
 MAGSD_SRCS += $(STORE_SRCS)
@@ -53,6 +56,10 @@ AGENT_OBJS = $(AGENT_SRCS:%.c=build/agent-obj/%.o) $(AGENT_LIB:%.c=build/agent-o
 all: bins guest
 
 bins: $(BIN)/magsd $(BIN)/mags build/bin/mags-agent
+
+build/gen/openapi_json.c: docs/api.yaml scripts/gen-openapi-c.py
+	@mkdir -p build/gen
+	python3 scripts/gen-openapi-c.py docs/api.yaml > $@.tmp && mv $@.tmp $@
 
 $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -10,6 +10,7 @@
 #include "db.h"
 #include "fast.h"
 #include "http.h"
+#include "openapi.h"
 
 #define MAGS_VERSION "0.1.0"
 
@@ -25,12 +26,14 @@ int64_t api_authenticate(struct req *r)
 		h++;
 	if (!*h || strlen(h) > 256)
 		return 0;
-	return db_token_user(h);
+	return db_token_auth(h, &r->token_id);
 }
 
 enum MHD_Result api_route(struct req *r)
 {
 	if (!strcmp(r->path, "/health")) {
+		if (strcmp(r->method, "GET"))
+			return http_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on /health (use GET)", r->method);
 		json_t *o = json_object();
 		json_object_set_new(o, "status", json_string("ok"));
 		json_object_set_new(o, "version", json_string(MAGS_VERSION));
@@ -39,6 +42,8 @@ enum MHD_Result api_route(struct req *r)
 		json_object_set_new(o, "access", access_status_json());
 		return http_reply_json(r, MHD_HTTP_OK, o);
 	}
+	if (!strcmp(r->path, "/openapi.json") && !strcmp(r->method, "GET"))
+		return http_reply_raw_json(r, api_openapi_json, api_openapi_json_len);
 	if (!r->user_id)
 		r->user_id = api_authenticate(r);
 	if (!r->user_id)
@@ -51,5 +56,9 @@ enum MHD_Result api_route(struct req *r)
 		return api_url_aliases(r, r->path + 12);
 	if (!strncmp(r->path, "/cron-jobs", 10) && (r->path[10] == '\0' || r->path[10] == '/'))
 		return api_cron(r, r->path + 10);
+	if (!strncmp(r->path, "/tokens", 7) && (r->path[7] == '\0' || r->path[7] == '/'))
+		return api_tokens(r, r->path + 7);
+	if (!strcmp(r->path, "/whoami"))
+		return api_whoami(r);
 	return http_reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s /api/v1%.200s", r->method, r->path);
 }

@@ -95,7 +95,10 @@ static const char schema_v4[] =
 	"  expression TEXT NOT NULL, timezone TEXT, spec TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1,"
 	"  next_run INTEGER, last_run INTEGER, last_job_id TEXT, last_error TEXT,"
 	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS cron_by_user ON cron_jobs(user_id, created_at);";
+	"CREATE INDEX IF NOT EXISTS cron_by_user ON cron_jobs(user_id, created_at);"
+	"ALTER TABLE tokens ADD COLUMN name TEXT;"
+	"ALTER TABLE tokens ADD COLUMN prefix TEXT;"
+	"ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;";
 
 int64_t db_now_ms(void)
 {
@@ -166,58 +169,6 @@ void db_close(void)
 	if (db)
 		sqlite3_close(db);
 	db = NULL;
-}
-
-static void hash_token(const char *token, char out[65])
-{
-	unsigned char h[SHA256_DIGEST_LENGTH];
-	SHA256((const unsigned char *)token, strlen(token), h);
-	hex_encode(h, sizeof h, out);
-}
-
-int db_token_create(const char *user, char **token, struct err *err)
-{
-	*token = NULL;
-	unsigned char rnd[20];
-	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
-		return err_set(err, errno, "getrandom");
-	char tok[64] = "mags_";
-	hex_encode(rnd, sizeof rnd, tok + 5);
-	char hash[65];
-	hash_token(tok, hash);
-
-	int r = 0;
-	pthread_mutex_lock(&db_mu);
-	int64_t now = db_now_ms();
-	sqlite3_stmt *st = prep("INSERT INTO users(name, created_at) VALUES(?, ?) ON CONFLICT(name) DO NOTHING");
-	sqlite3_bind_text(st, 1, user, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, now);
-	sqlite3_step(st);
-	sqlite3_finalize(st);
-	st = prep("INSERT INTO tokens(user_id, hash, created_at) SELECT id, ?, ? FROM users WHERE name = ?");
-	sqlite3_bind_text(st, 1, hash, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, now);
-	sqlite3_bind_text(st, 3, user, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		r = err_set(err, 500, "store token: %s", sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&db_mu);
-	if (r == 0)
-		*token = xstrdup(tok);
-	return r;
-}
-
-int64_t db_token_user(const char *token)
-{
-	char hash[65];
-	hash_token(token, hash);
-	pthread_mutex_lock(&db_mu);
-	sqlite3_stmt *st = prep("SELECT user_id FROM tokens WHERE hash = ?");
-	sqlite3_bind_text(st, 1, hash, -1, SQLITE_TRANSIENT);
-	int64_t uid = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&db_mu);
-	return uid;
 }
 
 int db_job_insert(const struct job_row *j, struct err *err)

@@ -71,10 +71,35 @@ int db_open(const char *path, struct err *err);
 void db_close(void);
 int64_t db_now_ms(void);
 
-/* Tokens: returns the new plaintext token (caller frees) for user NAME (created if new). */
+/*
+ * Users and API tokens (db_users.c). A token is "mags_" and 40 hex digits,
+ * shown once: only its SHA-256 and its first TOKEN_PREFIX_LEN characters
+ * (to tell tokens apart in lists) are stored.
+ */
+#define TOKEN_PREFIX_LEN 12
+#define TOKEN_NAME_MAX 64
+#define TOKENS_PER_USER_MAX 100
+
+/* The id of user NAME, created when new (0 with err set on failure). */
+int64_t db_user_ensure(const char *name, struct err *err);
+/* The name of user id (caller frees), or NULL. */
+char *db_user_name(int64_t user_id);
+/* Every user: [{"name", "created_at", "tokens"}] (magsd user list). */
+json_t *db_user_list(void);
+/*
+ * A new token named name for user_id: *token is the plaintext (caller frees),
+ * *id its id. Returns 0, -409 past TOKENS_PER_USER_MAX, or -500, with err set.
+ */
+int db_token_new(int64_t user_id, const char *name, char **token, int64_t *id, struct err *err);
+/* For the CLI's `magsd token create`: a token for user NAME (created if new). */
 int db_token_create(const char *user, char **token, struct err *err);
-/* Returns the user id that owns token, or 0 when none does. */
+/* The user that owns token (0: none) and, when token_id is not NULL, the token's id. */
+int64_t db_token_auth(const char *token, int64_t *token_id);
 int64_t db_token_user(const char *token);
+/* A user's tokens, oldest first: [{"id", "name", "prefix", "created_at", "last_used_at"}]. */
+json_t *db_token_list(int64_t user_id);
+/* Deletes token id of user_id (0 = any user). Returns 0 or -ENOENT. */
+int db_token_revoke(int64_t user_id, int64_t id);
 
 int db_job_insert(const struct job_row *j, struct err *err);
 

@@ -32,6 +32,15 @@ enum MHD_Result http_reply_json(struct req *r, unsigned status, json_t *body)
 	return ret;
 }
 
+enum MHD_Result http_reply_raw_json(struct req *r, const char *json, size_t len)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)json, MHD_RESPMEM_PERSISTENT);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 enum MHD_Result http_reply_error(struct req *r, unsigned status, const char *fmt, ...)
 {
 	va_list ap;

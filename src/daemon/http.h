@@ -26,6 +26,7 @@ struct req {
 	long long body_seen;	/* bytes received, kept or not */
 	bool too_big;
 	int64_t user_id;	/* authenticated user, 0 before auth */
+	int64_t token_id;	/* the token it authenticated with */
 	struct upload *up;	/* POST /mags-jobs/:id/upload: the body streams to a file */
 };
 
@@ -35,6 +36,8 @@ void http_stop(void);
 
 /* Queue a reply. Both take ownership of nothing the caller keeps except r. */
 enum MHD_Result http_reply_json(struct req *r, unsigned status, json_t *body /* reference stolen */);
+/* 200 with static JSON text (not copied: it must live as long as magsd). */
+enum MHD_Result http_reply_raw_json(struct req *r, const char *json, size_t len);
 enum MHD_Result http_reply_error(struct req *r, unsigned status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Query-string argument or NULL. */
@@ -56,6 +59,9 @@ enum MHD_Result api_ws_sync(struct req *r, const char *name);
  * refused). Returns 0 with *out the job's JSON, or -HTTP status with err set.
  */
 int api_job_create(int64_t user_id, const char *body, size_t len, const char *cron_id, json_t **out, struct err *err);
+/* /tokens and /whoami (api_tokens.c). */
+enum MHD_Result api_tokens(struct req *r, const char *rest);
+enum MHD_Result api_whoami(struct req *r);
 /* /cron-jobs (api_cron.c). */
 enum MHD_Result api_cron(struct req *r, const char *rest);
 /* The user a request's Bearer token belongs to, or 0. */

@@ -68,7 +68,9 @@ static void __attribute__((noreturn)) usage(int code)
 		"             [--s3-endpoint URL] [--net auto|tap|user|none] [--url-listen HOST:PORT|off]\n"
 		"             [--url-domain DOMAIN] [--tls-cert PEM --tls-key PEM] [--ssh-host ADDR]\n"
 		"             [--idle-timeout SECONDS] [--debug]\n"
-		"       magsd [--state-dir DIR] token create [--user NAME]\n");
+		"       magsd [--state-dir DIR] token create|list [--user NAME]\n"
+		"       magsd [--state-dir DIR] token revoke ID\n"
+		"       magsd [--state-dir DIR] user list\n");
 	exit(code);
 }
 
@@ -109,30 +111,77 @@ static int parse_int(const char *s, const char *what, int lo, int hi)
 	return (int)v;
 }
 
-static int token_cmd(struct options *o, int argc, char **argv)
+/* Opens STATE/mags.db for the offline commands (token, user). */
+static char *offline_db(const struct options *o)
 {
-	const char *user = "default";
-	if (argc < 1 || strcmp(argv[0], "create"))
-		die("token: expected \"token create [--user NAME]\"");
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--user") && i + 1 < argc)
-			user = argv[++i];
-		else
-			die("token create: unexpected argument \"%s\"", argv[i]);
-	}
-	if (!*user || strlen(user) > 64)
-		die("token create: --user must be 1 to 64 characters");
 	struct err err = { 0 };
 	char *dbpath = xasprintf("%s/mags.db", o->state_dir);
 	if (fs_mkdir_p(o->state_dir, 0700) < 0)
 		die("create state dir %s: %s", o->state_dir, strerror(errno));
 	if (db_open(dbpath, &err) < 0)
 		die("%s", err.msg);
-	char *tok;
-	if (db_token_create(user, &tok, &err) < 0)
-		die("%s", err.msg);
-	printf("%s\n", tok);
-	free(tok);
+	return dbpath;
+}
+
+static void print_json(json_t *v)
+{
+	char *s = json_dumps(v, JSON_INDENT(2));
+	printf("%s\n", s ? s : "null");
+	free(s);
+	json_decref(v);
+}
+
+/*
+ * magsd token create [--user NAME] | token list [--user NAME] | token revoke ID,
+ * and magsd user list: run against the database, with or without a running magsd.
+ */
+static int token_cmd(struct options *o, int argc, char **argv)
+{
+	const char *user = "default";
+	if (argc < 1 || (strcmp(argv[0], "create") && strcmp(argv[0], "list") && strcmp(argv[0], "revoke")))
+		die("token: expected \"token create [--user NAME]\", \"token list [--user NAME]\" or \"token revoke ID\"");
+	bool revoke = !strcmp(argv[0], "revoke");
+	if (revoke && argc != 2)
+		die("token revoke: expected one token id (see magsd token list)");
+	for (int i = 1; !revoke && i < argc; i++) {
+		if (!strcmp(argv[i], "--user") && i + 1 < argc)
+			user = argv[++i];
+		else
+			die("token %s: unexpected argument \"%s\"", argv[0], argv[i]);
+	}
+	if (!*user || strlen(user) > 64)
+		die("token: --user must be 1 to 64 characters");
+	struct err err = { 0 };
+	char *dbpath = offline_db(o);
+	if (!strcmp(argv[0], "create")) {
+		char *tok;
+		if (db_token_create(user, &tok, &err) < 0)
+			die("%s", err.msg);
+		printf("%s\n", tok);
+		free(tok);
+	} else if (revoke) {
+		char *end;
+		long long id = strtoll(argv[1], &end, 10);
+		if (!*argv[1] || *end || id <= 0 || db_token_revoke(0, id) < 0)
+			die("token revoke: no token %s", argv[1]);
+		printf("revoked token %lld\n", id);
+	} else {
+		int64_t uid = db_user_ensure(user, &err);
+		if (!uid)
+			die("%s", err.msg);
+		print_json(db_token_list(uid));
+	}
+	db_close();
+	free(dbpath);
+	return 0;
+}
+
+static int user_cmd(struct options *o, int argc, char **argv)
+{
+	if (argc != 1 || strcmp(argv[0], "list"))
+		die("user: expected \"user list\" (users are made by \"token create --user NAME\")");
+	char *dbpath = offline_db(o);
+	print_json(db_user_list());
 	db_close();
 	free(dbpath);
 	return 0;
@@ -226,6 +275,12 @@ int main(int argc, char **argv)
 		o.state_dir = xasprintf("%s/.mags/local", home && *home ? home : "/root");
 	}
 	if (optind < argc) {
+		if (!strcmp(argv[optind], "user")) {
+			int r = user_cmd(&o, argc - optind - 1, argv + optind + 1);
+			free(o.state_dir);
+			free(o.guest_dir);
+			return r;
+		}
 		if (!strcmp(argv[optind], "token")) {
 			int r = token_cmd(&o, argc - optind - 1, argv + optind + 1);
 			free(o.state_dir);
