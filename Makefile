@@ -42,7 +42,7 @@ MAGSD_SRCS += $(STORE_SRCS)
 CLI_SRCS    = src/cli/main.c src/cli/cmd_run.c src/cli/cmd_list.c src/cli/cmd_status.c src/cli/cmd_logs.c src/cli/cmd_stop.c \
               src/cli/run_opts.c src/cli/client.c src/cli/config.c src/cli/local.c src/cli/joblog.c \
               src/cli/text.c src/cli/cmd_sync.c src/cli/cmd_workspace.c \
-              src/cli/cmd_url.c src/cli/cmd_ssh.c src/cli/cmd_new.c src/cli/cmd_cron.c
+              src/cli/cmd_url.c src/cli/cmd_ssh.c src/cli/cmd_new.c src/cli/cmd_cron.c src/cli/cmd_auth.c
 
 MAGSD_LIBS  = -lmicrohttpd -ljansson -lsqlite3 -lcurl -lzstd -lssl -lcrypto -lpthread
 CLI_LIBS    = -lcurl -ljansson

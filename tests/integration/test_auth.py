@@ -173,3 +173,30 @@ def test_openapi_json_matches_the_routes(magsd):
         text = (e.get("error") or "") if isinstance(e, dict) else ""
         assert st != 405 and "no such endpoint" not in text, "%s %s is documented but not served: %s %r" % (
             method, template, st, e)
+
+
+def test_cli_whoami_and_logout(magsd):
+    r = magsd.cli("whoami")
+    assert r.returncode == 0 and r.stdout == "default\n" and "MAGS_TOKEN" in r.stderr, (r.stdout, r.stderr)
+    # a token saved in ~/.mags/config.json (no MAGS_TOKEN): whoami uses it, logout forgets it
+    home = os.path.join(magsd.tmp, "loghome")
+    os.makedirs(os.path.join(home, ".mags"), mode=0o700)
+    cfg = os.path.join(home, ".mags", "config.json")
+    with open(cfg, "w") as f:
+        json.dump({"api_url": magsd.url, "token": magsd.create_token(user="dave")}, f)
+    os.chmod(cfg, 0o600)
+    env = {"HOME": home, "MAGS_TOKEN": None, "MAGS_API_URL": None}
+    r = magsd.cli("whoami", env=env)
+    assert r.returncode == 0 and r.stdout == "dave\n" and "config.json" in r.stderr, (r.stdout, r.stderr)
+    r = magsd.cli("logout", env=env)
+    assert r.returncode == 0 and "logged out" in r.stdout, r.stderr
+    with open(cfg) as f:
+        saved = json.load(f)
+    assert "token" not in saved and saved["api_url"] == magsd.url
+    assert os.stat(cfg).st_mode & 0o777 == 0o600
+    r = magsd.cli("logout", env=env)
+    assert r.returncode == 0 and "not logged in" in r.stdout
+    r = magsd.cli("whoami", env=env)
+    assert r.returncode == 1 and r.stderr.startswith("mags: ") and r.stderr.count("\n") == 1, r.stderr
+    r = magsd.cli("whoami", "extra")
+    assert r.returncode == 2
