@@ -35,7 +35,7 @@ MAGSD_SRCS  = src/daemon/main.c src/daemon/db.c src/daemon/http.c src/daemon/api
               src/daemon/db_cron.c src/daemon/cron_sched.c src/daemon/api_cron.c \
               src/daemon/db_users.c src/daemon/api_tokens.c src/daemon/cronspec.c
 # docs/api.yaml compiled in as JSON (GET /api/v1/openapi.json)
-MAGSD_SRCS += build/gen/openapi_json.c
+MAGSD_SRCS += build/gen/openapi_json.c build/gen/dashboard_files.c src/daemon/static.c src/daemon/api_login.c
 # the object store and the workspace sync format (src/store/)
 STORE_SRCS  = src/store/store.c src/store/store_file.c src/store/store_s3.c src/store/wsync.c
 MAGSD_SRCS += $(STORE_SRCS)
@@ -56,6 +56,10 @@ AGENT_OBJS = $(AGENT_SRCS:%.c=build/agent-obj/%.o) $(AGENT_LIB:%.c=build/agent-o
 all: bins guest
 
 bins: $(BIN)/magsd $(BIN)/mags build/bin/mags-agent
+
+build/gen/dashboard_files.c: $(wildcard dashboard/*) scripts/embed-files.py
+	@mkdir -p build/gen
+	python3 scripts/embed-files.py dashboard > $@.tmp && mv $@.tmp $@
 
 build/gen/openapi_json.c: docs/api.yaml scripts/gen-openapi-c.py
 	@mkdir -p build/gen

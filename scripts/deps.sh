@@ -12,7 +12,7 @@ qemu-system-x86 qemu-utils runsc
 linux-source-6.1 bc flex bison libelf-dev xz-utils cpio
 busybox-static e2fsprogs
 iproute2 openssh-client curl
-nodejs npm awscli"
+nodejs npm awscli chromium"
 
 # one dpkg-query for the whole list; a package it does not know prints nothing
 # shellcheck disable=SC2086

@@ -95,6 +95,7 @@ static const struct command commands[] = {
 	{ "workspace", cmd_workspace, "list|delete ...", "list or delete workspaces", main_workspace_usage },
 	{ "url", cmd_url, "enable|alias ...", "public URLs of sandboxes, and aliases", main_url_usage },
 	{ "cron", cmd_cron, "create|list|delete ...", "schedules that run a job at cron times", cmd_cron_usage },
+	{ "login", cmd_login, "[--api-url URL] [--no-browser]", "sign in through the dashboard; saves the token", cmd_login_usage },
 	{ "whoami", cmd_whoami, "", "the user the API token belongs to", cmd_whoami_usage },
 	{ "logout", cmd_logout, "", "forget the token saved in ~/.mags/config.json", cmd_logout_usage },
 	{ "help", main_help, "[COMMAND]", "show help", NULL },

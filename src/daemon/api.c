@@ -44,6 +44,8 @@ enum MHD_Result api_route(struct req *r)
 	}
 	if (!strcmp(r->path, "/openapi.json") && !strcmp(r->method, "GET"))
 		return http_reply_raw_json(r, api_openapi_json, api_openapi_json_len);
+	if (!strncmp(r->path, "/cli-logins", 11) && (r->path[11] == '\0' || r->path[11] == '/'))
+		return api_cli_login(r, r->path + 11);
 	if (!r->user_id)
 		r->user_id = api_authenticate(r);
 	if (!r->user_id)

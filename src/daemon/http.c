@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* HTTP server plumbing over libmicrohttpd; see http.h. */
 #include "http.h"
+#include "static.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -94,8 +95,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->too_big)
 		return http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than %d bytes", API_BODY_MAX);
-	if (strncmp(url, "/api/v1/", 8) != 0 && strcmp(url, "/api/v1") != 0)
+	if (strncmp(url, "/api/v1/", 8) != 0 && strcmp(url, "/api/v1") != 0) {
+		bool handled;
+		enum MHD_Result ret = static_serve(conn, method, url, &handled);
+		if (handled)
+			return ret;
 		return http_reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %.200s (the API lives under /api/v1)", url);
+	}
 	r->path = url + 7;
 	return api_route(r);
 }

@@ -59,6 +59,8 @@ enum MHD_Result api_ws_sync(struct req *r, const char *name);
  * refused). Returns 0 with *out the job's JSON, or -HTTP status with err set.
  */
 int api_job_create(int64_t user_id, const char *body, size_t len, const char *cron_id, json_t **out, struct err *err);
+/* /cli-logins: the `mags login` approval flow (api_login.c); authenticates where needed itself. */
+enum MHD_Result api_cli_login(struct req *r, const char *rest);
 /* /tokens and /whoami (api_tokens.c). */
 enum MHD_Result api_tokens(struct req *r, const char *rest);
 enum MHD_Result api_whoami(struct req *r);

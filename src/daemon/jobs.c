@@ -804,6 +804,18 @@ static int connect_forwarded(const char *id, int port, int timeout_ms, struct er
 }
 
 /*
+ * Makes the worker look at its idle clock and settings again. Only while it
+ * serves or sleeps: while the sandbox starts (or restarts) a byte on the wake
+ * pipe would interrupt the start as if the job were stopped. Under mu.
+ */
+static void poke_locked(struct active *a)
+{
+	if ((a->serving || a->sleeping) && write(a->wake[1], "c", 1) < 0) {
+		/* non-blocking: a full pipe wakes the worker anyway */
+	}
+}
+
+/*
  * A connection that failed to open: gives back the count jobs_connect took
  * for it. Returns fd (< 0).
  */
@@ -825,9 +837,7 @@ void jobs_disconnect(const char *id)
 		if (a->conns > 0)
 			a->conns--;
 		a->last_active = mono_ms();
-		if (write(a->wake[1], "c", 1) < 0) {
-			/* non-blocking: the worker re-reads its idle deadline either way */
-		}
+		poke_locked(a);
 	}
 	pthread_mutex_unlock(&J.mu);
 }
@@ -1212,6 +1222,8 @@ static int sleep_and_wake(struct jobrun *jr, struct err *err)
 		}
 		pthread_mutex_lock(&J.mu);
 		bool go = a->wake_asked || a->calls;
+		if (go)
+			a->sleeping = false; /* waking: requests now wait for it to serve, and nothing pokes the pipe */
 		pthread_mutex_unlock(&J.mu);
 		if (go)
 			break;
@@ -1395,9 +1407,7 @@ void jobs_update(const char *id, bool on, int idle_timeout)
 	if (a) {
 		a->always_on = on;
 		a->idle_ms = idle_ms(idle_timeout);
-		if (write(a->wake[1], "c", 1) < 0) {
-			/* non-blocking; the worker looks again either way */
-		}
+		poke_locked(a);
 	}
 	pthread_mutex_unlock(&J.mu);
 }

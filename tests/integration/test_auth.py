@@ -4,6 +4,7 @@
 with a second user's token), and GET /openapi.json against the routes magsd
 really serves."""
 import glob
+import time
 import json
 import os
 import re
@@ -91,8 +92,10 @@ def owned_resources(magsd):
     assert st == 201, c
     st, t = magsd.api("POST", "/tokens", {"name": "alice's"})
     assert st == 201, t
+    st, login = magsd.api("POST", "/cli-logins", {"client": "walk"}, token=False)
+    assert st == 201, login
     return {"/mags-jobs/{id}": j["id"], "/workspaces/{name}": "alice-ws", "/url-aliases/{alias}": "alice-app",
-            "/cron-jobs/{id}": c["id"], "/tokens/{id}": str(t["id"])}
+            "/cron-jobs/{id}": c["id"], "/tokens/{id}": str(t["id"]), "/cli-logins/{code}": login["code"]}
 
 
 def fill(template, params):
@@ -109,7 +112,8 @@ def test_another_users_token_gets_404_everywhere(magsd):
     auth = {"Authorization": "Bearer " + bob}
     walked = 0
     for template, ops in SPEC["paths"].items():
-        if "{" not in template:
+        # a pending CLI login belongs to nobody until someone approves it (its code is on the user's screen)
+        if "{" not in template or template.startswith("/cli-logins"):
             continue
         path = fill(template, params)
         assert "{" not in path, "no resource for %s" % template
@@ -130,8 +134,10 @@ def test_another_users_token_gets_404_everywhere(magsd):
     assert st == 200 and len(lst["tokens"]) == 1
     # and the owner still has everything
     for template, value in params.items():
-        st, _ = magsd.api("GET" if "tokens" not in template else "GET", template.split("/{")[0])
-        assert st == 200
+        if template.startswith("/cli-logins"):
+            continue
+        st, lst = magsd.api("GET", template.split("/{")[0])
+        assert st == 200 and value in json.dumps(lst), (template, lst)
 
 
 def served_routes():
@@ -200,3 +206,72 @@ def test_cli_whoami_and_logout(magsd):
     assert r.returncode == 1 and r.stderr.startswith("mags: ") and r.stderr.count("\n") == 1, r.stderr
     r = magsd.cli("whoami", "extra")
     assert r.returncode == 2
+
+
+def start_login(magsd, home):
+    """Starts `mags login --no-browser` in the background; returns (process, code, url)."""
+    import subprocess
+    import select
+    from conftest import MAGS
+    env = dict(magsd.env, HOME=home)
+    for k in ("MAGS_TOKEN", "MAGS_API_TOKEN", "MAGS_API_URL"):
+        env.pop(k, None)
+    p = subprocess.Popen([MAGS, "login", "--no-browser", "--api-url", magsd.url], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    err = ""
+    fd = p.stderr.fileno()
+    deadline = time.time() + 30
+    while not re.search(r"/approve/\S+\n", err) and time.time() < deadline:
+        if select.select([fd], [], [], 1)[0]:
+            err += os.read(fd, 4096).decode()
+    m = re.search(r"(http://\S+/dashboard/#/approve/([A-Z0-9-]+))", err)
+    assert m, err
+    return p, m.group(2), m.group(1)
+
+
+def test_login_flow(magsd):
+    home = os.path.join(magsd.tmp, "loginhome")
+    os.makedirs(home)
+    p, code, url = start_login(magsd, home)
+    assert url == magsd.url + "/dashboard/#/approve/" + code
+    st, info = magsd.api("GET", "/cli-logins/" + code)
+    assert st == 200 and info["status"] == "pending" and info["client"].startswith("mags CLI on "), info
+    st, e = magsd.api("POST", "/cli-logins/%s/approve" % code, token=False)
+    assert st == 401, e
+    st, d = magsd.api("POST", "/cli-logins/%s/approve" % code)
+    assert st == 200 and d["status"] == "approved", d
+    st, e = magsd.api("POST", "/cli-logins/%s/deny" % code)
+    assert st in (404, 409), e  # decided (and maybe already collected by the CLI)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0 and "logged in to %s as default" % magsd.url in out, (out, err)
+    cfg = os.path.join(home, ".mags", "config.json")
+    assert os.stat(cfg).st_mode & 0o777 == 0o600
+    with open(cfg) as f:
+        saved = json.load(f)
+    assert saved["api_url"] == magsd.url and saved["token"].startswith("mags_")
+    r = magsd.cli("whoami", env={"HOME": home, "MAGS_TOKEN": None, "MAGS_API_URL": None})
+    assert r.returncode == 0 and r.stdout == "default\n", r.stderr
+    st, lst = magsd.api("GET", "/tokens")
+    assert any((t["name"] or "").startswith("mags login: mags CLI on ") for t in lst["tokens"]), lst
+
+    # a denied login: the CLI says so and saves nothing new
+    p, code, _ = start_login(magsd, home)
+    st, d = magsd.api("POST", "/cli-logins/%s/deny" % code)
+    assert st == 200 and d["status"] == "denied", d
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 1 and "denied" in err, (out, err)
+    with open(cfg) as f:
+        assert json.load(f)["token"] == saved["token"]
+
+    # the poll needs the secret; unknown codes are 404; bad bodies 400
+    st, start = magsd.api("POST", "/cli-logins", {"client": "test"}, token=False)
+    assert st == 201 and re.fullmatch(r"[A-Z2-9]{4}-[A-Z2-9]{4}", start["code"]), start
+    st, e = magsd.api("GET", "/cli-logins/%s/token?secret=wrong" % start["code"], token=False)
+    assert st == 404, e
+    st, poll = magsd.api("GET", "/cli-logins/%s/token?secret=%s" % (start["code"], start["secret"]), token=False)
+    assert st == 200 and poll == {"status": "pending"}, poll
+    st, e = magsd.api("GET", "/cli-logins/NOPE-NOPE")
+    assert st == 404, e
+    for body in ({"client": ""}, {"client": "a\nb"}, {"who": "x"}, []):
+        st, e = magsd.api("POST", "/cli-logins", body, token=False)
+        assert st == 400, (body, e)
