@@ -42,7 +42,8 @@ MAGSD_SRCS += $(STORE_SRCS)
 CLI_SRCS    = src/cli/main.c src/cli/cmd_run.c src/cli/cmd_list.c src/cli/cmd_status.c src/cli/cmd_logs.c src/cli/cmd_stop.c \
               src/cli/run_opts.c src/cli/client.c src/cli/config.c src/cli/local.c src/cli/joblog.c \
               src/cli/text.c src/cli/cmd_sync.c src/cli/cmd_workspace.c \
-              src/cli/cmd_url.c src/cli/cmd_ssh.c src/cli/cmd_new.c src/cli/cmd_cron.c src/cli/cmd_auth.c
+              src/cli/cmd_url.c src/cli/cmd_ssh.c src/cli/cmd_new.c src/cli/cmd_cron.c src/cli/cmd_auth.c \
+              src/cli/cmd_setup_claude.c build/gen/skill_md.c
 
 MAGSD_LIBS  = -lmicrohttpd -ljansson -lsqlite3 -lcurl -lzstd -lssl -lcrypto -lpthread
 CLI_LIBS    = -lcurl -ljansson
@@ -56,6 +57,10 @@ AGENT_OBJS = $(AGENT_SRCS:%.c=build/agent-obj/%.o) $(AGENT_LIB:%.c=build/agent-o
 all: bins guest
 
 bins: $(BIN)/magsd $(BIN)/mags build/bin/mags-agent
+
+build/gen/skill_md.c: src/cli/skill/SKILL.md scripts/embed-text.py
+	@mkdir -p build/gen
+	python3 scripts/embed-text.py src/cli/skill/SKILL.md mags_skill_md > $@.tmp && mv $@.tmp $@
 
 build/gen/dashboard_files.c: $(wildcard dashboard/*) scripts/embed-files.py
 	@mkdir -p build/gen

@@ -44,6 +44,8 @@ int cmd_url(struct cli *cli, int argc, char **argv);
 int cmd_cron(struct cli *cli, int argc, char **argv);
 int cmd_whoami(struct cli *cli, int argc, char **argv);
 int cmd_login(struct cli *cli, int argc, char **argv);
+int cmd_setup_claude(struct cli *cli, int argc, char **argv);
+extern const char cmd_setup_claude_usage[];
 extern const char cmd_login_usage[];
 int cmd_logout(struct cli *cli, int argc, char **argv);
 extern const char cmd_whoami_usage[], cmd_logout_usage[];

@@ -98,6 +98,7 @@ static const struct command commands[] = {
 	{ "login", cmd_login, "[--api-url URL] [--no-browser]", "sign in through the dashboard; saves the token", cmd_login_usage },
 	{ "whoami", cmd_whoami, "", "the user the API token belongs to", cmd_whoami_usage },
 	{ "logout", cmd_logout, "", "forget the token saved in ~/.mags/config.json", cmd_logout_usage },
+	{ "setup-claude", cmd_setup_claude, "[--dir DIR]", "install the Claude Code skill for mags", cmd_setup_claude_usage },
 	{ "help", main_help, "[COMMAND]", "show help", NULL },
 	{ "version", main_version, "", "print the version", NULL },
 };
