@@ -101,6 +101,13 @@ $(GUEST)/test.img: guest/build-test-image.sh build/bin/mags-agent
 
 guest: $(GUEST)/vmlinux $(GUEST)/test.img
 
+# Default guest image, groundwork (issue 8): Debian 12 with the standard tool
+# set; not part of all/guest/test. Needs root; the debootstrap + apt phase is
+# cached under $MAGS_CACHE/guest, so a rebuild after an agent change is quick.
+.PHONY: debian-image
+debian-image: build/bin/mags-agent
+	guest/build-debian-image.sh build/bin/mags-agent $(GUEST)/debian.img
+
 # ---- unit tests (cmocka), always built with ASan+UBSan ----------------------
 # Each test_<name> links the sources listed in TEST_<name>_SRCS.
 TSAN_FLAGS      = -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc/lib \

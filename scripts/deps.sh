@@ -11,6 +11,7 @@ libcmocka-dev python3-pytest python3-yaml tzdata
 qemu-system-x86 qemu-utils runsc
 linux-source-6.1 bc flex bison libelf-dev xz-utils cpio
 busybox-static e2fsprogs
+debootstrap
 iproute2 openssh-client curl
 nodejs npm awscli chromium"
 
