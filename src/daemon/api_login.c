@@ -81,45 +81,12 @@ static void new_code(char out[10])
 	out[9] = '\0';
 }
 
-/* The optional {"client": "..."} of a POST /cli-logins body into client. 0 or -400 with err. */
-static int parse_client(struct req *r, char client[LOGIN_CLIENT_MAX + 1], struct err *err)
-{
-	snprintf(client, LOGIN_CLIENT_MAX + 1, "mags CLI");
-	if (r->body.len == 0)
-		return 0;
-	json_error_t je;
-	json_t *root = json_loadb((const char *)r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &je);
-	if (!root)
-		return err_set(err, 400, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
-	int rc = json_is_object(root) ? 0 : err_set(err, 400, "request body must be a JSON object");
-	const char *key;
-	json_t *v;
-	json_object_foreach(root, key, v) {
-		if (rc < 0)
-			break;
-		const char *s = json_string_value(v);
-		size_t n = json_string_length(v);
-		bool ok = s && n >= 1 && n <= LOGIN_CLIENT_MAX;
-		for (size_t i = 0; ok && i < n; i++)
-			ok = s[i] >= 0x20 && s[i] <= 0x7e;
-		if (strcmp(key, "client"))
-			rc = err_set(err, 400, "unknown field \"%.64s\" (POST /cli-logins takes client)", key);
-		else if (!ok)
-			rc = err_set(err, 400, "\"client\" must be 1-%d printable ASCII characters", LOGIN_CLIENT_MAX);
-		else
-			snprintf(client, LOGIN_CLIENT_MAX + 1, "%s", s);
-	}
-	json_decref(root);
-	return rc;
-}
-
 static enum MHD_Result login_start(struct req *r)
 {
 	struct err err = { 0 };
-	char client[LOGIN_CLIENT_MAX + 1];
-	if (r->too_big || parse_client(r, client, &err) < 0)
-		return http_reply_error(r, r->too_big ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST, "%s",
-					r->too_big ? "request body too large" : err.msg);
+	char client[LOGIN_CLIENT_MAX + 1] = "mags CLI";
+	if (http_body_text_field(r, "POST /cli-logins", "client", LOGIN_CLIENT_MAX, client, &err) < 0)
+		return http_reply_error(r, err.code == 413 ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST, "%s", err.msg);
 	uint8_t rnd[20];
 	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
 		return http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "getrandom failed");

@@ -17,53 +17,13 @@
 #include "jobspec.h"
 #include "xmalloc.h"
 
-/* 1-TOKEN_NAME_MAX printable ASCII characters. */
-static bool token_name_ok(const char *s, size_t n)
-{
-	if (n == 0 || n > TOKEN_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] < 0x20 || s[i] > 0x7e)
-			return false;
-	return true;
-}
-
-/* The "name" of a POST /tokens body, or "" when absent. 0 or -400/-413 with err set. */
-static int parse_create(struct req *r, char name[TOKEN_NAME_MAX + 1], struct err *err)
-{
-	snprintf(name, TOKEN_NAME_MAX + 1, "api");
-	if (r->too_big || r->body.len > API_BODY_MAX)
-		return err_set(err, 413, "request body larger than %d bytes", API_BODY_MAX);
-	if (r->body.len == 0)
-		return 0;
-	json_error_t je;
-	json_t *root = json_loadb((const char *)r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &je);
-	if (!root)
-		return err_set(err, 400, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
-	int rc = json_is_object(root) ? 0 : err_set(err, 400, "request body must be a JSON object");
-	const char *key;
-	json_t *v;
-	json_object_foreach(root, key, v) {
-		if (rc < 0)
-			break;
-		if (strcmp(key, "name"))
-			rc = err_set(err, 400, "unknown field \"%.64s\" (POST /tokens takes name)", key);
-		else if (!json_is_string(v) || !token_name_ok(json_string_value(v), json_string_length(v)))
-			rc = err_set(err, 400, "\"name\" must be 1-%d printable ASCII characters", TOKEN_NAME_MAX);
-		else
-			snprintf(name, TOKEN_NAME_MAX + 1, "%s", json_string_value(v));
-	}
-	json_decref(root);
-	return rc;
-}
-
 static enum MHD_Result token_create(struct req *r)
 {
 	struct err err = { 0 };
-	char name[TOKEN_NAME_MAX + 1];
+	char name[TOKEN_NAME_MAX + 1] = "api";
 	char *tok = NULL;
 	int64_t id = 0;
-	int rc = parse_create(r, name, &err);
+	int rc = http_body_text_field(r, "POST /tokens", "name", TOKEN_NAME_MAX, name, &err);
 	if (rc == 0)
 		rc = db_token_new(r->user_id, name, &tok, &id, &err);
 	if (rc < 0)

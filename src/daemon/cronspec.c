@@ -59,10 +59,7 @@ static int parse_name(json_t *v, struct cronspec *cs, struct err *err)
 		return 0;
 	const char *s = json_string_value(v);
 	size_t n = s ? json_string_length(v) : 0;
-	bool ok = s && n >= 1 && n <= CRON_NAME_MAX;
-	for (size_t i = 0; ok && i < n; i++)
-		ok = s[i] >= 0x20 && s[i] <= 0x7e;
-	if (!ok)
+	if (!text_line_ok(s, n, CRON_NAME_MAX))
 		return err_set(err, 400, "\"name\" must be 1 to %d printable ASCII characters (or null)", CRON_NAME_MAX);
 	cs->name = xstrndup(s, n);
 	return 0;

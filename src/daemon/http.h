@@ -40,6 +40,14 @@ enum MHD_Result http_reply_json(struct req *r, unsigned status, json_t *body /* 
 enum MHD_Result http_reply_raw_json(struct req *r, const char *json, size_t len);
 enum MHD_Result http_reply_error(struct req *r, unsigned status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * A request body that is empty or a JSON object holding at most the string
+ * field `field` of 1-max printable ASCII characters: its value is copied to
+ * out (max + 1 bytes), which keeps what the caller put there when the field
+ * is absent. what names the request in messages ("POST /tokens"). Returns 0,
+ * or -400/-413 with err set (code 400 or 413).
+ */
+int http_body_text_field(struct req *r, const char *what, const char *field, size_t max, char *out, struct err *err);
 /* Query-string argument or NULL. */
 const char *http_query(struct req *r, const char *key);
 

@@ -39,16 +39,23 @@ static bool b64char(char c)
 	return alnum(c) || c == '+' || c == '/' || c == '=';
 }
 
+bool text_line_ok(const char *s, size_t len, size_t max)
+{
+	if (!s || len == 0 || len > max)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return false;
+	return true;
+}
+
 bool ssh_pubkey_ok(const char *key, size_t len)
 {
 	static const char *const types[] = { "ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-nistp256 ", "ecdsa-sha2-nistp384 ",
 					     "ecdsa-sha2-nistp521 ", "sk-ssh-ed25519@openssh.com ",
 					     "sk-ecdsa-sha2-nistp256@openssh.com " };
-	if (!key || len == 0 || len > SSH_KEY_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (key[i] < 0x20 || key[i] > 0x7e)
-			return false; /* one line of printable ASCII: no NUL, CR, LF or tab */
+	if (!text_line_ok(key, len, SSH_KEY_MAX))
+		return false; /* one line of printable ASCII: no NUL, CR, LF or tab */
 	size_t t = 0;
 	for (; t < sizeof types / sizeof *types; t++)
 		if (len > strlen(types[t]) && !strncmp(key, types[t], strlen(types[t])))

@@ -21,5 +21,7 @@ bool url_label_ok(const char *label);
  * one line, at most SSH_KEY_MAX bytes, a known key type, base64 key data.
  */
 bool ssh_pubkey_ok(const char *key, size_t len);
+/* 1 to max bytes of printable ASCII (0x20-0x7e): one line, no control characters. */
+bool text_line_ok(const char *s, size_t len, size_t max);
 
 #endif
