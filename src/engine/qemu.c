@@ -584,9 +584,13 @@ int vm_set_disks(struct vm *vm, const struct vm_disks *disks, struct err *err)
 	return r < 0 ? err_wrap(err, "set disks") : 0;
 }
 
-static int set_ignore_shared(struct vm *vm, struct err *err)
+/*
+ * x-ignore-shared on: RAM in a shared file is left out of the stream (template
+ * snapshots and their restores); off: every page goes in (sleep and wake).
+ */
+static int set_ignore_shared(struct vm *vm, bool on, struct err *err)
 {
-	json_t *caps = json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability", "x-ignore-shared", "state", 1);
+	json_t *caps = json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability", "x-ignore-shared", "state", on);
 	return qmp_call(&vm->qmp, "migrate-set-capabilities", caps, -1, NULL, QMP_CALL_MS, err);
 }
 
@@ -666,16 +670,23 @@ int vm_forward_port(struct vm *vm, int guest_port, int *host_port, struct err *e
 	return -1;
 }
 
-int vm_snapshot(struct vm *vm, const char *state_path, struct err *err)
+/*
+ * Pauses the guest and migrates its state into state_path (fsynced; *bytes:
+ * its size). ignore_shared: a template, whose RAM stays in its shared file;
+ * else every page is written, as fast as the disk takes them. The guest
+ * stays paused. QMP must be connected.
+ */
+static int save_state(struct vm *vm, const char *state_path, bool ignore_shared, long long *bytes, struct err *err)
 {
-	if (vm->qmp.fd < 0)
-		return err_set(err, EINVAL, "snapshot of a VM without file-backed memory");
 	int fd = open(state_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_set(err, errno, "create %s", state_path);
 	int r = qmp_call(&vm->qmp, "stop", NULL, -1, NULL, QMP_CALL_MS, err);
 	if (r == 0)
-		r = set_ignore_shared(vm, err);
+		r = set_ignore_shared(vm, ignore_shared, err);
+	if (r == 0 && !ignore_shared)
+		r = qmp_call(&vm->qmp, "migrate-set-parameters", json_pack("{s:I}", "max-bandwidth", (json_int_t)1 << 40),
+			     -1, NULL, QMP_CALL_MS, err);
 	if (r == 0)
 		r = pass_fd(vm, fd, err);
 	if (r == 0)
@@ -684,22 +695,38 @@ int vm_snapshot(struct vm *vm, const char *state_path, struct err *err)
 		r = wait_migration(vm, err);
 	if (r == 0 && fsync(fd) < 0)
 		r = err_set(err, errno, "fsync %s", state_path);
+	struct stat st;
+	*bytes = fstat(fd, &st) == 0 ? (long long)st.st_size : 0;
 	close(fd);
-	return r < 0 ? err_wrap(err, "snapshot") : 0;
+	return r;
+}
+
+/* Hands state_path to QEMU for an incoming migration (see set_ignore_shared). */
+static int load_prepare(struct vm *vm, const char *state_path, bool ignore_shared, struct err *err)
+{
+	int fd = open(state_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(err, errno, "open %s", state_path);
+	int r = set_ignore_shared(vm, ignore_shared, err);
+	if (r == 0)
+		r = pass_fd(vm, fd, err);
+	close(fd); /* QEMU holds its own copy now */
+	return r;
+}
+
+int vm_snapshot(struct vm *vm, const char *state_path, struct err *err)
+{
+	if (vm->qmp.fd < 0)
+		return err_set(err, EINVAL, "snapshot of a VM without file-backed memory");
+	long long bytes;
+	return save_state(vm, state_path, true, &bytes, err) < 0 ? err_wrap(err, "snapshot") : 0;
 }
 
 int vm_restore_prepare(struct vm *vm, const char *state_path, struct err *err)
 {
 	if (vm->qmp.fd < 0)
 		return err_set(err, EINVAL, "restore into a VM that is not waiting for one");
-	int fd = open(state_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(err, errno, "open %s", state_path);
-	int r = set_ignore_shared(vm, err);
-	if (r == 0)
-		r = pass_fd(vm, fd, err);
-	close(fd); /* QEMU holds its own copy now */
-	return r < 0 ? err_wrap(err, "prepare restore") : 0;
+	return load_prepare(vm, state_path, true, err) < 0 ? err_wrap(err, "prepare restore") : 0;
 }
 
 int vm_restore(struct vm *vm, struct err *err)
@@ -730,30 +757,8 @@ int vm_sleep(struct vm *vm, const char *state_path, long long *bytes, struct err
 	int r = qmp_ensure(vm, err);
 	if (r < 0)
 		return err_wrap(err, "sleep");
-	int fd = open(state_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_set(err, errno, "create %s", state_path);
-	/* every page goes to the file (a restored VM's template pages too), as fast as the disk takes them */
-	json_t *caps = json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability", "x-ignore-shared", "state", 0);
-	r = qmp_call(&vm->qmp, "stop", NULL, -1, NULL, QMP_CALL_MS, err);
-	if (r == 0)
-		r = qmp_call(&vm->qmp, "migrate-set-capabilities", caps, -1, NULL, QMP_CALL_MS, err);
-	else
-		json_decref(caps);
-	if (r == 0)
-		r = qmp_call(&vm->qmp, "migrate-set-parameters", json_pack("{s:I}", "max-bandwidth", (json_int_t)1 << 40),
-			     -1, NULL, QMP_CALL_MS, err);
-	if (r == 0)
-		r = pass_fd(vm, fd, err);
-	if (r == 0)
-		r = qmp_call(&vm->qmp, "migrate", json_pack("{s:s}", "uri", "fd:mags-state"), -1, NULL, QMP_CALL_MS, err);
-	if (r == 0)
-		r = wait_migration(vm, err);
-	if (r == 0 && fsync(fd) < 0)
-		r = err_set(err, errno, "fsync %s", state_path);
-	struct stat st;
-	*bytes = fstat(fd, &st) == 0 ? (long long)st.st_size : 0;
-	close(fd);
+	/* every page goes to the file (a restored VM's template pages too) */
+	r = save_state(vm, state_path, false, bytes, err);
 	if (r < 0) {
 		/* still whole: let it run on */
 		struct err e2 = { 0 };
@@ -784,13 +789,8 @@ int vm_wake(const struct engine *eng, struct vm *vm, const char *state_path, str
 	int r = vm_spawn(vm, &a, logpath, err);
 	if (r == 0)
 		r = qmp_connect(&vm->qmp, qmp, QMP_START_MS, err);
-	int fd = r == 0 ? open(state_path, O_RDONLY | O_CLOEXEC) : -1;
-	if (r == 0 && fd < 0)
-		r = err_set(err, errno, "open %s", state_path);
 	if (r == 0)
-		r = pass_fd(vm, fd, err);
-	if (fd >= 0)
-		close(fd);
+		r = load_prepare(vm, state_path, false, err);
 	if (r == 0)
 		r = vm_restore(vm, err);
 	if (r == 0)
