@@ -17,31 +17,9 @@
 #include <cmocka.h>
 
 #include "cron.h"
+#include "utc_text.h"
 
 #define YEAR_S (366 * 86400LL)
-
-/* "YYYY-MM-DD HH:MM[:SS]" UTC to Unix seconds. */
-static int64_t at(const char *s)
-{
-	struct tm tm = { 0 };
-	int sec = 0;
-	if (sscanf(s, "%d-%d-%d %d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &sec) < 5)
-		fail_msg("bad time \"%s\" in the test", s);
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	tm.tm_sec = sec;
-	return (int64_t)timegm(&tm);
-}
-
-static void show(int64_t t, char *out, size_t n)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	if (t != -1 && gmtime_r(&tt, &tm))
-		strftime(out, n, "%Y-%m-%d %H:%M:%S", &tm);
-	else
-		snprintf(out, n, "%lld", (long long)t);
-}
 
 /* Does c fire at minute t? Calendar fields from gmtime_r, the Vixie day rule written out. */
 static bool ref_match(const struct cron_expr *c, int64_t t)
