@@ -124,7 +124,7 @@ TEST_cron_SRCS    = src/lib/cron.c src/lib/err.c
 TEST_tz_SRCS      = src/lib/tz.c src/lib/cron.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_LIBS       = -lcmocka -ljansson
 
-build/tests/test_%: tests/unit/test_%.c $(LIB_SRCS) $(wildcard src/*/*.h include/mags/*.h)
+build/tests/test_%: tests/unit/test_%.c $(LIB_SRCS) $(wildcard src/*/*.h include/mags/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(TSAN_FLAGS) -o $@ $< $(TEST_$*_SRCS) $(TEST_LIBS)
 
