@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # Mags: one plain GNU Makefile with explicit object lists.
-#   make            binaries (build/bin) and guest kernel + test image (build/guest)
+#   make            binaries (build/bin), guest kernel, busybox test image and Debian image (build/guest)
 #   make test       unit tests, fuzz-corpus replay and integration tests under ASan+UBSan
 #   make fuzz       libFuzzer harnesses (clang), run briefly
 #   make bench      benchmarks (bench/)
@@ -33,7 +33,7 @@ MAGSD_SRCS  = src/daemon/main.c src/daemon/db.c src/daemon/http.c src/daemon/api
               src/daemon/workspace.c src/daemon/api_workspaces.c src/daemon/api_upload.c \
               src/daemon/proxy.c src/engine/net.c src/daemon/access.c src/daemon/api_access.c \
               src/daemon/db_cron.c src/daemon/cron_sched.c src/daemon/api_cron.c \
-              src/daemon/db_users.c src/daemon/api_tokens.c src/daemon/cronspec.c
+              src/daemon/db_users.c src/daemon/api_tokens.c src/daemon/cronspec.c src/daemon/images.c
 # docs/api.yaml compiled in as JSON (GET /api/v1/openapi.json)
 MAGSD_SRCS += build/gen/openapi_json.c build/gen/dashboard_files.c src/daemon/static.c src/daemon/api_login.c
 # the object store and the workspace sync format (src/store/)
@@ -99,14 +99,17 @@ $(GUEST)/vmlinux: guest/build-kernel.sh guest/kernel/mags.config
 $(GUEST)/test.img: guest/build-test-image.sh build/bin/mags-agent
 	guest/build-test-image.sh build/bin/mags-agent $@
 
-guest: $(GUEST)/vmlinux $(GUEST)/test.img
+# The default guest image: Debian 12 with the standard tool set (needs root).
+# The debootstrap + apt phase is cached by its inputs under $MAGS_CACHE/guest,
+# so a rebuild after an agent change takes seconds.
+$(GUEST)/debian.img: guest/build-debian-image.sh build/bin/mags-agent
+	guest/build-debian-image.sh build/bin/mags-agent $@
 
-# Default guest image, groundwork (issue 8): Debian 12 with the standard tool
-# set; not part of all/guest/test. Needs root; the debootstrap + apt phase is
-# cached under $MAGS_CACHE/guest, so a rebuild after an agent change is quick.
+# test.img: the busybox image the test suite boots by default; debian.img: magsd's default
+guest: $(GUEST)/vmlinux $(GUEST)/test.img $(GUEST)/debian.img
+
 .PHONY: debian-image
-debian-image: build/bin/mags-agent
-	guest/build-debian-image.sh build/bin/mags-agent $(GUEST)/debian.img
+debian-image: $(GUEST)/debian.img
 
 # ---- unit tests (cmocka), always built with ASan+UBSan ----------------------
 # Each test_<name> links the sources listed in TEST_<name>_SRCS.

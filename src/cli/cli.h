@@ -131,7 +131,8 @@ int new_wait(struct client *c, const char *id, long timeout_s, json_t **job, str
  * submitted here. Returns 0, or negative with err saying what went wrong
  * (also when the job ended before it ran).
  */
-int new_ensure(struct client *c, const char *name, bool persist, json_t **job, bool *created, struct err *err);
+int new_ensure(struct client *c, const char *name, bool persist, const char *image, json_t **job, bool *created,
+	       struct err *err);
 
 /* The files of SSH access (cmd_ssh.c), all under config_path(NULL). */
 struct ssh_files {

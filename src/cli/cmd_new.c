@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * mags new [-p] NAME: a long-lived sandbox for workspace NAME. It is an
+ * mags new [-p] [--image NAME] NAME: a long-lived sandbox for workspace NAME. It is an
  * ordinary job whose script sleeps until it is stopped (NEW_SCRIPT, no
  * timeout), so everything else (mags ssh, url enable, stop, sync) works on
  * it as on any job. The command is idempotent: when workspace NAME already
@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "names.h"
 #include "text.h"
 #include "xmalloc.h"
 
@@ -96,13 +97,16 @@ int new_wait(struct client *c, const char *id, long timeout_s, json_t **job, str
 	return r;
 }
 
-/* {"script": NEW_SCRIPT, "workspace": name, "persist": persist}: POST /mags-jobs. */
-static int new_submit(struct client *c, const char *name, bool persist, json_t **job, struct err *err)
+/* {"script": NEW_SCRIPT, "workspace": name, "persist": persist[, "image": image]}: POST /mags-jobs. */
+static int new_submit(struct client *c, const char *name, bool persist, const char *image, json_t **job,
+		      struct err *err)
 {
 	json_t *body = json_object();
 	json_object_set_new(body, "script", json_string(NEW_SCRIPT));
 	json_object_set_new(body, "workspace", json_string(name));
 	json_object_set_new(body, "persist", json_boolean(persist));
+	if (image)
+		json_object_set_new(body, "image", json_string(image));
 	int r = client_call(c, "POST", "/mags-jobs", body, job, err);
 	json_decref(body);
 	if (r == 0 && !json_string_value(json_object_get(*job, "id"))) {
@@ -129,7 +133,8 @@ static int new_started(struct client *c, json_t *job, json_t **out, struct err *
 	return new_wait(c, json_string_value(json_object_get(job, "id")), NEW_WAIT_S, out, err);
 }
 
-int new_ensure(struct client *c, const char *name, bool persist, json_t **job, bool *created, struct err *err)
+int new_ensure(struct client *c, const char *name, bool persist, const char *image, json_t **job, bool *created,
+	       struct err *err)
 {
 	*job = NULL;
 	*created = false;
@@ -143,7 +148,7 @@ int new_ensure(struct client *c, const char *name, bool persist, json_t **job, b
 			j = NULL;	/* it ended instead: start our own */
 		}
 	}
-	if (r == 0 && !j && (r = new_submit(c, name, persist, &sub, err)) == 0) {
+	if (r == 0 && !j && (r = new_submit(c, name, persist, image, &sub, err)) == 0) {
 		*created = true;
 		r = new_started(c, sub, &j, err);
 		if (r == 0 && !new_running(j)) {
@@ -166,7 +171,7 @@ int new_ensure(struct client *c, const char *name, bool persist, json_t **job, b
 int cmd_new(struct cli *cli, int argc, char **argv)
 {
 	bool persist = false, created;
-	const char *name = NULL;
+	const char *name = NULL, *image = NULL;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -175,7 +180,12 @@ int cmd_new(struct cli *cli, int argc, char **argv)
 		}
 		if (!strcmp(a, "-p") || !strcmp(a, "--persist"))
 			persist = true;
-		else if (a[0] == '-' && a[1])
+		else if (!strcmp(a, "--image") || !strncmp(a, "--image=", 8)) {
+			image = a[7] == '=' ? a + 8 : i + 1 < argc ? argv[++i] : NULL;
+			if (!image_name_ok(image))
+				return cli_usage_error("new", "new: --image needs an image name (1-%d of a-z 0-9 . _ -)",
+						       IMAGE_NAME_MAX);
+		} else if (a[0] == '-' && a[1])
 			return cli_usage_error("new", "new: unknown flag %s", a);
 		else if (name)
 			return cli_usage_error("new", "new: unexpected argument \"%s\"", a);
@@ -190,7 +200,7 @@ int cmd_new(struct cli *cli, int argc, char **argv)
 	struct client *c = NULL;
 	json_t *job = NULL;
 	int ret = CLI_EXIT_FAIL;
-	if (cli_connect(cli, &c, &err) < 0 || new_ensure(c, name, persist, &job, &created, &err) < 0) {
+	if (cli_connect(cli, &c, &err) < 0 || new_ensure(c, name, persist, image, &job, &created, &err) < 0) {
 		cli_error("%s", err.msg);
 		goto out;
 	}

@@ -367,7 +367,7 @@ int cmd_ssh(struct cli *cli, int argc, char **argv)
 	const char *id = target;
 	if (!by_id) {
 		bool created;
-		if (new_ensure(c, target, false, &sandbox, &created, &err) < 0) {
+		if (new_ensure(c, target, false, NULL, &sandbox, &created, &err) < 0) {
 			cli_error("%s", err.msg);
 			goto out;
 		}

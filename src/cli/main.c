@@ -48,14 +48,15 @@ static const char main_workspace_usage[] =
 	"while a job uses it or while workspaces created --from it exist.\n";
 
 static const char main_new_usage[] =
-	"usage: mags new [-p] NAME\n"
+	"usage: mags new [-p] [--image NAME] NAME\n"
 	"\n"
 	"Starts a long-lived sandbox on workspace NAME: a job that runs until it is\n"
 	"stopped (mags stop ID), to reach with mags ssh NAME or mags url enable NAME.\n"
 	"Waits until it runs, then prints \"NAME: running (job ID)\". When NAME\n"
 	"already has a running sandbox (a running job), prints that one instead.\n"
 	"\n"
-	"  -p, --persist   sync the workspace to the object store when it stops\n";
+	"  -p, --persist   sync the workspace to the object store when it stops\n"
+	"      --image IMG guest image to boot (default: the server's)\n";
 
 static const char main_ssh_usage[] =
 	"usage: mags ssh NAME|ID [-- CMD [ARGS...]]\n"
@@ -85,7 +86,7 @@ static const char main_url_usage[] =
 
 static const struct command commands[] = {
 	{ "run", cmd_run, "[flags] SCRIPT", "run a script in a new sandbox, streaming its output", run_opts_usage },
-	{ "new", cmd_new, "[-p] NAME", "start a long-lived sandbox on workspace NAME", main_new_usage },
+	{ "new", cmd_new, "[-p] [--image IMG] NAME", "start a long-lived sandbox on workspace NAME", main_new_usage },
 	{ "ssh", cmd_ssh, "NAME|ID [-- CMD...]", "SSH into a sandbox (starts one for NAME)", main_ssh_usage },
 	{ "list", cmd_list, "[--json] [--status S] [--limit N]", "list jobs, newest first", NULL },
 	{ "status", cmd_status, "[--json] ID", "show a job", NULL },

@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "fs.h"
+#include "names.h"
 #include "text.h"
 #include "xmalloc.h"
 
@@ -55,12 +56,14 @@ const char run_opts_usage[] =
 	"                        mags run returns once the sandbox runs\n"
 	"      --idle-timeout S  always-on: sleep after S seconds without traffic\n"
 	"                        (0 = never; default magsd's --idle-timeout)\n"
+	"      --image NAME      guest image to boot (e.g. debian, busybox; default:\n"
+	"                        the server's, see magsd --image)\n"
 	"  -v, --verbose         print the job id and each upload on stderr\n"
 	"  -h, --help            this text\n";
 
 enum run_flag {
 	RF_WORKSPACE, RF_PERSIST, RF_FILE, RF_URL, RF_PORT, RF_SSH, RF_STARTUP,
-	RF_BASE_IMAGE, RF_FROM, RF_EPHEMERAL, RF_TIMEOUT, RF_ALWAYS_ON, RF_IDLE, RF_VERBOSE, RF_HELP,
+	RF_BASE_IMAGE, RF_FROM, RF_EPHEMERAL, RF_TIMEOUT, RF_ALWAYS_ON, RF_IDLE, RF_IMAGE, RF_VERBOSE, RF_HELP,
 };
 
 struct run_flag_def {
@@ -84,6 +87,7 @@ static const struct run_flag_def run_flags[] = {
 	{ 0, "timeout", true, RF_TIMEOUT },
 	{ 0, "always-on", false, RF_ALWAYS_ON },
 	{ 0, "idle-timeout", true, RF_IDLE },
+	{ 0, "image", true, RF_IMAGE },
 	{ 'v', "verbose", false, RF_VERBOSE },
 	{ 'h', "help", false, RF_HELP },
 };
@@ -174,6 +178,12 @@ static int run_apply(struct run_opts *o, const struct run_flag_def *f, const cha
 		if (run_parse_long(v, 0, RUN_IDLE_MAX, &n) < 0)
 			return err_set(err, 0, "%s: \"%s\" is not a whole number of seconds from 0 to %d", name, v, RUN_IDLE_MAX);
 		o->idle_timeout = n;
+		break;
+	case RF_IMAGE:
+		if (!image_name_ok(v))
+			return err_set(err, 0, "%s: \"%s\" is not an image name (1-%d of a-z 0-9 . _ -, starting with a"
+				       " letter or digit)", name, v, IMAGE_NAME_MAX);
+		run_set_str(&o->image, v);
 		break;
 	case RF_VERBOSE: o->verbose = true; break;
 	case RF_HELP: o->help = true; break;
@@ -349,6 +359,7 @@ void run_opts_free(struct run_opts *o)
 		free(o->files[i]);
 	free(o->files);
 	free(o->startup);
+	free(o->image);
 	free(o->from);
 	memset(o, 0, sizeof *o);
 }
@@ -446,6 +457,8 @@ int run_opts_to_json(const struct run_opts *o, json_t **out, struct err *err)
 		json_object_set_new(body, "always_on", json_true());
 	if (o->idle_timeout >= 0)
 		json_object_set_new(body, "idle_timeout", json_integer(o->idle_timeout));
+	if (o->image)
+		json_object_set_new(body, "image", json_string(o->image));
 	if (o->nfiles) {
 		json_t *arr = json_array();
 		json_object_set_new(body, "files", arr);

@@ -37,6 +37,7 @@ struct run_opts {
 	long timeout;		/* --timeout SECONDS, 0 when absent */
 	long idle_timeout;	/* --idle-timeout SECONDS, -1 when absent */
 	bool always_on;		/* --always-on */
+	char *image;		/* --image NAME; owned, NULL = the server's default */
 	bool verbose;		/* -v/--verbose */
 	bool help;		/* -h/--help: print usage, nothing else is checked */
 };

@@ -8,7 +8,7 @@
 
 #include "access.h"
 #include "db.h"
-#include "fast.h"
+#include "images.h"
 #include "http.h"
 #include "openapi.h"
 
@@ -38,7 +38,7 @@ enum MHD_Result api_route(struct req *r)
 		json_object_set_new(o, "status", json_string("ok"));
 		json_object_set_new(o, "version", json_string(MAGS_VERSION));
 		json_object_set_new(o, "engine", json_string(api_engine_name ? api_engine_name : "none"));
-		json_object_set_new(o, "fast_start", fast_status());
+		images_health(o);
 		json_object_set_new(o, "access", access_status_json());
 		return http_reply_json(r, MHD_HTTP_OK, o);
 	}

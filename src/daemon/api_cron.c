@@ -18,6 +18,7 @@
 #include "cronspec.h"
 #include "db_cron.h"
 #include "http.h"
+#include "images.h"
 #include "jobspec.h"
 #include "xmalloc.h"
 
@@ -122,6 +123,8 @@ static enum MHD_Result cron_create(struct req *r)
 		memset(&cs, 0, sizeof cs);
 	if (rc == 0)
 		rc = cronspec_job_body(cs.script, cs.options, &c.spec, &err);
+	if (rc == 0)
+		rc = images_check(json_string_value(json_object_get(cs.options, "image")), &err);
 	if (rc < 0)
 		goto out;
 	new_cron_id(c.id);
@@ -167,6 +170,8 @@ static int cron_apply(struct cron_row *c, const struct cronspec *cs, bool *repla
 	merge_options(options, cs->options);
 	char *spec = NULL;
 	int rc = cronspec_job_body(script, options, &spec, err);
+	if (rc == 0)
+		rc = images_check(json_string_value(json_object_get(options, "image")), err);
 	free(script);
 	json_decref(options);
 	if (rc < 0)

@@ -14,6 +14,7 @@
 #include "db.h"
 #include "fs.h"
 #include "http.h"
+#include "images.h"
 #include "jobs.h"
 #include "jobspec.h"
 #include "names.h"
@@ -96,6 +97,10 @@ int api_job_create(int64_t user_id, const char *body, size_t len, const char *cr
 		js.workspace = xasprintf("job-%.8s", id);
 		js.persist = !js.persist_set;
 	}
+	if (images_check(js.image, err) < 0) {
+		jobspec_free(&js);
+		return -400;
+	}
 	if (ws_check_submit(user_id, &js, err) < 0) {
 		jobspec_free(&js);
 		return err->code == 404 ? -404 : err->code == 409 ? -409 : -500;
@@ -104,7 +109,7 @@ int api_job_create(int64_t user_id, const char *body, size_t len, const char *cr
 			     .workspace = js.workspace, .persist = js.persist, .base_image = js.base_image,
 			     .from_ws = js.from, .ephemeral = js.ephemeral, .url = js.url, .port = js.port,
 			     .ssh = js.ssh, .ssh_key = js.ssh_key, .always_on = js.always_on, .startup = js.startup,
-			     .idle_timeout = js.idle_timeout };
+			     .idle_timeout = js.idle_timeout, .image = (char *)images_find(js.image)->name };
 	if (cron_id)
 		snprintf(j.cron_id, sizeof j.cron_id, "%s", cron_id);
 	for (size_t i = 0; i < js.nfiles; i++)

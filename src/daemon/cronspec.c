@@ -15,7 +15,7 @@
 /* The POST /mags-jobs fields a schedule may carry (always_on is refused). */
 static const char *const run_flags[] = {
 	"workspace", "persist", "url", "port", "ssh", "ssh_public_key", "startup_command", "base_image",
-	"ephemeral", "timeout", "from", "files", "type",
+	"ephemeral", "timeout", "from", "files", "type", "image",
 };
 
 static bool is_run_flag(const char *key)
@@ -110,7 +110,7 @@ static int parse_field(const char *key, json_t *v, struct cronspec *cs, struct e
 	}
 	return err_set(err, 400, "unknown field \"%.64s\" (expected expression, script, name, timezone, enabled, or a"
 			    " run flag of POST /mags-jobs: workspace, persist, url, port, ssh, ssh_public_key,"
-			    " startup_command, base_image, ephemeral, timeout, from, files, type)", key);
+			    " startup_command, base_image, ephemeral, timeout, from, files, type, image)", key);
 }
 
 int cronspec_parse(const char *body, size_t len, bool patch, struct cronspec *cs, struct err *err)

@@ -20,7 +20,7 @@
 #include "utf8.h"
 #include "xmalloc.h"
 
-#define DB_SCHEMA_VERSION 4
+#define DB_SCHEMA_VERSION 5
 
 static sqlite3 *db;
 /* recursive: db_job_json looks up a job's URL from inside list queries */
@@ -100,6 +100,9 @@ static const char schema_v4[] =
 	"ALTER TABLE tokens ADD COLUMN prefix TEXT;"
 	"ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;";
 
+/* Schema version 5 (guest images): the image a job boots; NULL (older jobs) = the default. */
+static const char schema_v5[] = "ALTER TABLE jobs ADD COLUMN image TEXT;";
+
 int64_t db_now_ms(void)
 {
 	struct timespec ts;
@@ -160,7 +163,13 @@ int db_open(const char *path, struct err *err)
 		db_close();
 		return ret;
 	}
-	sqlite3_exec(db, "PRAGMA user_version=4", NULL, NULL, NULL);
+	if (ver < 5 && sqlite3_exec(db, schema_v5, NULL, NULL, &msg) != SQLITE_OK) {
+		int ret = err_set(err, 500, "database %s: upgrade to schema 5: %s", path, msg ? msg : "?");
+		sqlite3_free(msg);
+		db_close();
+		return ret;
+	}
+	sqlite3_exec(db, "PRAGMA user_version=5", NULL, NULL, NULL);
 	return 0;
 }
 
@@ -177,8 +186,8 @@ int db_job_insert(const struct job_row *j, struct err *err)
 	pthread_mutex_lock(&db_mu);
 	sqlite3_stmt *st = prep("INSERT INTO jobs(id, user_id, status, script, type, timeout, created_at,"
 				" workspace, persist, base_image, from_ws, ephemeral, files_pending, url, port, ssh, ssh_key,"
-				" always_on, startup, idle_timeout, cron_id)"
-				" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+				" always_on, startup, idle_timeout, cron_id, image)"
+				" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	sqlite3_bind_text(st, 1, j->id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, j->user_id);
 	sqlite3_bind_text(st, 3, j->status, -1, SQLITE_TRANSIENT);
@@ -200,6 +209,7 @@ int db_job_insert(const struct job_row *j, struct err *err)
 	sqlite3_bind_text(st, 19, j->startup, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int(st, 20, j->idle_timeout);
 	sqlite3_bind_text(st, 21, j->cron_id[0] ? j->cron_id : NULL, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 22, j->image, -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		r = err_set(err, 500, "store job: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
@@ -215,7 +225,7 @@ static char *col_dup(sqlite3_stmt *st, int i)
 
 #define JOB_COLS "id, user_id, status, script, type, timeout, exit_code, error, engine, created_at, started_at, finished_at," \
 		 " workspace, persist, base_image, from_ws, ephemeral, files_pending, url, port, ssh, ssh_key," \
-		 " always_on, startup, idle_timeout, cron_id, sleeping, restarts"
+		 " always_on, startup, idle_timeout, cron_id, sleeping, restarts, image"
 
 static void row_to_job(sqlite3_stmt *st, struct job_row *j)
 {
@@ -249,6 +259,7 @@ static void row_to_job(sqlite3_stmt *st, struct job_row *j)
 	snprintf(j->cron_id, sizeof j->cron_id, "%s", sqlite3_column_text(st, 25) ? (const char *)sqlite3_column_text(st, 25) : "");
 	j->sleeping = sqlite3_column_int(st, 26) != 0;
 	j->restarts = sqlite3_column_int(st, 27);
+	j->image = col_dup(st, 28);
 }
 
 int db_job_get(const char *id, int64_t user_id, struct job_row *j)
@@ -278,6 +289,7 @@ void db_job_row_free(struct job_row *j)
 	free(j->from_ws);
 	free(j->ssh_key);
 	free(j->startup);
+	free(j->image);
 	memset(j, 0, sizeof *j);
 }
 
@@ -475,6 +487,7 @@ json_t *db_job_json(const struct job_row *j)
 	json_object_set_new(o, "exit_code", j->has_exit ? json_integer(j->exit_code) : json_null());
 	json_object_set_new(o, "error", utf8_json_string(j->error));
 	json_object_set_new(o, "engine", utf8_json_string(j->engine));
+	json_object_set_new(o, "image", utf8_json_string(j->image));
 	json_object_set_new(o, "created_at", db_time_json(j->created_at));
 	json_object_set_new(o, "started_at", db_time_json(j->started_at));
 	json_object_set_new(o, "finished_at", db_time_json(j->finished_at));

@@ -46,6 +46,7 @@ struct job_row {
 	char cron_id[40];	/* the schedule that submitted it, "" = none */
 	bool sleeping;		/* an always-on sandbox asleep (snapshot on disk, no QEMU) */
 	int restarts;		/* times magsd restarted its VM (always-on) */
+	char *image;		/* owned; the guest image's name, NULL (jobs from before schema 5) = the default */
 };
 
 /* A public URL's label and what it leads to (schema 3, table urls). */

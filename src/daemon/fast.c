@@ -57,7 +57,7 @@ struct pooled {
 	char *disk;		/* its own blank workspace disk (owned, removed with it) */
 };
 
-static struct {
+struct fast {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct fast_config cfg;
@@ -71,10 +71,22 @@ static struct {
 	size_t pin_len;
 	struct pooled *pool;
 	int npool;
-	unsigned seq;		/* names of run dirs */
+	char want[65];		/* the key this instance uses or builds (under R.mu) */
 	int64_t last_take;	/* refills wait POOL_REFILL_DELAY_MS after a take */
 	int64_t retry_at;
-} F = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	bool wanted;		/* lazy: a take asked for the template (build it) */
+	struct fast *next;	/* all instances (R.list) */
+};
+
+/*
+ * Every instance, for template_cleanup: a template another instance (image)
+ * uses or builds is not "old". want is the key each is after.
+ */
+static struct {
+	pthread_mutex_t mu;
+	struct fast *list;
+	unsigned seq;		/* names of run dirs, unique across instances */
+} R = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static int64_t mono_ms(void)
 {
@@ -85,9 +97,9 @@ static int64_t mono_ms(void)
 
 static char *unique_path(const char *root, const char *prefix)
 {
-	pthread_mutex_lock(&F.mu);
-	unsigned n = ++F.seq;
-	pthread_mutex_unlock(&F.mu);
+	pthread_mutex_lock(&R.mu);
+	unsigned n = ++R.seq;
+	pthread_mutex_unlock(&R.mu);
 	return xasprintf("%s/%s-%d-%u", root, prefix, (int)getpid(), n);
 }
 
@@ -206,12 +218,12 @@ static int template_check(const char *dir, const char *key, struct err *err)
 }
 
 /* Boots a template VM into dir (which exists and is empty) and saves it there. */
-static int template_build(const char *dir, const char *key, struct err *err)
+static int template_build(struct fast *f, const char *dir, const char *key, struct err *err)
 {
-	const struct engine *eng = F.cfg.engine;
+	const struct engine *eng = f->cfg.engine;
 	int64_t t0 = mono_ms();
 	char *mem_path = xasprintf("%s/mem", dir), *state_path = xasprintf("%s/state", dir);
-	char *rundir = unique_path(F.cfg.run_root, "template");
+	char *rundir = unique_path(f->cfg.run_root, "template");
 	struct vm_mem mem = { .mem_path = mem_path, .incoming = false };
 	struct sandbox *sb = NULL;
 	int r = sandbox_boot(eng, rundir, &mem, NULL, TEMPLATE_BOOT_MS, -1, &sb, err);
@@ -256,18 +268,39 @@ static int template_build(const char *dir, const char *key, struct err *err)
 	return r;
 }
 
-/* Removes templates for other keys and stale half-built ones. */
-static void template_cleanup(const char *keep)
+/* True when some instance uses or builds the template named key. */
+static bool key_wanted(const char *key)
 {
-	DIR *d = opendir(F.cfg.template_root);
+	bool yes = false;
+	pthread_mutex_lock(&R.mu);
+	for (struct fast *i = R.list; i && !yes; i = i->next)
+		yes = !strcmp(i->want, key);
+	pthread_mutex_unlock(&R.mu);
+	return yes;
+}
+
+static void set_want(struct fast *f, const char *key)
+{
+	pthread_mutex_lock(&R.mu);
+	memcpy(f->want, key, sizeof f->want);
+	pthread_mutex_unlock(&R.mu);
+}
+
+/*
+ * Removes templates no instance wants (other kernels, images that changed)
+ * and stale half-built ones.
+ */
+static void template_cleanup(struct fast *f)
+{
+	DIR *d = opendir(f->cfg.template_root);
 	if (!d)
 		return;
 	struct dirent *de;
 	time_t now = time(NULL);
 	while ((de = readdir(d)) != NULL) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !strcmp(de->d_name, keep))
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || key_wanted(de->d_name))
 			continue;
-		char *p = xasprintf("%s/%s", F.cfg.template_root, de->d_name);
+		char *p = xasprintf("%s/%s", f->cfg.template_root, de->d_name);
 		struct stat st;
 		bool old = stat(p, &st) == 0 && now - st.st_mtime > BUILD_STALE_S;
 		/* another magsd may be building one right now: leave fresh ones */
@@ -281,9 +314,9 @@ static void template_cleanup(const char *keep)
 }
 
 /* Removes dir without racing a reader into a half-deleted tree. */
-static void template_remove(const char *dir)
+static void template_remove(struct fast *f, const char *dir)
 {
-	char *trash = unique_path(F.cfg.template_root, ".trash");
+	char *trash = unique_path(f->cfg.template_root, ".trash");
 	if (rename(dir, trash) == 0)
 		fs_rm_tree(trash);
 	free(trash);
@@ -294,48 +327,48 @@ static void template_remove(const char *dir)
  * keys' templates are then deleted). One that exists but does not match is
  * removed here, so it is checked once and then rebuilt.
  */
-static bool template_usable(const char *key)
+static bool template_usable(struct fast *f, const char *key)
 {
-	char *dir = xasprintf("%s/%s", F.cfg.template_root, key);
+	char *dir = xasprintf("%s/%s", f->cfg.template_root, key);
 	struct err err = { 0 };
 	bool ok = template_check(dir, key, &err) == 0;
 	if (ok) {
-		log_info("template %.12s: checked, ready", key);
-		template_cleanup(key);
+		log_info("image %s: template %.12s: checked, ready", f->cfg.name, key);
+		template_cleanup(f);
 	} else if (access(dir, F_OK) == 0) {
-		log_warn("template %.12s is unusable (%s); building a new one", key, err.msg);
-		template_remove(dir);
+		log_warn("image %s: template %.12s is unusable (%s); building a new one", f->cfg.name, key, err.msg);
+		template_remove(f, dir);
 	}
 	free(dir);
 	return ok;
 }
 
 /* Makes sure a valid template for key exists in template_root/key. */
-static int template_prepare(const char *key, struct err *err)
+static int template_prepare(struct fast *f, const char *key, struct err *err)
 {
-	if (template_usable(key))
+	if (template_usable(f, key))
 		return 0;
-	char *dir = xasprintf("%s/%s", F.cfg.template_root, key);
+	char *dir = xasprintf("%s/%s", f->cfg.template_root, key);
 	int r;
-	char *tmp = unique_path(F.cfg.template_root, ".build");
-	if (fs_mkdir_p(F.cfg.template_root, 0700) < 0 || mkdir(tmp, 0700) < 0) {
+	char *tmp = unique_path(f->cfg.template_root, ".build");
+	if (fs_mkdir_p(f->cfg.template_root, 0700) < 0 || mkdir(tmp, 0700) < 0) {
 		r = err_set(err, errno, "create %s", tmp);
 		free(tmp);
 		goto done;
 	}
 	int64_t t0 = mono_ms();
-	r = template_build(tmp, key, err);
+	r = template_build(f, tmp, key, err);
 	if (r == 0 && rename(tmp, dir) < 0) {
 		/* another magsd sharing the directory finished first: use its copy */
 		r = (errno == EEXIST || errno == ENOTEMPTY) ? template_check(dir, key, err) : err_set(err, errno, "rename %s", tmp);
 	} else if (r == 0) {
-		log_info("template %.12s: built in %lld ms", key, (long long)(mono_ms() - t0));
+		log_info("image %s: template %.12s: built in %lld ms", f->cfg.name, key, (long long)(mono_ms() - t0));
 	}
 	fs_rm_tree(tmp);
 	free(tmp);
 done:
 	if (r == 0)
-		template_cleanup(key);
+		template_cleanup(f);
 	free(dir);
 	return r;
 }
@@ -344,12 +377,12 @@ done:
  * Starts a QEMU ready to restore the template in dir: its RAM mapped from
  * the template's, the device state handed over, the agent channel connected.
  */
-static int pool_vm_start(const char *dir, const struct vm_disks *disks, struct vm **out, struct err *err)
+static int pool_vm_start(struct fast *f, const char *dir, const struct vm_disks *disks, struct vm **out, struct err *err)
 {
-	char *rundir = unique_path(F.cfg.run_root, "pool");
+	char *rundir = unique_path(f->cfg.run_root, "pool");
 	char *mem_path = xasprintf("%s/mem", dir), *state_path = xasprintf("%s/state", dir);
 	struct vm_mem mem = { .mem_path = mem_path, .incoming = true };
-	int r = vm_start(F.cfg.engine, rundir, &mem, disks, out, err);
+	int r = vm_start(f->cfg.engine, rundir, &mem, disks, out, err);
 	free(rundir);
 	free(mem_path);
 	if (r < 0) {
@@ -374,22 +407,22 @@ static int pool_vm_start(const char *dir, const struct vm_disks *disks, struct v
  * 6 of a template's 56 MiB within 20 s.) Only data extents are locked, the
  * file being sparse. Failure (RLIMIT_MEMLOCK when not root) costs speed only.
  */
-static void pin_template(const char *dir)
+static void pin_template(struct fast *f, const char *dir)
 {
 	char *path = xasprintf("%s/mem", dir);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0) {
-		log_warn("template: cannot keep %s in memory: %s", path, strerror(errno));
+		log_warn("image %s: template: cannot keep %s in memory: %s", f->cfg.name, path, strerror(errno));
 		goto out;
 	}
 	void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED) {
-		log_warn("template: mmap %s: %s", path, strerror(errno));
+		log_warn("image %s: template: mmap %s: %s", f->cfg.name, path, strerror(errno));
 		goto out;
 	}
-	F.pin = m;
-	F.pin_len = (size_t)st.st_size;
+	f->pin = m;
+	f->pin_len = (size_t)st.st_size;
 	size_t locked = 0;
 	for (off_t off = 0; off < st.st_size;) {
 		off_t data = lseek(fd, off, SEEK_DATA);
@@ -399,39 +432,39 @@ static void pin_template(const char *dir)
 		if (hole < 0)
 			hole = st.st_size;
 		if (mlock((char *)m + data, (size_t)(hole - data)) < 0) {
-			log_warn("template: mlock: %s (restores may wait for disk reads)", strerror(errno));
+			log_warn("image %s: template: mlock: %s (restores may wait for disk reads)", f->cfg.name, strerror(errno));
 			break;
 		}
 		locked += (size_t)(hole - data);
 		off = hole;
 	}
-	log_info("template: %zu MiB of guest RAM kept resident", locked >> 20);
+	log_info("image %s: template: %zu MiB of guest RAM kept resident", f->cfg.name, locked >> 20);
 out:
 	if (fd >= 0)
 		close(fd);
 	free(path);
 }
 
-static void unpin_template(void)
+static void unpin_template(struct fast *f)
 {
-	if (F.pin)
-		munmap(F.pin, F.pin_len); /* unlocks too */
-	F.pin = NULL;
-	F.pin_len = 0;
+	if (f->pin)
+		munmap(f->pin, f->pin_len); /* unlocks too */
+	f->pin = NULL;
+	f->pin_len = 0;
 }
 
 /* Drops the ready template (under mu); its pooled VMs are moved to *dead. */
-static void drop_locked(struct pooled **dead, int *ndead)
+static void drop_locked(struct fast *f, struct pooled **dead, int *ndead)
 {
-	*dead = F.pool;
-	*ndead = F.npool;
-	F.pool = NULL;
-	F.npool = 0;
-	F.state = T_NONE;
-	free(F.dir);
-	F.dir = NULL;
-	unpin_template();
-	pthread_cond_broadcast(&F.cv);
+	*dead = f->pool;
+	*ndead = f->npool;
+	f->pool = NULL;
+	f->npool = 0;
+	f->state = T_NONE;
+	free(f->dir);
+	f->dir = NULL;
+	unpin_template(f);
+	pthread_cond_broadcast(&f->cv);
 }
 
 static void pooled_free(struct pooled *p)
@@ -463,7 +496,7 @@ static void free_pooled(struct pooled *p, int n)
  * the guest's fork/exec paths (TCG starts every process with an empty
  * translation cache). Identity still comes with INIT at take time.
  */
-static int pool_warm_up(struct vm *vm, struct sandbox **out, struct err *err)
+static int pool_warm_up(struct fast *f, struct vm *vm, struct sandbox **out, struct err *err)
 {
 	int r = vm_restore(vm, err);
 	if (r < 0) {
@@ -485,81 +518,82 @@ static int pool_warm_up(struct vm *vm, struct sandbox **out, struct err *err)
 	return 0;
 }
 
-static void set_ready_locked(const char *key)
+static void set_ready_locked(struct fast *f, const char *key)
 {
-	F.gen++;
-	memcpy(F.key, key, sizeof F.key);
-	F.dir = xasprintf("%s/%s", F.cfg.template_root, key);
-	pin_template(F.dir);
-	F.state = T_READY;
+	f->gen++;
+	memcpy(f->key, key, sizeof f->key);
+	f->dir = xasprintf("%s/%s", f->cfg.template_root, key);
+	pin_template(f, f->dir);
+	f->state = T_READY;
 }
 
 static void *fast_main(void *arg)
 {
-	(void)arg;
-	pthread_mutex_lock(&F.mu);
-	while (!F.stop) {
-		if (F.state == T_NONE) {
-			F.state = T_BUILDING;
+	struct fast *f = arg;
+	pthread_mutex_lock(&f->mu);
+	while (!f->stop) {
+		if (f->state == T_NONE && (!f->cfg.lazy || f->wanted)) {
+			f->state = T_BUILDING;
 			char key[65];
-			engine_snapshot_key(F.cfg.engine, key);
-			pthread_mutex_unlock(&F.mu);
+			engine_snapshot_key(f->cfg.engine, key);
+			set_want(f, key);
+			pthread_mutex_unlock(&f->mu);
 			struct err err = { 0 };
-			int r = template_prepare(key, &err);
-			pthread_mutex_lock(&F.mu);
+			int r = template_prepare(f, key, &err);
+			pthread_mutex_lock(&f->mu);
 			if (r == 0) {
-				set_ready_locked(key);
+				set_ready_locked(f, key);
 			} else {
-				log_warn("template: %s; jobs cold boot, retrying in %d s", err.msg, TEMPLATE_RETRY_MS / 1000);
-				F.state = T_FAILED;
-				F.retry_at = mono_ms() + TEMPLATE_RETRY_MS;
+				log_warn("image %s: template: %s; jobs cold boot, retrying in %d s", f->cfg.name, err.msg, TEMPLATE_RETRY_MS / 1000);
+				f->state = T_FAILED;
+				f->retry_at = mono_ms() + TEMPLATE_RETRY_MS;
 			}
 			continue;
 		}
-		if (F.state == T_FAILED && mono_ms() >= F.retry_at) {
-			F.state = T_NONE;
+		if (f->state == T_FAILED && mono_ms() >= f->retry_at) {
+			f->state = T_NONE;
 			continue;
 		}
-		int64_t refill_in = F.last_take + POOL_REFILL_DELAY_MS - mono_ms();
-		if (F.state == T_READY && F.npool < F.cfg.pool_size && refill_in <= 0) {
-			unsigned gen = F.gen;
-			char *dir = xstrdup(F.dir);
-			pthread_mutex_unlock(&F.mu);
+		int64_t refill_in = f->last_take + POOL_REFILL_DELAY_MS - mono_ms();
+		if (f->state == T_READY && f->npool < f->cfg.pool_size && refill_in <= 0) {
+			unsigned gen = f->gen;
+			char *dir = xstrdup(f->dir);
+			pthread_mutex_unlock(&f->mu);
 			struct pooled p = { 0 };
 			struct err err = { 0 };
-			p.disk = F.cfg.new_disk(&err);
+			p.disk = f->cfg.new_disk(&err);
 			int r = p.disk ? 0 : -EIO;
 			if (r == 0) {
 				struct vm_disks d = { .workspace = p.disk };
-				r = pool_vm_start(dir, &d, &p.vm, &err);
+				r = pool_vm_start(f, dir, &d, &p.vm, &err);
 			}
 			free(dir);
 			bool warm_failed = false;
-			if (r == 0 && F.cfg.pool_warm) {
-				r = pool_warm_up(p.vm, &p.sb, &err);
+			if (r == 0 && f->cfg.pool_warm) {
+				r = pool_warm_up(f, p.vm, &p.sb, &err);
 				p.vm = NULL;
 				warm_failed = r < 0;
 			}
-			pthread_mutex_lock(&F.mu);
-			if (r == 0 && gen == F.gen && F.state == T_READY && !F.stop) {
-				F.pool = xrealloc(F.pool, (size_t)(F.npool + 1) * sizeof *F.pool);
-				F.pool[F.npool++] = p;
+			pthread_mutex_lock(&f->mu);
+			if (r == 0 && gen == f->gen && f->state == T_READY && !f->stop) {
+				f->pool = xrealloc(f->pool, (size_t)(f->npool + 1) * sizeof *f->pool);
+				f->pool[f->npool++] = p;
 				continue;
 			}
-			pthread_mutex_unlock(&F.mu);
+			pthread_mutex_unlock(&f->mu);
 			pooled_free(&p);
 			if (warm_failed)
-				fast_invalidate(gen, err.msg); /* the restore itself failed */
-			pthread_mutex_lock(&F.mu);
+				fast_invalidate(f, gen, err.msg); /* the restore itself failed */
+			pthread_mutex_lock(&f->mu);
 			if (r < 0) {
-				log_warn("restore pool: %s", err.msg);
+				log_warn("image %s: restore pool: %s", f->cfg.name, err.msg);
 			} else {
 				continue;
 			}
 		}
 		/* wait for a take, a drop, a stop or the retry time */
-		int64_t wait_ms = F.state == T_FAILED ? F.retry_at - mono_ms() : POOL_RETRY_MS;
-		if (F.state == T_READY && F.npool < F.cfg.pool_size && refill_in > 0 && refill_in < wait_ms)
+		int64_t wait_ms = f->state == T_FAILED ? f->retry_at - mono_ms() : f->state == T_NONE ? 60000 : POOL_RETRY_MS;
+		if (f->state == T_READY && f->npool < f->cfg.pool_size && refill_in > 0 && refill_in < wait_ms)
 			wait_ms = refill_in;
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -569,99 +603,132 @@ static void *fast_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&F.cv, &F.mu, &ts);
+		pthread_cond_timedwait(&f->cv, &f->mu, &ts);
 	}
 	struct pooled *dead;
 	int ndead;
-	drop_locked(&dead, &ndead);
-	pthread_mutex_unlock(&F.mu);
+	drop_locked(f, &dead, &ndead);
+	pthread_mutex_unlock(&f->mu);
 	free_pooled(dead, ndead);
 	return NULL;
 }
 
-int fast_start(const struct fast_config *cfg, struct err *err)
+struct fast *fast_start(const struct fast_config *cfg, struct err *err)
 {
-	F.cfg = *cfg;
-	F.stop = false;
-	F.state = T_NONE;
-	if (fs_mkdir_p(cfg->template_root, 0700) < 0)
-		return err_set(err, errno, "create %s", cfg->template_root);
-	/* a template already on disk is checked now, so the first job can use it */
+	if (fs_mkdir_p(cfg->template_root, 0700) < 0) {
+		err_set(err, errno, "create %s", cfg->template_root);
+		return NULL;
+	}
+	struct fast *f = xcalloc(1, sizeof *f);
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	f->cfg = *cfg;
+	f->state = T_NONE;
 	char key[65];
 	engine_snapshot_key(cfg->engine, key);
-	if (template_usable(key))
-		set_ready_locked(key);
-	int e = pthread_create(&F.thread, NULL, fast_main, NULL);
-	if (e)
-		return err_set(err, e, "start the template thread");
-	F.running = true;
-	return 0;
+	pthread_mutex_lock(&R.mu);
+	memcpy(f->want, key, sizeof f->want);
+	f->next = R.list;
+	R.list = f;
+	pthread_mutex_unlock(&R.mu);
+	/* a template already on disk is checked now, so the first job can use it */
+	if (template_usable(f, key))
+		set_ready_locked(f, key);
+	int e = pthread_create(&f->thread, NULL, fast_main, f);
+	if (e) {
+		err_set(err, e, "start the template thread");
+		fast_stop(f);
+		return NULL;
+	}
+	f->running = true;
+	return f;
 }
 
-void fast_stop(void)
+void fast_stop(struct fast *f)
 {
-	if (!F.running)
+	if (!f)
 		return;
-	pthread_mutex_lock(&F.mu);
-	F.stop = true;
-	pthread_cond_broadcast(&F.cv);
-	pthread_mutex_unlock(&F.mu);
-	pthread_join(F.thread, NULL);
-	F.running = false;
+	if (f->running) {
+		pthread_mutex_lock(&f->mu);
+		f->stop = true;
+		pthread_cond_broadcast(&f->cv);
+		pthread_mutex_unlock(&f->mu);
+		pthread_join(f->thread, NULL);
+		f->running = false;
+	} else {
+		unpin_template(f);
+		free(f->dir);
+	}
+	pthread_mutex_lock(&R.mu);
+	for (struct fast **p = &R.list; *p; p = &(*p)->next)
+		if (*p == f) {
+			*p = f->next;
+			break;
+		}
+	pthread_mutex_unlock(&R.mu);
+	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->cv);
+	free(f);
 }
 
-void fast_invalidate(unsigned gen, const char *why)
+void fast_invalidate(struct fast *f, unsigned gen, const char *why)
 {
 	struct pooled *dead = NULL;
 	int ndead = 0;
 	char *dir = NULL;
-	pthread_mutex_lock(&F.mu);
-	if (F.running && gen == F.gen && F.state == T_READY) {
-		log_warn("template %.12s dropped: %s; rebuilding (jobs cold boot meanwhile)", F.key, why);
-		dir = xstrdup(F.dir);
-		drop_locked(&dead, &ndead);
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->mu);
+	if (f->running && gen == f->gen && f->state == T_READY) {
+		log_warn("image %s: template %.12s dropped: %s; rebuilding (jobs cold boot meanwhile)", f->cfg.name, f->key, why);
+		dir = xstrdup(f->dir);
+		drop_locked(f, &dead, &ndead);
 	}
-	pthread_mutex_unlock(&F.mu);
+	pthread_mutex_unlock(&f->mu);
 	free_pooled(dead, ndead);
 	if (dir)
-		template_remove(dir);
+		template_remove(f, dir);
 	free(dir);
 }
 
-int fast_take(const char *rundir, const struct vm_disks *disks, struct sandbox **out, char **own_disk,
-	      struct err *err)
+int fast_take(struct fast *f, const char *rundir, const struct vm_disks *disks, struct sandbox **out,
+	      char **own_disk, struct err *err)
 {
 	*out = NULL;
 	*own_disk = NULL;
 	/* running only changes before the first job and after the last one */
-	if (!F.running)
+	if (!f || !f->running)
 		return -ENOENT;
 	char key[65]; /* stats and hashes: done outside the lock */
-	engine_snapshot_key(F.cfg.engine, key);
-	pthread_mutex_lock(&F.mu);
-	if (F.state != T_READY) {
-		pthread_mutex_unlock(&F.mu);
+	engine_snapshot_key(f->cfg.engine, key);
+	pthread_mutex_lock(&f->mu);
+	if (f->state != T_READY) {
+		if (!f->wanted) {
+			f->wanted = true; /* lazy: the first job that asks starts the build */
+			pthread_cond_broadcast(&f->cv);
+		}
+		pthread_mutex_unlock(&f->mu);
 		return -ENOENT;
 	}
-	unsigned gen = F.gen;
-	if (strcmp(key, F.key) != 0) {
-		pthread_mutex_unlock(&F.mu);
-		fast_invalidate(gen, "the kernel, image or QEMU changed");
+	unsigned gen = f->gen;
+	if (strcmp(key, f->key) != 0) {
+		pthread_mutex_unlock(&f->mu);
+		fast_invalidate(f, gen, "the kernel, image or QEMU changed");
 		return -ENOENT;
 	}
 	/* a job with its own disks needs a VM that has not mounted its blank one */
 	struct pooled p = { 0 };
-	for (int i = F.npool - 1; i >= 0; i--) {
-		if (disks && F.pool[i].sb)
+	for (int i = f->npool - 1; i >= 0; i--) {
+		if (disks && f->pool[i].sb)
 			continue;
-		p = F.pool[i];
-		F.pool[i] = F.pool[--F.npool];
+		p = f->pool[i];
+		f->pool[i] = f->pool[--f->npool];
 		break;
 	}
-	char *dir = xstrdup(F.dir);
-	F.last_take = mono_ms();
-	pthread_cond_broadcast(&F.cv); /* refill, after POOL_REFILL_DELAY_MS */
-	pthread_mutex_unlock(&F.mu);
+	char *dir = xstrdup(f->dir);
+	f->last_take = mono_ms();
+	pthread_cond_broadcast(&f->cv); /* refill, after POOL_REFILL_DELAY_MS */
+	pthread_mutex_unlock(&f->mu);
 
 	int64_t t0 = mono_ms();
 	int r = 0;
@@ -678,18 +745,18 @@ int fast_take(const char *rundir, const struct vm_disks *disks, struct sandbox *
 		return 0;
 	}
 	if (p.vm && disks && (r = vm_set_disks(p.vm, disks, err)) < 0) {
-		log_warn("fast start: cannot swap a pooled VM's disks (%s); starting one with them", err->msg);
+		log_warn("image %s: fast start: cannot swap a pooled VM's disks (%s); starting one with them", f->cfg.name, err->msg);
 		err_clear(err);
 		pooled_free(&p);
 	}
 	if (!p.vm) {
 		struct vm_disks own = { 0 };
-		if (!disks && !(p.disk = F.cfg.new_disk(err))) {
+		if (!disks && !(p.disk = f->cfg.new_disk(err))) {
 			free(dir);
 			return -EIO;
 		}
 		own.workspace = p.disk;
-		r = pool_vm_start(dir, disks ? disks : &own, &p.vm, err);
+		r = pool_vm_start(f, dir, disks ? disks : &own, &p.vm, err);
 	} else if (disks && p.disk) {
 		unlink(p.disk); /* the job's disks replaced it */
 		free(p.disk);
@@ -697,7 +764,7 @@ int fast_take(const char *rundir, const struct vm_disks *disks, struct sandbox *
 	}
 	free(dir);
 	if (r == 0 && (r = vm_rename(p.vm, rundir, err)) == 0 && (r = vm_restore(p.vm, err)) < 0)
-		fast_invalidate(gen, err->msg);
+		fast_invalidate(f, gen, err->msg);
 	if (r < 0) {
 		pooled_free(&p);
 		return r;
@@ -710,12 +777,16 @@ int fast_take(const char *rundir, const struct vm_disks *disks, struct sandbox *
 	return 0;
 }
 
-json_t *fast_status(void)
+json_t *fast_status(struct fast *f)
 {
-	pthread_mutex_lock(&F.mu);
-	json_t *o = json_pack("{s:s,s:i,s:i,s:s}", "template", F.running ? tstate_name[F.state] : "off", "pool", F.npool,
-			      "pool_size", F.running ? F.cfg.pool_size : 0, "pool_mode",
-			      F.cfg.pool_warm ? "warm" : "incoming");
-	pthread_mutex_unlock(&F.mu);
+	if (!f)
+		return json_pack("{s:s,s:i,s:i,s:s}", "template", "off", "pool", 0, "pool_size", 0, "pool_mode", "incoming");
+	pthread_mutex_lock(&f->mu);
+	const char *state = !f->running ? "off" : f->state == T_NONE && f->cfg.lazy && !f->wanted ? "idle"
+										: tstate_name[f->state];
+	json_t *o = json_pack("{s:s,s:i,s:i,s:s}", "template", state, "pool", f->npool,
+			      "pool_size", f->running ? f->cfg.pool_size : 0, "pool_mode",
+			      f->cfg.pool_warm ? "warm" : "incoming");
+	pthread_mutex_unlock(&f->mu);
 	return o;
 }

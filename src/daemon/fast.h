@@ -32,19 +32,32 @@
 #include "sandbox.h"
 
 struct fast_config {
-	const struct engine *engine;
-	const char *template_root;	/* templates live here, one dir per key */
+	const struct engine *engine;	/* one image's engine: an instance serves one image */
+	const char *name;		/* the image's name, for the log */
+	const char *template_root;	/* templates live here, one dir per key (shared by instances) */
 	const char *run_root;		/* run dirs of template and pool VMs */
 	int pool_size;			/* waiting QEMUs; 0 = start one per job */
 	bool pool_warm;			/* pool holds restored, warmed-up VMs */
+	/*
+	 * lazy: no template is built until a job asks for one (fast_take), so
+	 * an image nobody uses costs nothing; one already on disk is used.
+	 */
+	bool lazy;
 	/* makes a blank workspace disk for a pooled VM; returns its path (caller frees) */
 	char *(*new_disk)(struct err *err);
 };
 
-/* Starts the background thread (template check/build, pool). */
-int fast_start(const struct fast_config *cfg, struct err *err);
-/* Stops the thread and kills the pool. */
-void fast_stop(void);
+/* One image's templates and pool. */
+struct fast;
+
+/*
+ * Starts the background thread (template check/build, pool) of a new
+ * instance. Instances share template_root: each keeps the others' templates.
+ * Returns NULL with err set.
+ */
+struct fast *fast_start(const struct fast_config *cfg, struct err *err);
+/* Stops the thread, kills the pool and frees f (NULL: nothing). */
+void fast_stop(struct fast *f);
 /*
  * A sandbox restored from the template and running (INIT not sent yet), its
  * run dir moved to rundir.
@@ -55,15 +68,16 @@ void fast_stop(void);
  * mounted anything gets them swapped in (vm_set_disks), or one is started
  * with them; *own_disk is NULL.
  *
- * Returns 0, -ENOENT when no template is ready (cold boot instead), or another
- * negative code with err set when the restore failed; the template is then
- * dropped and rebuilt, and the caller cold boots.
+ * Returns 0, -ENOENT when no template is ready (cold boot instead; a lazy
+ * instance starts building one), or another negative code with err set
+ * when the restore failed; the template is then dropped and rebuilt, and
+ * the caller cold boots. f NULL: -ENOENT.
  */
-int fast_take(const char *rundir, const struct vm_disks *disks, struct sandbox **out, char **own_disk,
-	      struct err *err);
+int fast_take(struct fast *f, const char *rundir, const struct vm_disks *disks, struct sandbox **out,
+	      char **own_disk, struct err *err);
 /* A sandbox from template generation gen misbehaved: drop that template. */
-void fast_invalidate(unsigned gen, const char *why);
-/* For GET /health: {"template": state, "pool": ready, "pool_size": n, "pool_mode": m}. */
-json_t *fast_status(void);
+void fast_invalidate(struct fast *f, unsigned gen, const char *why);
+/* For GET /health: {"template": state, "pool": ready, "pool_size": n, "pool_mode": m}; f NULL: "off". */
+json_t *fast_status(struct fast *f);
 
 #endif

@@ -25,6 +25,7 @@
 #include "db.h"
 #include "fast.h"
 #include "fs.h"
+#include "images.h"
 #include "log.h"
 #include "proc.h"
 #include "proto.h"
@@ -266,6 +267,7 @@ struct jobrun {
 	struct active *a;
 	struct sandbox *sb;
 	const struct job_row *j;
+	const struct image *img;	/* the guest image it boots */
 	struct ws_job ws;
 	size_t logged;			/* bytes of output stored */
 	bool truncated;
@@ -603,7 +605,7 @@ static int ssh_connect(void *ctx)
  */
 static int ssh_enable(struct jobrun *jr, const char *key, struct err *err)
 {
-	if (J.cfg.engine->net.mode == NET_NONE)
+	if (J.cfg.net->mode == NET_NONE)
 		return err_set(err, 409, "SSH needs a network (magsd runs with --net none)");
 	char *priv = NULL, *pub = NULL;
 	int r = ssh_host_key(jr, &priv, &pub, err);
@@ -844,7 +846,7 @@ void jobs_disconnect(const char *id)
 
 int jobs_connect(const char *id, int port, int timeout_ms, struct err *err)
 {
-	if (J.cfg.engine->net.mode == NET_NONE)
+	if (J.cfg.net->mode == NET_NONE)
 		return err_set(err, 502, "the sandbox has no network (magsd runs with --net none)");
 	pthread_mutex_lock(&J.mu);
 	struct active *a = serving_locked(id, timeout_ms);
@@ -858,7 +860,7 @@ int jobs_connect(const char *id, int port, int timeout_ms, struct err *err)
 	if (!a)
 		return err_set(err, 502, "the sandbox is not running");
 	int s;
-	if (J.cfg.engine->net.mode == NET_USER) {
+	if (J.cfg.net->mode == NET_USER) {
 		s = connect_forwarded(id, port, timeout_ms, err);
 	} else if (fd < 0) {
 		s = err_set(err, 502, "the sandbox has no network");
@@ -925,7 +927,7 @@ static int start_sandbox(struct jobrun *jr, struct sandbox **out, struct err *er
 	bool own = ws_disks(&jr->ws, &disks);
 	struct sandbox *sb = NULL;
 	char *own_disk = NULL;
-	int r = fast_take(rundir, own ? &disks : NULL, &sb, &own_disk, err);
+	int r = fast_take(jr->img->fast, rundir, own ? &disks : NULL, &sb, &own_disk, err);
 	if (own_disk && !jr->ws.ephemeral)
 		ws_adopt_disk(&jr->ws, own_disk);
 	else if (own_disk) {
@@ -934,7 +936,7 @@ static int start_sandbox(struct jobrun *jr, struct sandbox **out, struct err *er
 	}
 	if (r == 0) {
 		int64_t t_init = mono_ms();
-		r = sandbox_init(sb, host, &J.cfg.engine->net, JOB_RESTORE_INIT_MS, a->wake[0], err);
+		r = sandbox_init(sb, host, J.cfg.net, JOB_RESTORE_INIT_MS, a->wake[0], err);
 		if (r == 0) {
 			log_info("job %s: restored from the template in %lld ms, INIT answered %lld ms later", a->id,
 				 (long long)sb->boot_ms, (long long)(mono_ms() - t_init));
@@ -942,7 +944,7 @@ static int start_sandbox(struct jobrun *jr, struct sandbox **out, struct err *er
 		}
 		if (r != -EINTR) {
 			log_warn("job %s: restored sandbox failed (%s); cold booting", a->id, err->msg);
-			fast_invalidate(sb->snap_gen, err->msg);
+			fast_invalidate(jr->img->fast, sb->snap_gen, err->msg);
 		}
 		sandbox_free(sb);
 		sb = NULL;
@@ -957,11 +959,11 @@ static int start_sandbox(struct jobrun *jr, struct sandbox **out, struct err *er
 	    (r = ws_local_disk(&jr->ws, err)) < 0)
 		goto out;
 	own = ws_disks(&jr->ws, &disks);
-	r = sandbox_boot(J.cfg.engine, rundir, NULL, own ? &disks : NULL, JOB_BOOT_TIMEOUT_MS, a->wake[0], &sb, err);
+	r = sandbox_boot(&jr->img->eng, rundir, NULL, own ? &disks : NULL, JOB_BOOT_TIMEOUT_MS, a->wake[0], &sb, err);
 	if (r < 0)
 		goto out;
 	log_info("job %s: cold booted in %lld ms", a->id, (long long)sb->boot_ms);
-	r = sandbox_init(sb, host, &J.cfg.engine->net, JOB_BOOT_TIMEOUT_MS, a->wake[0], err);
+	r = sandbox_init(sb, host, J.cfg.net, JOB_BOOT_TIMEOUT_MS, a->wake[0], err);
 	if (r < 0) {
 		sandbox_free(sb);
 		sb = NULL;
@@ -1231,10 +1233,10 @@ static int sleep_and_wake(struct jobrun *jr, struct err *err)
 	t0 = mono_ms();
 	char host[32];
 	job_hostname(a, host);
-	r = sandbox_wake(J.cfg.engine, jr->sb, state, err);
+	r = sandbox_wake(&jr->img->eng, jr->sb, state, err);
 	int64_t loaded = mono_ms() - t0;
 	if (r == 0)
-		r = sandbox_init(jr->sb, host, &J.cfg.engine->net, JOB_RESTORE_INIT_MS, a->wake[0], err);
+		r = sandbox_init(jr->sb, host, J.cfg.net, JOB_RESTORE_INIT_MS, a->wake[0], err);
 	unlink(state);
 	free(state);
 	db_job_set_sleeping(jr->id, false);
@@ -1352,8 +1354,15 @@ static void run_job(struct active *a)
 	a->always_on = j.always_on;
 	a->idle_ms = idle_ms(j.idle_timeout);
 	pthread_mutex_unlock(&J.mu);
-	int r = ws_prepare(&j, a->wake[0], say_job, &jr, &jr.ws, &err);
-	if (r == -EINTR)
+	/* a job from before images has none: the default; one whose image is gone fails */
+	jr.img = images_find(j.image);
+	int r = jr.img ? ws_prepare(&j, a->wake[0], say_job, &jr, &jr.ws, &err) : 0;
+	if (!jr.img) {
+		job_end(&jr, false, 0, xasprintf("image: this magsd has no image \"%s\" any more (it has: %s)", j.image,
+						 images_names()));
+		sys_log(a->id, "%s\n", jr.error);
+		j.always_on = false; /* not requeued: it would fail again */
+	} else if (r == -EINTR)
 		job_end(&jr, false, 0, xstrdup(stop_text(stop_reason(a))));
 	else if (r < 0) {
 		job_end(&jr, false, 0, xasprintf("workspace: %s", err.msg));
@@ -1446,7 +1455,7 @@ static void *worker_main(void *arg)
 		J.running++;
 		pthread_mutex_unlock(&J.mu);
 
-		if (db_job_claim(a->id, engine_accel_name(J.cfg.engine))) {
+		if (db_job_claim(a->id, J.cfg.accel)) {
 			bump();
 			run_job(a);
 		}

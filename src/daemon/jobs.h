@@ -21,7 +21,8 @@
 #define JOB_RESTORE_INIT_MS 30000	/* restored -> INIT answered, else cold boot */
 
 struct jobs_config {
-	const struct engine *engine;
+	const struct net_config *net;	/* the network every image's engine shares */
+	const char *accel;		/* "kvm" or "tcg", recorded per job */
 	const char *run_root;	/* per-sandbox run dirs live here */
 	int max_concurrent;
 	int idle_timeout;	/* seconds before an idle always-on sandbox sleeps (job default); 0 = never */

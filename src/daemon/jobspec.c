@@ -228,6 +228,17 @@ int jobspec_parse(const char *body, size_t len, struct jobspec *js, struct err *
 		} else if (!strcmp(key, "startup_command")) {
 			if (!json_is_null(v) && (r = parse_command(v, key, JOB_SCRIPT_MAX, &js->startup, err)) < 0)
 				goto out;
+		} else if (!strcmp(key, "image")) {
+			if (json_is_null(v))
+				continue;
+			const char *name = json_string_value(v);
+			if (!name || json_string_length(v) != strlen(name) || !image_name_ok(name)) {
+				r = err_set(err, 400, "\"image\" must be an image name: 1-%d of a-z 0-9 . _ -, starting with a"
+						      " letter or digit", IMAGE_NAME_MAX);
+				goto out;
+			}
+			free(js->image);
+			js->image = xstrdup(name);
 		} else if (!strcmp(key, "always_on")) {
 			if ((r = parse_bool(v, key, &js->always_on, err)) < 0)
 				goto out;
@@ -311,6 +322,7 @@ void jobspec_free(struct jobspec *js)
 	free(js->ssh_key);
 	free(js->script);
 	free(js->startup);
+	free(js->image);
 	memset(js, 0, sizeof *js);
 	js->idle_timeout = -1;
 }

@@ -55,6 +55,7 @@ struct jobspec {
 	bool always_on;		/* a server: restarted on crash, asleep when idle */
 	char *startup;		/* owned, NULL = none: startup_command */
 	int idle_timeout;	/* seconds, 0 = never sleep, -1 = not given (magsd's default) */
+	char *image;		/* owned, NULL = magsd's default: a guest image's name (image_name_ok) */
 };
 
 /*

@@ -8,7 +8,7 @@
  *   magsd [--state-dir DIR] [--listen HOST:PORT] [--guest-dir DIR]
  *         [--max-concurrent N] [--accel auto|kvm|tcg] [--daemon] [--log-file F]
  *         [--shutdown-grace SECONDS] [--pool-size N] [--pool-mode warm|incoming] [--no-snapshot]
- *         [--template-dir DIR] [--store URL] [--s3-endpoint URL] [--debug]
+ *         [--template-dir DIR] [--store URL] [--s3-endpoint URL] [--image NAME] [--debug]
  *   magsd [--state-dir DIR] token create [--user NAME]
  */
 #include <errno.h>
@@ -27,9 +27,11 @@
 #include "cron_sched.h"
 #include "db.h"
 #include "fast.h"
+#include "names.h"
 #include "fs.h"
 #include "access.h"
 #include "http.h"
+#include "images.h"
 #include "jobs.h"
 #include "log.h"
 #include "workspace.h"
@@ -54,6 +56,7 @@ struct options {
 	const char *store;	/* object store URL; NULL = file://STATE/store */
 	const char *s3_endpoint;
 	const char *net;	/* auto | tap | user | none */
+	const char *image;	/* the default guest image; NULL = debian if there, else busybox */
 	struct access_config access;
 	bool debug;
 };
@@ -67,7 +70,7 @@ static void __attribute__((noreturn)) usage(int code)
 		"             [--template-dir DIR] [--store file:///DIR|s3://BUCKET[/PREFIX]]\n"
 		"             [--s3-endpoint URL] [--net auto|tap|user|none] [--url-listen HOST:PORT|off]\n"
 		"             [--url-domain DOMAIN] [--tls-cert PEM --tls-key PEM] [--ssh-host ADDR]\n"
-		"             [--idle-timeout SECONDS] [--debug]\n"
+		"             [--idle-timeout SECONDS] [--image NAME] [--debug]\n"
 		"       magsd [--state-dir DIR] token create|list [--user NAME]\n"
 		"       magsd [--state-dir DIR] token revoke ID\n"
 		"       magsd [--state-dir DIR] user list\n");
@@ -233,6 +236,7 @@ int main(int argc, char **argv)
 		{ "tls-cert", required_argument, NULL, 'C' },
 		{ "tls-key", required_argument, NULL, 'K' },
 		{ "ssh-host", required_argument, NULL, 'H' },
+		{ "image", required_argument, NULL, 'i' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -265,6 +269,11 @@ int main(int argc, char **argv)
 		case 'C': o.access.tls_cert = optarg; break;
 		case 'K': o.access.tls_key = optarg; break;
 		case 'H': o.access.ssh_host = optarg; break;
+		case 'i':
+			if (!image_name_ok(optarg))
+				die("--image: \"%s\" is not an image name (1-%d of a-z 0-9 . _ -)", optarg, IMAGE_NAME_MAX);
+			o.image = optarg;
+			break;
 		case 'D': o.debug = true; break;
 		case 'h': usage(0);
 		default: usage(2);
@@ -368,26 +377,29 @@ int main(int argc, char **argv)
 		 eng.net.mode == NET_USER ? "; user-mode networking cannot keep guests from the host's services, "
 					    "and guest ports are forwarded from 127.0.0.1 (run magsd as root for tap)" : "");
 	api_engine_name = engine_accel_name(&eng);
+	if (images_init(&eng, o.guest_dir, o.image, &err) < 0)
+		die("%s", err.msg);
 	struct ws_config wc = { .state_dir = o.state_dir, .store_url = o.store, .s3_endpoint = o.s3_endpoint };
 	if (ws_init(&wc, &err) < 0)
 		die("%s", err.msg);
 	log_info("workspaces: object store %s", ws_store_url());
-	log_info("magsd starting: state %s, engine %s (%s), kernel %s, image %s, %d concurrent",
-		 o.state_dir, api_engine_name, eng.accel_why, eng.kernel, eng.image, o.max_concurrent);
+	log_info("magsd starting: state %s, engine %s (%s), kernel %s, images %s (default %s), %d concurrent",
+		 o.state_dir, api_engine_name, eng.accel_why, eng.kernel, images_names(), images_default()->name,
+		 o.max_concurrent);
 
-	struct jobs_config jc = { .engine = &eng, .run_root = run_root, .max_concurrent = o.max_concurrent,
+	struct jobs_config jc = { .net = &eng.net, .accel = api_engine_name, .run_root = run_root, .max_concurrent = o.max_concurrent,
 				  .idle_timeout = o.idle_timeout };
 	if (jobs_start(&jc, &err) < 0)
 		die("%s", err.msg);
 	if (!o.template_dir)
 		o.template_dir = xasprintf("%s/templates", o.state_dir);
-	struct fast_config fc = { .engine = &eng, .template_root = o.template_dir, .run_root = run_root,
+	struct fast_config fc = { .template_root = o.template_dir, .run_root = run_root,
 				  .pool_size = o.pool_size, .pool_warm = o.pool_warm, .new_disk = ws_new_pool_disk };
-	if (!o.no_snapshot && fast_start(&fc, &err) < 0)
-		log_warn("fast start disabled: %s", err.msg);
+	if (!o.no_snapshot)
+		images_fast_start(&fc);
 	if (access_start(&o.access, &err) < 0 || http_start(o.listen, &err) < 0) {
 		jobs_shutdown(0);
-		fast_stop();
+		images_free();
 		access_stop();
 		die("%s", err.msg);
 	}
@@ -406,7 +418,7 @@ int main(int argc, char **argv)
 	log_info("signal %d: shutting down (grace %ds for running jobs)", sig, o.shutdown_grace);
 	cron_sched_stop();
 	jobs_shutdown(o.shutdown_grace * 1000);
-	fast_stop();
+	images_free();
 	access_stop();
 	http_stop();
 	ws_shutdown();

@@ -26,7 +26,7 @@ enum engine_accel {
 struct engine {
 	char *qemu;		/* path of qemu-system-x86_64 */
 	char *kernel;		/* guest kernel (vmlinux with PVH note, or bzImage) */
-	char *image;		/* read-only root filesystem image */
+	char *image;		/* read-only root filesystem image; NULL until engine_with_image */
 	enum engine_accel accel;
 	char accel_why[160];	/* why this accelerator was chosen, for the log */
 	unsigned mem_mib;	/* guest RAM, default 512 */
@@ -82,10 +82,14 @@ struct vm {
 };
 
 /*
- * Finds QEMU, the kernel and the image under guest_dir and picks the
- * accelerator: accel is "auto", "kvm" or "tcg". Returns 0 or -errno with err set.
+ * Finds QEMU and the kernel under guest_dir and picks the accelerator:
+ * accel is "auto", "kvm" or "tcg". The result has no image: it is the base
+ * that engine_with_image copies for each root image. Returns 0 or -errno
+ * with err set.
  */
 int engine_init(struct engine *eng, const char *guest_dir, const char *accel, struct err *err);
+/* dst = a copy of base (free it with engine_free) that boots the root image at path image. */
+void engine_with_image(struct engine *dst, const struct engine *base, const char *image);
 void engine_free(struct engine *eng);
 const char *engine_accel_name(const struct engine *eng);
 

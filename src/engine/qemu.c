@@ -133,13 +133,6 @@ int engine_init(struct engine *eng, const char *guest_dir, const char *accel, st
 		engine_free(eng);
 		return err_set(err, ENOENT, "no guest kernel (vmlinux or bzImage) in %s (run make guest)", guest_dir);
 	}
-	const char *img = getenv("MAGS_IMAGE");
-	eng->image = img ? xstrdup(img) : xasprintf("%s/test.img", guest_dir);
-	if (access(eng->image, R_OK) != 0) {
-		int r = err_set(err, errno, "guest image %s", eng->image);
-		engine_free(eng);
-		return r;
-	}
 	if (!accel || !strcmp(accel, "auto")) {
 		eng->accel = pick_accel(eng->accel_why, sizeof eng->accel_why);
 	} else if (!strcmp(accel, "kvm")) {
@@ -153,6 +146,15 @@ int engine_init(struct engine *eng, const char *guest_dir, const char *accel, st
 		return err_set(err, 400, "--accel: expected auto, kvm or tcg, not \"%s\"", accel);
 	}
 	return 0;
+}
+
+void engine_with_image(struct engine *dst, const struct engine *base, const char *image)
+{
+	*dst = *base;
+	dst->qemu = xstrdup(base->qemu);
+	dst->kernel = xstrdup(base->kernel);
+	dst->image = xstrdup(image);
+	dst->empty_disk = base->empty_disk ? xstrdup(base->empty_disk) : NULL;
 }
 
 void engine_free(struct engine *eng)

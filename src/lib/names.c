@@ -21,6 +21,17 @@ bool ws_name_ok(const char *name)
 	return true;
 }
 
+bool image_name_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > IMAGE_NAME_MAX || !alnum(name[0]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((name[i] >= 'A' && name[i] <= 'Z') || (!alnum(name[i]) && !strchr("._-", name[i])))
+			return false;
+	return true;
+}
+
 bool url_label_ok(const char *label)
 {
 	size_t n = label ? strlen(label) : 0;

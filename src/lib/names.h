@@ -21,6 +21,11 @@ bool url_label_ok(const char *label);
  * one line, at most SSH_KEY_MAX bytes, a known key type, base64 key data.
  */
 bool ssh_pubkey_ok(const char *key, size_t len);
+#define IMAGE_NAME_MAX 32	/* bytes of a guest image name */
+
+/* Guest image names: 1-32 of [a-z0-9._-], starting with a letter or digit (NAME.img in the guest dir). */
+bool image_name_ok(const char *name);
+
 /* 1 to max bytes of printable ASCII (0x20-0x7e): one line, no control characters. */
 bool text_line_ok(const char *s, size_t len, size_t max);
 

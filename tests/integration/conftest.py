@@ -192,6 +192,8 @@ class Magsd:
             cmd += ["--url-listen", "127.0.0.1:0"]  # tests run side by side: any free port
         if "--ssh-host" not in self.extra_args:
             cmd += ["--ssh-host", "127.0.0.1"]
+        if "--image" not in self.extra_args:
+            cmd += ["--image", "busybox"]  # the small image keeps the suite fast; test_debian_image uses the default
         cmd += self.extra_args
         self.starts += 1
         with open(self.log_path, "ab") as log:

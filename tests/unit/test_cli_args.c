@@ -389,6 +389,20 @@ static void test_json_inline(void **state)
 	free(s);
 	json_decref(j);
 	run_opts_free(&o);
+	/* --image goes as "image" */
+	assert_int_equal(PARSE(&o, &e, "--image", "busybox", "true"), 0);
+	assert_int_equal(run_opts_to_json(&o, &j, &e), 0);
+	s = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+	assert_string_equal(s, "{\"image\":\"busybox\",\"script\":\"true\",\"type\":\"inline\"}");
+	free(s);
+	json_decref(j);
+	run_opts_free(&o);
+	assert_int_equal(PARSE(&o, &e, "--image=debian", "true"), 0);
+	assert_string_equal(o.image, "debian");
+	run_opts_free(&o);
+	BAD("not an image name", "--image", "Debian", "true");
+	BAD("not an image name", "--image", "", "true");
+	BAD("not an image name", "--image=../x", "true");
 	/* nothing given: only what is needed */
 	assert_int_equal(PARSE(&o, &e, "true"), 0);
 	assert_int_equal(run_opts_to_json(&o, &j, &e), 0);

@@ -232,6 +232,35 @@ static void test_workspace_fields(void **state)
 	assert_false(ws_name_ok("a b"));
 }
 
+static void test_image(void **state)
+{
+	struct jobspec js;
+	struct err err = { 0 };
+	assert_int_equal(parse("{\"script\":\"x\",\"image\":\"debian\"}", &js, &err), 0);
+	assert_string_equal(js.image, "debian");
+	jobspec_free(&js);
+	assert_int_equal(parse("{\"script\":\"x\",\"image\":null}", &js, &err), 0);
+	assert_null(js.image); /* the server's default */
+	jobspec_free(&js);
+	assert_int_equal(parse("{\"script\":\"x\",\"image\":\"my-img_2.0\"}", &js, &err), 0);
+	assert_string_equal(js.image, "my-img_2.0");
+	jobspec_free(&js);
+	expect_reject("{\"script\": \"x\", \"image\": 5}", "\"image\" must be an image name");
+	expect_reject("{\"script\": \"x\", \"image\": \"\"}", "\"image\" must be an image name");
+	expect_reject("{\"script\": \"x\", \"image\": \"Debian\"}", "\"image\" must be an image name");
+	expect_reject("{\"script\": \"x\", \"image\": \"../etc\"}", "\"image\" must be an image name");
+	expect_reject("{\"script\": \"x\", \"image\": \"a/b\"}", "\"image\" must be an image name");
+	expect_reject("{\"script\": \"x\", \"image\": \"a\\u0000b\"}", "malformed JSON"); /* jansson refuses NUL */
+	expect_reject("{\"script\": \"x\", \"image\": \"abcdefghijabcdefghijabcdefghijabc\"}",
+		      "\"image\" must be an image name");
+	assert_true(image_name_ok("busybox"));
+	assert_true(image_name_ok("0"));
+	assert_false(image_name_ok("-x"));
+	assert_false(image_name_ok(".x"));
+	assert_false(image_name_ok("x y"));
+	assert_false(image_name_ok(NULL));
+}
+
 static void test_script_limit(void **state)
 {
 	size_t n = JOB_SCRIPT_MAX + 1;
@@ -261,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_workspace_fields),
 		cmocka_unit_test(test_url_ssh_fields),
 		cmocka_unit_test(test_script_limit),
+		cmocka_unit_test(test_image),
 		cmocka_unit_test(test_too_big),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
