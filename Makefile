@@ -204,6 +204,7 @@ bench: all
 	bench/sync
 	bench/proxy
 	bench/wake
+	bench/image
 
 # make setup: packages, build, `mags` on PATH, and a first `mags run 'echo Hello World'`
 setup:

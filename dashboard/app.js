@@ -304,6 +304,7 @@ async function pageJob(signal, id) {
 			['Workspace', j.workspace || '—'],
 			['URL', urlLink(j.url)],
 			['Engine', j.engine || '—'],
+			['Image', j.image || '—'],
 			['Created', fmtTime(j.created_at)],
 			['Started', fmtTime(j.started_at)],
 			['Finished', fmtTime(j.finished_at)],
@@ -781,6 +782,6 @@ window.addEventListener('storage', (ev) => {
 	}
 });
 fetch(API + '/health', { cache: 'no-store' }).then((r) => r.json()).then((hl) => {
-	document.getElementById('foot').textContent = `magsd ${hl.version} · engine ${hl.engine}`;
+	document.getElementById('foot').textContent = `magsd ${hl.version} · engine ${hl.engine} · default image ${hl.default_image || '—'}`;
 }).catch(() => {});
 render();

@@ -3,8 +3,9 @@
 # Sets Mags up on a fresh Debian 12 machine and runs a first job:
 #   1. the Debian packages (scripts/deps.sh),
 #   2. make: magsd, mags, mags-agent, the guest kernel (cached by a hash of its
-#      inputs in /var/cache/mags; the first build takes a few minutes) and the
-#      test image,
+#      inputs in /var/cache/mags; the first build takes a few minutes), the
+#      Debian image sandboxes boot by default (its debootstrap + apt phase cached
+#      the same way, ~3 minutes the first time) and the busybox test image,
 #   3. /usr/local/bin/mags -> build/bin/mags,
 #   4. mags run 'echo Hello World' (the CLI starts a local magsd on demand).
 # Usage: sudo scripts/setup.sh

@@ -10,7 +10,7 @@
 
 /* Shown first, in this order; other fields follow as magsd sent them. */
 static const char *const status_keys[] = {
-	"id", "status", "exit_code", "error", "script", "type", "timeout", "engine",
+	"id", "status", "exit_code", "error", "script", "type", "timeout", "engine", "image",
 	"created_at", "started_at", "finished_at", "url", "workspace",
 };
 
