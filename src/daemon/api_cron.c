@@ -174,8 +174,10 @@ static int cron_apply(struct cron_row *c, const struct cronspec *cs, bool *repla
 		rc = images_check(json_string_value(json_object_get(options, "image")), err);
 	free(script);
 	json_decref(options);
-	if (rc < 0)
+	if (rc < 0) {
+		free(spec); /* set when only the image check failed */
 		return rc;
+	}
 	free(c->spec);
 	c->spec = spec;
 	if (cs->expression) {

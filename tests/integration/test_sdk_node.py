@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: MIT
-"""The Node.js SDK (sdk/node): its node:test suite against a real magsd, and the
-package as npm would ship it (npm pack, offline install, import and require,
-types; tsc when one is installed)."""
+"""The Node.js SDK (sdk/node): its node:test suite against a real magsd, the
+`image` option against one, and the package as npm would ship it (npm pack,
+offline install, import and require, types; tsc when one is installed)."""
 import glob
+import json
 import os
+import pathlib
 import shutil
 import subprocess
 import tempfile
@@ -49,6 +51,60 @@ def test_node_sdk_suite(magsd, mags_tmp):
     assert "# fail 0" in out, out[-20000:]
 
 
+# Guest images (issue 8): a job on the "busybox" image, the default image a
+# submit without one resolves to, an unknown image's 400, and a schedule's image.
+IMAGES_SCRIPT = """
+import { Mags, BadRequestError, ConflictError } from 'SDK_URL';
+const mags = new Mags();
+const out = {};
+const health = await (await fetch(`${process.env.MAGS_API_URL}/api/v1/health`)).json();
+out.health = { images: health.images, default_image: health.default_image };
+const job = await mags.run({ script: 'echo on-busybox', image: 'busybox', ephemeral: true });
+out.job = { image: job.image, raw: job.raw.image, status: job.status, exitCode: job.exitCode, logs: job.logs };
+out.got = (await mags.get(job.id)).image;
+out.listed = (await mags.list({ limit: 1 })).map((j) => [j.id === job.id, j.image]);
+const plain = await mags.run({ script: 'true', ephemeral: true, wait: false });
+out.plain = plain.image;
+try {
+  await plain.stop(); // only its resolved image matters here
+} catch (e) {
+  if (!(e instanceof ConflictError)) throw e; // it ended already
+}
+try {
+  await mags.run({ script: 'true', image: 'no-such-image', wait: false });
+  out.unknown = null;
+} catch (e) {
+  out.unknown = { cls: e.constructor.name, bad: e instanceof BadRequestError, status: e.status, message: e.message };
+}
+const cron = await mags.cron.create({ expression: '0 3 1 1 *', script: 'date', image: 'busybox' });
+out.cron = cron.options.image;
+await mags.cron.delete(cron.id);
+console.log(JSON.stringify(out));
+"""
+
+
+@needs_node
+def test_node_sdk_image(magsd, mags_tmp):
+    home = tempfile.mkdtemp(prefix="h", dir=mags_tmp)
+    env = clean_env(home, MAGS_API_URL=magsd.url, MAGS_TOKEN=magsd.token)
+    path = os.path.join(mags_tmp, "images.mjs")
+    with open(path, "w") as f:
+        f.write(IMAGES_SCRIPT.replace("SDK_URL", pathlib.Path(SDK, "lib", "index.mjs").as_uri()))
+    r = subprocess.run([NODE, path], cwd=mags_tmp, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, "node: %s%s\n---- magsd log (tail) ----\n%s" % (r.stdout, r.stderr, magsd.log()[-4000:])
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    health = out["health"]
+    assert "busybox" in health["images"] and health["default_image"] in health["images"], health
+    assert out["job"] == {"image": "busybox", "raw": "busybox", "status": "completed", "exitCode": 0,
+                          "logs": "on-busybox\n"}, out
+    assert out["got"] == "busybox" and out["listed"] == [[True, "busybox"]], out
+    assert out["plain"] == health["default_image"], out  # resolved at submit
+    u = out["unknown"]
+    assert u and u["cls"] == "BadRequestError" and u["bad"] and u["status"] == 400, out
+    assert "image" in u["message"] and "busybox" in u["message"], u  # names the field, lists the images
+    assert out["cron"] == "busybox", out
+
+
 PROBE_ESM = """
 import { Mags, NotFoundError, MagsError } from '@magpiecloud/mags';
 const m = new Mags({ token: 't', apiUrl: 'http://127.0.0.1:7557/api/v1' });
@@ -65,7 +121,7 @@ TS_ESM = """
 import { Mags, Job, NotFoundError, type RunOptions } from '@magpiecloud/mags';
 export async function main(): Promise<string> {
   const mags = new Mags();
-  const opts: RunOptions = { script: 'npm start', workspace: 'myapp', persist: true, url: true, files: ['a', 'b'] };
+  const opts: RunOptions = { script: 'npm start', workspace: 'myapp', persist: true, url: true, files: ['a', 'b'], image: 'busybox' };
   const app: Job = await mags.run(opts);
   const job = await mags.runAndWait('echo hi', { timeout: 30 });
   for await (const e of mags.streamLogs(job.id)) { const s: string = e.data; void s; }
@@ -73,7 +129,8 @@ export async function main(): Promise<string> {
   await mags.update(app.id, { alwaysOn: false });
   const ws = await mags.workspace.list();
   try { await mags.stop(app.id); } catch (e) { if (e instanceof NotFoundError) return String(e.status); }
-  return st + ws.length + (app.url ?? '') + job.logs;
+  const image: string | null = job.image;
+  return st + ws.length + (app.url ?? '') + job.logs + (image ?? '') + (job.raw.image ?? '');
 }
 """
 TS_CJS = """

@@ -2,8 +2,9 @@
 """The Python SDK (sdk/python, package `mags`) against a real magsd and real
 guests: the three examples of its documentation run as written, run and
 run_and_wait with exit codes, timeouts and uploads, logs and live log
-streams, workspaces, always-on jobs and PATCH, the error classes, where the
-token and URL come from, and a `pip install` of the package into a venv.
+streams, workspaces, always-on jobs and PATCH, guest images (the `image`
+option), the error classes, where the token and URL come from, and a
+`pip install` of the package into a venv.
 
 The SDK is imported from the source tree. Jobs are few and reused across
 assertions: the guests boot under TCG.
@@ -25,7 +26,7 @@ SDK_DIR = os.path.join(ROOT, "sdk", "python")
 sys.path.insert(0, SDK_DIR)
 
 import mags  # noqa: E402
-from mags import Mags  # noqa: E402
+from mags import Job, Mags  # noqa: E402
 
 IS_ROOT = os.geteuid() == 0  # public URLs need tap networking
 NO_POOL = ["--pool-size", "0"]  # for tests that start no sandbox: no idle VMs eating the CPU
@@ -323,6 +324,80 @@ def test_always_on_and_update(magsd):
         client.update(job)
 
 
+# ---- guest images (issue 8) -------------------------------------------------------------
+def test_image_option_fields(monkeypatch):
+    """image= becomes the API's "image" for run() and schedules (no magsd needed)."""
+    from mags._http import Transport
+    from mags._options import job_fields
+
+    assert job_fields({"image": "busybox", "ephemeral": True}) == {"image": "busybox", "ephemeral": True}
+    assert job_fields({"image": None}) == {}  # None: magsd's default image
+    assert job_fields({"image": None}, keep_none=True) == {"image": None}  # a schedule's update: remove it
+    assert job_fields({"image": "debian", "base_image": "py-base"}) == {"image": "debian", "from": "py-base"}
+    with pytest.raises(TypeError, match="'image' must be a str"):
+        job_fields({"image": ["debian"]})
+    with pytest.raises(TypeError, match="'image' must be a str"):
+        job_fields({"image": True})
+
+    sent = []
+
+    def call(self, method, path, body=None, query=None):
+        sent.append((method, path, body))
+        if path == "/mags-jobs":
+            return {"id": "j1", "status": "queued", "image": body.get("image", "debian")}
+        return {"id": "cron-1", "options": body}
+
+    monkeypatch.setattr(Transport, "call", call)
+    client = Mags(token="t", api_url="http://127.0.0.1:1")
+    job = client.run("uname -a", image="busybox", ephemeral=True)
+    assert sent[-1] == ("POST", "/mags-jobs", {"script": "uname -a", "type": "inline", "image": "busybox",
+                                               "ephemeral": True})
+    assert job.image == "busybox" and Job(client, {"id": "x"}).image is None
+    assert client.run("true").image == "debian" and "image" not in sent[-1][2]
+    client.cron.create("@daily", "date", image="busybox")
+    assert sent[-1] == ("POST", "/cron-jobs", {"expression": "@daily", "script": "date", "image": "busybox"})
+    client.cron.update("cron-1", image=None)
+    assert sent[-1] == ("PATCH", "/cron-jobs/cron-1", {"image": None})
+
+
+def test_image(magsd):
+    client = client_of(magsd)
+    st, health = magsd.api("GET", "/health", token=False)
+    assert st == 200 and "busybox" in health["images"] and health["default_image"] in health["images"], health
+
+    # a job on the image asked for: every reply names it
+    job = client.run_and_wait("echo on-busybox", image="busybox", ephemeral=True)
+    assert (job.status, job.exit_code, job.logs) == ("completed", 0, "on-busybox\n"), job.raw
+    assert job.image == job.raw["image"] == "busybox", job.raw
+    assert client.get(job.id).image == "busybox"
+    assert [(j.id, j.image) for j in client.list(limit=1)] == [(job.id, "busybox")]
+
+    # none asked for: the default's name, resolved at submit
+    plain = client.run("true", ephemeral=True)
+    assert plain.image == health["default_image"], plain.raw
+    try:
+        plain.stop()  # only its image matters here
+    except mags.ConflictError:
+        pass  # it ended already
+
+    # an image this magsd does not have: 400 naming the field and listing the images
+    with pytest.raises(mags.BadRequestError) as bi:
+        client.run("true", image="no-such-image")
+    assert bi.value.status == 400 and "image" in bi.value.message, bi.value
+    assert all(name in bi.value.message for name in health["images"]), (bi.value.message, health["images"])
+
+    # schedules take it too, checked the same way; None in an update removes it
+    cron = client.cron.create("0 3 1 1 *", "date", image="busybox")
+    assert cron["options"]["image"] == "busybox", cron
+    with pytest.raises(mags.BadRequestError, match="no-such-image"):
+        client.cron.update(cron["id"], image="no-such-image")
+    with pytest.raises(mags.BadRequestError, match="image"):
+        client.cron.create("0 3 1 1 *", "date", image="no-such-image")
+    cron = client.cron.update(cron["id"], image=None)
+    assert "image" not in cron["options"], cron
+    client.cron.delete(cron["id"])
+
+
 # ---- errors, configuration, packaging ------------------------------------------------
 def test_errors(magsd_factory, mags_tmp, monkeypatch):
     m = magsd_factory(extra_args=NO_POOL)
@@ -334,6 +409,8 @@ def test_errors(magsd_factory, mags_tmp, monkeypatch):
         nowhere.run("true", workspce="x")
     with pytest.raises(TypeError, match="persist"):
         nowhere.run("true", persist="yes")
+    with pytest.raises(TypeError, match="'image'"):
+        nowhere.run("true", image=5)
     with pytest.raises(mags.MagsConnectionError) as ce:
         nowhere.list()
     assert ce.value.url == "http://127.0.0.1:1/api/v1/mags-jobs" and ce.value.url in str(ce.value)

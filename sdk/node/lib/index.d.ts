@@ -50,6 +50,12 @@ export interface RunOptions {
   /** Alias of startupCommand. */
   startup?: string | null;
   /**
+   * The guest image to run on, by name (e.g. "debian", "busybox"): one of the images
+   * magsd has (GET /health lists them). Default: magsd's default image. Not the same
+   * as baseImage, which is a workspace to start from.
+   */
+  image?: string | null;
+  /**
    * run only. Default: wait until the job has ended (alwaysOn, url and ssh jobs:
    * until it runs). false: resolve right after the submit (and the uploads).
    */
@@ -87,6 +93,8 @@ export interface JobData {
   url_port?: number | null;
   ssh?: SshInfo | null;
   workspace: string | null;
+  /** The guest image the job runs on (resolved at submit: magsd's default when none was asked for). */
+  image?: string;
   persist?: boolean;
   base_image?: boolean;
   from?: string | null;
@@ -127,6 +135,8 @@ export declare class Job {
   /** Public URL, when the job has one. */
   url: string | null;
   workspace: string | null;
+  /** The guest image it runs on ("debian", "busybox", ...): the one asked for, or magsd's default. */
+  image: string | null;
   script: string | null;
   alwaysOn: boolean;
   ssh: SshInfo | null;

@@ -155,6 +155,7 @@ const RUN_OPTIONS = {
   timeout: ['timeout', 'integer'],
   alwaysOn: ['always_on', 'boolean'],
   idleTimeout: ['idle_timeout', 'integer'],
+  image: ['image', 'string'], /* a guest image of magsd's ("debian", "busybox"); not baseImage */
   baseImage: null, /* string (a base to start from) or boolean (make this a base) */
   files: null, /* local paths */
 };
@@ -262,6 +263,8 @@ class Job {
     this.error = raw.error === undefined ? null : raw.error;
     this.url = raw.url === undefined ? null : raw.url;
     this.workspace = raw.workspace === undefined ? null : raw.workspace;
+    /** The guest image it runs on: the one asked for, or magsd's default. */
+    this.image = raw.image === undefined ? null : raw.image;
     this.script = raw.script === undefined ? null : raw.script;
     this.alwaysOn = raw.always_on === true;
     this.ssh = raw.ssh === undefined ? null : raw.ssh;

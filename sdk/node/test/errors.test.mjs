@@ -18,6 +18,7 @@ test('bad options are a TypeError before any request', async () => {
   await assert.rejects(mags.run({ script: 'true', colour: 'blue' }), (e) => e instanceof TypeError && /colour/.test(e.message));
   await assert.rejects(mags.run({ script: 'true', persist: 'yes' }), TypeError);
   await assert.rejects(mags.run({ script: 'true', timeout: 1.5 }), TypeError);
+  await assert.rejects(mags.run({ script: 'true', image: 8 }), (e) => e instanceof TypeError && /image/.test(e.message));
   await assert.rejects(mags.run({ workspace: 'w' }), TypeError);
   await assert.rejects(mags.run(''), TypeError);
   await assert.rejects(mags.run({ script: 'true', files: ['a/x.txt', 'b/x.txt'] }),

@@ -33,6 +33,7 @@ _SIMPLE: Dict[str, Tuple[str, Type[Any]]] = {
     "ephemeral": ("ephemeral", bool),
     "startup_command": ("startup_command", str),
     "startup": ("startup_command", str),
+    "image": ("image", str),
 }
 _SPECIAL = ("files", "base_image")
 RUN_OPTIONS = tuple(sorted(list(_SIMPLE) + list(_SPECIAL)))

@@ -79,7 +79,8 @@ class Mags:
         url, ssh, always_on, ephemeral (bool), port, timeout, idle_timeout
         (int), files (list of local paths), base_image (str: a base image to
         start from; True: make the workspace a base image), from_ / from (str),
-        startup_command / startup (str), ssh_public_key (str).
+        startup_command / startup (str), ssh_public_key (str), image (str:
+        the guest image to run on, one of magsd's; default magsd's default).
 
         Files are declared in the submit and then uploaded; the job waits in
         "queued" until all have arrived. If an upload fails, the job is

@@ -72,8 +72,9 @@ class Job:
     Attributes read the last reply seen (see refresh()): id, status ("queued",
     "running", "completed" or "failed"), exit_code (None until it ends, and
     after a sandbox failure; 124 after a timeout), error (why it failed, e.g.
-    "stopped"), url (its public URL, if any), workspace, always_on, and
-    created_at / started_at / finished_at. `raw` is the API's whole object.
+    "stopped"), url (its public URL, if any), workspace, image (the guest
+    image it runs on), always_on, and created_at / started_at / finished_at.
+    `raw` is the API's whole object.
     """
 
     def __init__(self, client: "Mags", raw: Dict[str, Any]) -> None:
@@ -105,6 +106,12 @@ class Job:
     @property
     def workspace(self) -> Optional[str]:
         return self.raw.get("workspace")
+
+    @property
+    def image(self) -> Optional[str]:
+        """The guest image the job runs on ("debian", "busybox", ...): the
+        one asked for, or magsd's default when none was."""
+        return self.raw.get("image")
 
     @property
     def always_on(self) -> bool:
