@@ -14,6 +14,8 @@
 # that tar, puts the agent in and writes the image, every time the agent
 # changes. Lean: no recommends, no docs/man pages/locales (dpkg path-exclude),
 # no apt lists or caches, no ssh host keys (the agent brings its own).
+# procps for ps/top. pip installs system-wide (phase 2 drops Debian's PEP 668
+# EXTERNALLY-MANAGED marker: what pip installs lands in the workspace's layer).
 # Reproducible where practical: fixed package list, SOURCE_DATE_EPOCH clamps
 # every mtime, the tar is sorted by name with numeric owners, the ext4 UUID
 # and directory hash seed derive from the cache key. The package versions are
@@ -43,6 +45,7 @@ nodejs
 npm
 openssh-client
 openssh-server
+procps
 python3
 python3-pip
 python3-venv
@@ -186,6 +189,17 @@ rm -f "$r/usr/sbin/init"
 ln -s mags-agent "$r/usr/sbin/init"
 touch -h -d "@$SOURCE_DATE_EPOCH" "$r/usr/sbin/init" "$r/usr/sbin"
 [ -x "$r/sbin/mags-agent" ] || die "/sbin/mags-agent does not resolve in the image"
+# PEP 668: Debian marks its python3 "externally managed", so a plain `pip install
+# pkg` refuses to run. In a sandbox that is what users and agents type, and it
+# is harmless here: the image is read-only and shared,
+# pip writes to /usr/local/lib/python3.X/dist-packages, which lands in the
+# workspace's own layer; the image's Debian packages under /usr/lib stay as they
+# are. (Here, not in phase 1: the cached rootfs and its key stay the same.)
+for f in "$r"/usr/lib/python3*/EXTERNALLY-MANAGED; do
+	[ -e "$f" ] || continue
+	rm -f "$f"
+	touch -h -d "@$SOURCE_DATE_EPOCH" "$(dirname "$f")"
+done
 
 # content plus ~10% and 64 MiB of slack for ext4 metadata
 kib=$(du -sk "$r" | cut -f1)
