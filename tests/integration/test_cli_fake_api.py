@@ -617,11 +617,11 @@ class TestUrl(AccessCase):
     def test_help(self):
         rc, out, err = self.mags("--help")
         self.assertEqual(rc, 0)
-        for cmd in ("new [-p] NAME", "ssh NAME|ID", "url enable|alias"):
+        for cmd in ("new [-p] [--image IMG] NAME", "ssh NAME|ID", "url enable|alias"):
             self.assertIn(cmd, out)
         for args, needle in ((["help", "url"], "mags url alias list [--json]"), (["url", "--help"], "--port P"),
                              (["url", "enable", "-h"], "usage: mags url enable"),
-                             (["new", "--help"], "usage: mags new [-p] NAME"),
+                             (["new", "--help"], "usage: mags new [-p] [--image NAME] NAME"),
                              (["help", "ssh"], "usage: mags ssh NAME|ID [-- CMD [ARGS...]]"),
                              (["ssh", "-h"], "MAGS_SSH"), (["run", "--help"], "--port P")):
             rc, out, err = self.mags(*args)
