@@ -57,6 +57,8 @@ struct options {
 	const char *s3_endpoint;
 	const char *net;	/* auto | tap | user | none */
 	const char *image;	/* the default guest image; NULL = debian if there, else busybox */
+	const char *jail;	/* auto | on | off: QEMU jailed (src/engine/jail.h) */
+	long jail_uid_base;	/* VM uids from here */
 	struct access_config access;
 	bool debug;
 };
@@ -70,7 +72,8 @@ static void __attribute__((noreturn)) usage(int code)
 		"             [--template-dir DIR] [--store file:///DIR|s3://BUCKET[/PREFIX]]\n"
 		"             [--s3-endpoint URL] [--net auto|tap|user|none] [--url-listen HOST:PORT|off]\n"
 		"             [--url-domain DOMAIN] [--tls-cert PEM --tls-key PEM] [--ssh-host ADDR]\n"
-		"             [--idle-timeout SECONDS] [--image NAME] [--debug]\n"
+		"             [--idle-timeout SECONDS] [--image NAME] [--jail auto|on|off]\n"
+		"             [--jail-uid-base UID] [--debug]\n"
 		"       magsd [--state-dir DIR] token create|list [--user NAME]\n"
 		"       magsd [--state-dir DIR] token revoke ID\n"
 		"       magsd [--state-dir DIR] user list\n");
@@ -89,6 +92,16 @@ static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt,
 }
 
 /* <dir of this executable>/../guest, or ../../guest for build/san/bin. */
+/* Replaces *path by its canonical absolute form (when it exists). */
+static void absolute(char **path)
+{
+	char *abs = *path ? realpath(*path, NULL) : NULL;
+	if (abs) {
+		free(*path);
+		*path = abs;
+	}
+}
+
 static char *default_guest_dir(void)
 {
 	char exe[PATH_MAX];
@@ -213,7 +226,7 @@ static int daemonize(void)
 int main(int argc, char **argv)
 {
 	struct options o = { .listen = "127.0.0.1:7557", .accel = "auto", .shutdown_grace = 10, .idle_timeout = 600, .pool_size = 2,
-			     .pool_warm = true };
+			     .pool_warm = true, .jail_uid_base = 900000 };
 	static const struct option longopts[] = {
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -237,6 +250,8 @@ int main(int argc, char **argv)
 		{ "tls-key", required_argument, NULL, 'K' },
 		{ "ssh-host", required_argument, NULL, 'H' },
 		{ "image", required_argument, NULL, 'i' },
+		{ "jail", required_argument, NULL, 'J' },
+		{ "jail-uid-base", required_argument, NULL, 'u' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -274,6 +289,8 @@ int main(int argc, char **argv)
 				die("--image: \"%s\" is not an image name (1-%d of a-z 0-9 . _ -)", optarg, IMAGE_NAME_MAX);
 			o.image = optarg;
 			break;
+		case 'J': o.jail = optarg; break;
+		case 'u': o.jail_uid_base = parse_int(optarg, "--jail-uid-base", 1000, 2000000000); break;
 		case 'D': o.debug = true; break;
 		case 'h': usage(0);
 		default: usage(2);
@@ -336,6 +353,12 @@ int main(int argc, char **argv)
 
 	if (fs_mkdir_p(o.state_dir, 0700) < 0)
 		die("create state dir %s: %s", o.state_dir, strerror(errno));
+	if (o.template_dir && fs_mkdir_p(o.template_dir, 0700) < 0)
+		die("create template dir %s: %s", o.template_dir, strerror(errno));
+	/* absolute from here on: jailed QEMUs see the same paths, but from another root and cwd */
+	absolute(&o.state_dir);
+	absolute(&o.guest_dir);
+	absolute(&o.template_dir);
 	char *run_root = xasprintf("%s/run", o.state_dir);
 	if (fs_mkdir_p(run_root, 0700) < 0)
 		die("create %s: %s", run_root, strerror(errno));
@@ -377,6 +400,11 @@ int main(int argc, char **argv)
 		 eng.net.mode == NET_USER ? "; user-mode networking cannot keep guests from the host's services, "
 					    "and guest ports are forwarded from 127.0.0.1 (run magsd as root for tap)" : "");
 	api_engine_name = engine_accel_name(&eng);
+	static struct jail jail;
+	if (jail_init(&jail, o.jail, (uid_t)o.jail_uid_base, o.state_dir, &err) < 0)
+		die("%s", err.msg);
+	eng.jail = &jail;
+	log_info("QEMU jail: %s", jail.why);
 	if (images_init(&eng, o.guest_dir, o.image, &err) < 0)
 		die("%s", err.msg);
 	struct ws_config wc = { .state_dir = o.state_dir, .store_url = o.store, .s3_endpoint = o.s3_endpoint };

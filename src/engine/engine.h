@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "err.h"
+#include "jail.h"
 #include "net.h"
 #include "qmp.h"
 
@@ -33,6 +34,7 @@ struct engine {
 	unsigned vcpus;		/* default 1 */
 	char *empty_disk;	/* backs unused layer slots; engine_disks_init, NULL before */
 	struct net_config net;	/* net_init; zero = no network device */
+	const struct jail *jail;	/* NULL or off: QEMU runs as magsd's user, in magsd's namespaces */
 };
 
 /*
@@ -79,6 +81,12 @@ struct vm {
 	unsigned slot_gen[1 + ENGINE_LAYER_SLOTS];	/* generation of each slot's current file node */
 	char *slot_path[1 + ENGINE_LAYER_SLOTS];	/* owned: the file behind each slot now */
 	bool mem_backend;	/* guest RAM is the backend "mem" (restored or template VMs), not -m's default */
+	char *mem_path;		/* owned: its RAM file (a template's or a restore's), NULL = none */
+	bool mem_template;	/* it writes mem_path (a template VM) */
+	const struct jail *jail;	/* the engine's, when on */
+	int jail_slot;		/* its uid slot and cgroup, -1 = not jailed */
+	unsigned jail_mem_mib, jail_vcpus;	/* for the cgroup, again at a wake */
+	int fdset_next;		/* jailed: the next fd set id for a disk added over QMP */
 };
 
 /*

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -356,19 +357,32 @@ static void build_argv(const struct engine *eng, const char *rundir, const struc
 	qa(a, eng->kernel);
 	qa(a, "-append");
 	qa(a, KERNEL_APPEND);
+	bool jailed = eng->jail && eng->jail->on;
+	if (jailed) {
+		/* QEMU's seccomp filter; its disks and tap come as descriptors (jail.h) */
+		qa(a, "-sandbox");
+		qa(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+		for (int i = 0; i < DISK_SLOTS; i++)
+			qa2(a, "-add-fd", xasprintf("fd=%d,set=%d", JAIL_FD_BASE + i, 1 + i));
+	}
 	/* -device order is the guest's probe order: the image must stay vda */
 	qa_disk(a, "root", eng->image, true, "mags-root");
 	for (int i = 0; i < DISK_SLOTS; i++) {
-		char serial[16];
+		char serial[16], fdset[32];
 		snprintf(serial, sizeof serial, "mags-%s", slot_node[i]);
-		qa_disk(a, slot_node[i], disks[i], slot_ro(i), serial);
+		snprintf(fdset, sizeof fdset, "/dev/fdset/%d", 1 + i);
+		qa_disk(a, slot_node[i], jailed ? fdset : disks[i], slot_ro(i), serial);
 	}
 	qa(a, "-device");
 	qa(a, "virtio-serial-device");
 	qa2(a, "-chardev", xasprintf("socket,id=ag,path=%s/agent.sock,server=on,wait=off", rundir));
 	qa(a, "-device");
 	qa(a, "virtserialport,chardev=ag,name=mags.agent");
-	if (net_netdev(eng->net.mode)) {
+	if (jailed && eng->net.mode == NET_TAP) {
+		qa2(a, "-netdev", xasprintf("tap,id=n0,fd=%d", JAIL_TAP_FD));
+		qa(a, "-device");
+		qa(a, net_device());
+	} else if (net_netdev(eng->net.mode)) {
 		qa(a, "-netdev");
 		qa(a, net_netdev(eng->net.mode));
 		qa(a, "-device");
@@ -425,38 +439,98 @@ static void vm_set_rundir(struct vm *vm, const char *rundir)
 	vm->console_path = xasprintf("%s/console.log", rundir);
 }
 
+/* What the child of vm_spawn needs (prepared before clone: the child allocates nothing). */
+struct spawn_args {
+	const struct vm *vm;
+	const struct qargv *a;
+	int logfd, nullfd;
+	struct jail_child jc;
+};
+
+static int spawn_child(void *arg)
+{
+	/* child: only async-signal-safe calls from here on */
+	struct spawn_args *sa = arg;
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	setsid();
+	if (sa->vm->ns.fd >= 0 && setns(sa->vm->ns.fd, CLONE_NEWNET) < 0)
+		_exit(126);
+	if (sa->vm->jail_slot >= 0) {
+		int e = jail_child(&sa->jc);
+		if (e) {
+			char msg[96];
+			int n = snprintf(msg, sizeof msg, "magsd: jail setup failed: %s\n", strerror(e));
+			if (n > 0 && write(sa->logfd, msg, (size_t)n) < 0) {
+				/* nothing left to tell it to */
+			}
+			_exit(125);
+		}
+	}
+	dup2(sa->nullfd, 0);
+	dup2(sa->logfd, 1);
+	dup2(sa->logfd, 2);
+	execv(sa->a->v[0], (char *const *)sa->a->v);
+	_exit(127);
+}
+
+#define SPAWN_STACK (256 * 1024)
+
 /*
- * Forks QEMU with argv a in vm's network namespace (if any), its output
- * appended to logpath, and records its pid in RUNDIR/qemu.pid.
+ * Starts QEMU with argv a in vm's network namespace (if any), its output
+ * appended to logpath, and records its pid in RUNDIR/qemu.pid. A jailed VM
+ * starts in new pid, mount, IPC and UTS namespaces and enters its jail
+ * (jail.h) before exec; its disks go as descriptors.
  */
-static int vm_spawn(struct vm *vm, const struct qargv *a, const char *logpath, struct err *err)
+static int vm_spawn(const struct engine *eng, struct vm *vm, const struct qargv *a, const char *logpath,
+		    struct err *err)
 {
 	int r = 0;
-	int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (logfd < 0 || nullfd < 0) {
+	struct spawn_args sa = { .vm = vm, .a = a, .logfd = -1, .nullfd = -1 };
+	char *stack = NULL, *kdir = NULL, *idir = NULL;
+	int fds[DISK_SLOTS];
+	for (int i = 0; i < DISK_SLOTS; i++)
+		fds[i] = -1;
+	sa.logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	sa.nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (sa.logfd < 0 || sa.nullfd < 0) {
 		r = err_set(err, errno, "open %s", logpath);
 		goto out;
 	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		r = err_set(err, errno, "fork");
-		goto out;
+	int flags = SIGCHLD;
+	if (vm->jail_slot >= 0) {
+		flags |= CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+		struct jail_child *jc = &sa.jc;
+		jc->jail = vm->jail;
+		jc->slot = vm->jail_slot;
+		jc->rundir = vm->rundir;
+		kdir = xstrdup(eng->kernel);
+		idir = xstrdup(eng->image);
+		int nro = 0, nrw = 0;
+		jc->binds_ro[nro++] = dirname(kdir);
+		if (strcmp(idir, eng->kernel) != 0)
+			jc->binds_ro[nro++] = dirname(idir);
+		if (vm->mem_path)
+			jc->binds_rw[nrw++] = vm->mem_path;
+		for (int i = 0; i < 8; i++)
+			jc->pass_fds[i] = -1;
+		for (int i = 0; i < DISK_SLOTS; i++) {
+			fds[i] = open(vm->slot_path[i], (slot_ro(i) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+			if (fds[i] < 0) {
+				r = err_set(err, errno, "open disk %s", vm->slot_path[i]);
+				goto out;
+			}
+			jc->pass_fds[i] = fds[i];
+		}
+		jc->tap = eng->net.mode == NET_TAP;
 	}
-	if (pid == 0) {
-		/* child: only async-signal-safe calls from here on */
-		sigset_t all;
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		setsid();
-		if (vm->ns.fd >= 0 && setns(vm->ns.fd, CLONE_NEWNET) < 0)
-			_exit(126);
-		dup2(nullfd, 0);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		execv(a->v[0], (char *const *)a->v);
-		_exit(127);
+	stack = xmalloc(SPAWN_STACK);
+	pid_t pid = clone(spawn_child, stack + SPAWN_STACK, flags, &sa);
+	if (pid < 0) {
+		r = err_set(err, errno, "clone");
+		goto out;
 	}
 	vm->pid = pid;
 	/* the pid, and the dir QEMU's command line names (the run dir may be renamed) */
@@ -466,11 +540,56 @@ static int vm_spawn(struct vm *vm, const struct qargv *a, const char *logpath, s
 	free(pidfile);
 	free(pidtxt);
 out:
-	if (logfd >= 0)
-		close(logfd);
-	if (nullfd >= 0)
-		close(nullfd);
+	free(stack);
+	free(kdir);
+	free(idir);
+	for (int i = 0; i < DISK_SLOTS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	if (sa.logfd >= 0)
+		close(sa.logfd);
+	if (sa.nullfd >= 0)
+		close(sa.nullfd);
 	return r;
+}
+
+/*
+ * Jailed VMs: a uid slot, the run dir theirs, a cgroup; a template VM's RAM
+ * file made here (QEMU cannot create files beside its run dir) and given to it.
+ */
+static int vm_jail_setup(const struct engine *eng, struct vm *vm, const struct vm_mem *mem, struct err *err)
+{
+	vm->jail_slot = -1;
+	if (!eng->jail || !eng->jail->on)
+		return 0;
+	vm->jail = eng->jail;
+	vm->jail_mem_mib = eng->mem_mib;
+	vm->jail_vcpus = eng->vcpus;
+	vm->fdset_next = 16;
+	int slot = jail_slot_claim();
+	if (slot < 0)
+		return err_set(err, EAGAIN, "no free VM uid (%d VMs run)", JAIL_SLOTS);
+	vm->jail_slot = slot;
+	uid_t uid = vm->jail->uid_base + (uid_t)slot;
+	if (chown(vm->rundir, uid, vm->jail->gid) < 0)
+		return err_set(err, errno, "chown %s", vm->rundir);
+	if (mem && !mem->incoming) {
+		int fd = open(mem->mem_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0 || fchown(fd, uid, vm->jail->gid) < 0) {
+			int r = err_set(err, errno, "RAM file %s", mem->mem_path);
+			if (fd >= 0)
+				close(fd);
+			return r;
+		}
+		close(fd);
+	} else if (mem) {
+		/* a restore opens the template's RAM file read-write (jail.h): the VM group's (a copied template may not be) */
+		struct stat st;
+		if (stat(mem->mem_path, &st) == 0 && (st.st_gid != vm->jail->gid || (st.st_mode & 0660) != 0660) &&
+		    (chown(mem->mem_path, 0, vm->jail->gid) < 0 || chmod(mem->mem_path, 0660) < 0))
+			return err_set(err, errno, "RAM file %s", mem->mem_path);
+	}
+	return jail_cgroup_create(vm->jail, slot, eng->mem_mib, eng->vcpus, err);
 }
 
 int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *mem, const struct vm_disks *disks,
@@ -485,13 +604,18 @@ int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *
 	vm->qmp.fd = -1;
 	vm->ns.idx = vm->ns.fd = -1;
 	vm->empty_disk = eng->empty_disk ? xstrdup(eng->empty_disk) : NULL;
+	vm->jail_slot = -1;
 	vm_set_rundir(vm, rundir);
+	if (mem) {
+		vm->mem_path = xstrdup(mem->mem_path);
+		vm->mem_template = !mem->incoming;
+	}
 	char *logpath = xasprintf("%s/qemu.log", rundir);
 	char *paths[DISK_SLOTS];
 	struct qargv a;
 	memset(&a, 0, sizeof a);
 	int r = disks_resolve(rundir, vm->empty_disk, disks, paths, err);
-	if (r < 0)
+	if (r < 0 || (r = vm_jail_setup(eng, vm, mem, err)) < 0)
 		goto out;
 	build_argv(eng, rundir, mem, false, false, (const char *const *)paths, &a);
 	for (int i = 0; i < DISK_SLOTS; i++)
@@ -500,7 +624,7 @@ int vm_start(const struct engine *eng, const char *rundir, const struct vm_mem *
 	if (eng->net.mode == NET_TAP && (r = net_ns_create(&vm->ns, err)) < 0)
 		goto out;
 	vm->mem_backend = mem != NULL;
-	if ((r = vm_spawn(vm, &a, logpath, err)) < 0)
+	if ((r = vm_spawn(eng, vm, &a, logpath, err)) < 0)
 		goto out;
 	if (mem || eng->net.mode == NET_USER) {
 		char *qmp = xasprintf("%s/qmp.sock", rundir);
@@ -552,8 +676,23 @@ int vm_set_disks(struct vm *vm, const struct vm_disks *disks, struct err *err)
 			continue;
 		newgen[i] = gen;
 		snprintf(node, sizeof node, "%s-f%u", slot_node[i], gen);
+		char fdset[32];
+		const char *file = paths[i];
+		if (vm->jail_slot >= 0) { /* a jailed QEMU sees no disk paths: the file goes as a descriptor */
+			int fd = open(paths[i], (slot_ro(i) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+			int set = vm->fdset_next++;
+			r = fd < 0 ? err_set(err, errno, "open disk %s", paths[i])
+				   : qmp_call(&vm->qmp, "add-fd", json_pack("{s:i}", "fdset-id", set), fd, NULL,
+					      QMP_CALL_MS, err);
+			if (fd >= 0)
+				close(fd);
+			if (r < 0)
+				break;
+			snprintf(fdset, sizeof fdset, "/dev/fdset/%d", set);
+			file = fdset;
+		}
 		r = qmp_call(&vm->qmp, "blockdev-add",
-			     json_pack("{s:s,s:s,s:s,s:b}", "driver", "file", "node-name", node, "filename", paths[i],
+			     json_pack("{s:s,s:s,s:s,s:b}", "driver", "file", "node-name", node, "filename", file,
 				       "read-only", slot_ro(i)),
 			     -1, NULL, QMP_CALL_MS, err);
 		if (r == 0) {
@@ -721,7 +860,16 @@ int vm_snapshot(struct vm *vm, const char *state_path, struct err *err)
 	if (vm->qmp.fd < 0)
 		return err_set(err, EINVAL, "snapshot of a VM without file-backed memory");
 	long long bytes;
-	return save_state(vm, state_path, true, &bytes, err) < 0 ? err_wrap(err, "snapshot") : 0;
+	if (save_state(vm, state_path, true, &bytes, err) < 0)
+		return err_wrap(err, "snapshot");
+	/*
+	 * jailed restores run as other uids and QEMU opens a RAM file read-write
+	 * even to map it private: the file goes to their shared group
+	 */
+	if (vm->jail_slot >= 0 && vm->mem_template &&
+	    (chown(vm->mem_path, 0, vm->jail->gid) < 0 || chmod(vm->mem_path, 0660) < 0))
+		return err_set(err, errno, "snapshot: chown %s", vm->mem_path);
+	return 0;
 }
 
 int vm_restore_prepare(struct vm *vm, const char *state_path, struct err *err)
@@ -788,7 +936,12 @@ int vm_wake(const struct engine *eng, struct vm *vm, const char *state_path, str
 	unlink(vm->agent_path);
 	struct qargv a;
 	build_argv(eng, vm->rundir, NULL, true, vm->mem_backend, (const char *const *)vm->slot_path, &a);
-	int r = vm_spawn(vm, &a, logpath, err);
+	/* its RAM comes whole from the stream: no file to bind */
+	free(vm->mem_path);
+	vm->mem_path = NULL;
+	int r = vm->jail_slot >= 0 ? jail_cgroup_create(vm->jail, vm->jail_slot, vm->jail_mem_mib, vm->jail_vcpus, err) : 0;
+	if (r == 0)
+		r = vm_spawn(eng, vm, &a, logpath, err);
 	if (r == 0)
 		r = qmp_connect(&vm->qmp, qmp, QMP_START_MS, err);
 	if (r == 0)
@@ -902,6 +1055,11 @@ void vm_free(struct vm *vm)
 		close(vm->agent_fd);
 	qmp_close(&vm->qmp);
 	net_ns_destroy(&vm->ns);
+	if (vm->jail_slot >= 0) {
+		jail_cgroup_remove(vm->jail, vm->jail_slot);
+		jail_slot_release(vm->jail_slot);
+	}
+	free(vm->mem_path);
 	fs_rm_tree(vm->rundir);
 	free(vm->rundir);
 	free(vm->agent_path);
