@@ -29,7 +29,7 @@ AGENT_SRCS  = src/agent/main.c src/agent/boot.c src/agent/exec.c src/agent/ops.c
 AGENT_LIB   = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c
 MAGSD_SRCS  = src/daemon/main.c src/daemon/db.c src/daemon/http.c src/daemon/api.c src/daemon/api_jobs.c \
               src/daemon/jobspec.c src/daemon/jobs.c src/daemon/sandbox.c src/daemon/fast.c \
-              src/engine/qemu.c src/engine/qmp.c \
+              src/engine/qemu.c src/engine/qmp.c src/engine/jail.c \
               src/daemon/workspace.c src/daemon/api_workspaces.c src/daemon/api_upload.c \
               src/daemon/proxy.c src/engine/net.c src/daemon/access.c src/daemon/api_access.c \
               src/daemon/db_cron.c src/daemon/cron_sched.c src/daemon/api_cron.c \
