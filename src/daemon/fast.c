@@ -25,6 +25,7 @@
 #define TEMPLATE_WARM_MS 60000	/* the warm-up command */
 #define TEMPLATE_RETRY_MS 30000	/* after a failed build */
 #define POOL_RETRY_MS 1000	/* after a pool QEMU failed to start */
+#define POOL_FAILS_MAX 3	/* in a row: the template is dropped and rebuilt */
 /*
  * A QEMU starting up takes a core for tens to hundreds of milliseconds; done
  * right after a take it would compete with the sandbox just restored, whose
@@ -75,6 +76,7 @@ struct fast {
 	int64_t last_take;	/* refills wait POOL_REFILL_DELAY_MS after a take */
 	int64_t retry_at;
 	bool wanted;		/* lazy: a take asked for the template (build it) */
+	int pool_fails;		/* pooled VMs that failed to start in a row */
 	struct fast *next;	/* all instances (R.list) */
 };
 
@@ -578,12 +580,19 @@ static void *fast_main(void *arg)
 			if (r == 0 && gen == f->gen && f->state == T_READY && !f->stop) {
 				f->pool = xrealloc(f->pool, (size_t)(f->npool + 1) * sizeof *f->pool);
 				f->pool[f->npool++] = p;
+				f->pool_fails = 0;
 				continue;
 			}
+			/* pooled VMs that keep failing to start (say the RAM file cannot be opened): a new template */
+			bool give_up = r < 0 && ++f->pool_fails >= POOL_FAILS_MAX;
 			pthread_mutex_unlock(&f->mu);
 			pooled_free(&p);
-			if (warm_failed)
+			if (warm_failed || give_up) {
 				fast_invalidate(f, gen, err.msg); /* the restore itself failed */
+				pthread_mutex_lock(&f->mu);
+				f->pool_fails = 0;
+				pthread_mutex_unlock(&f->mu);
+			}
 			pthread_mutex_lock(&f->mu);
 			if (r < 0) {
 				log_warn("image %s: restore pool: %s", f->cfg.name, err.msg);
