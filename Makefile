@@ -205,6 +205,7 @@ bench: all
 	bench/proxy
 	bench/wake
 	bench/image
+	bench/load
 
 # make setup: packages, build, `mags` on PATH, and a first `mags run 'echo Hello World'`
 setup:
