@@ -25,7 +25,7 @@ GUEST    = build/guest
 
 LIB_SRCS    = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c src/lib/fs.c src/lib/log.c src/lib/utf8.c src/lib/base64.c src/lib/names.c src/lib/httphead.c src/lib/proc.c src/lib/cron.c src/lib/tz.c
 # the agent links only what it needs, statically and never instrumented
-AGENT_SRCS  = src/agent/main.c src/agent/boot.c src/agent/exec.c src/agent/ops.c src/agent/sshd.c
+AGENT_SRCS  = src/agent/main.c src/agent/boot.c src/agent/exec.c src/agent/ops.c src/agent/sshd.c src/agent/payload.c
 AGENT_LIB   = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c
 MAGSD_SRCS  = src/daemon/main.c src/daemon/db.c src/daemon/http.c src/daemon/api.c src/daemon/api_jobs.c \
               src/daemon/jobspec.c src/daemon/jobs.c src/daemon/sandbox.c src/daemon/fast.c \
@@ -33,11 +33,12 @@ MAGSD_SRCS  = src/daemon/main.c src/daemon/db.c src/daemon/http.c src/daemon/api
               src/daemon/workspace.c src/daemon/api_workspaces.c src/daemon/api_upload.c \
               src/daemon/proxy.c src/engine/net.c src/daemon/access.c src/daemon/api_access.c \
               src/daemon/db_cron.c src/daemon/cron_sched.c src/daemon/api_cron.c \
-              src/daemon/db_users.c src/daemon/api_tokens.c src/daemon/cronspec.c src/daemon/images.c
+              src/daemon/db_users.c src/daemon/api_tokens.c src/daemon/cronspec.c src/daemon/images.c \
+              src/daemon/apiparse.c
 # docs/api.yaml compiled in as JSON (GET /api/v1/openapi.json)
 MAGSD_SRCS += build/gen/openapi_json.c build/gen/dashboard_files.c src/daemon/static.c src/daemon/api_login.c
 # the object store and the workspace sync format (src/store/)
-STORE_SRCS  = src/store/store.c src/store/store_file.c src/store/store_s3.c src/store/wsync.c
+STORE_SRCS  = src/store/store.c src/store/store_file.c src/store/store_s3.c src/store/s3xml.c src/store/wsync.c
 MAGSD_SRCS += $(STORE_SRCS)
 CLI_SRCS    = src/cli/main.c src/cli/cmd_run.c src/cli/cmd_list.c src/cli/cmd_status.c src/cli/cmd_logs.c src/cli/cmd_stop.c \
               src/cli/run_opts.c src/cli/client.c src/cli/config.c src/cli/local.c src/cli/joblog.c \
@@ -115,7 +116,7 @@ debian-image: $(GUEST)/debian.img
 # Each test_<name> links the sources listed in TEST_<name>_SRCS.
 TSAN_FLAGS      = -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc/lib \
                   -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-UNIT_TESTS      = jobspec utf8 cli_args base64 proto wsync httphead cron tz
+UNIT_TESTS      = jobspec utf8 cli_args base64 proto wsync httphead cron tz s3xml
 TEST_jobspec_SRCS = src/daemon/jobspec.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_utf8_SRCS    = src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_cli_args_SRCS = src/cli/run_opts.c src/cli/text.c src/lib/base64.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c src/lib/names.c
@@ -125,6 +126,7 @@ TEST_wsync_SRCS   = $(STORE_SRCS) src/lib/base64.c src/lib/fs.c src/lib/log.c sr
 TEST_httphead_SRCS = src/lib/httphead.c
 TEST_cron_SRCS    = src/lib/cron.c src/lib/err.c
 TEST_tz_SRCS      = src/lib/tz.c src/lib/cron.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
+TEST_s3xml_SRCS   = src/store/s3xml.c src/lib/buf.c src/lib/xmalloc.c
 TEST_LIBS       = -lcmocka -ljansson
 
 build/tests/test_%: tests/unit/test_%.c $(LIB_SRCS) $(wildcard src/*/*.h include/mags/*.h tests/unit/*.h)
@@ -140,12 +142,12 @@ unit: $(UNIT_TESTS:%=build/tests/test_%)
 # ---- fuzzing (libFuzzer, clang) ------------------------------------------------
 # Each fuzz/<name>_fuzz.c links FUZZ_<name>_SRCS. make fuzz runs each for FUZZ_SECONDS;
 # make fuzz-replay replays fuzz/corpus/<name>/ through a plain ASan build (no clang needed).
-FUZZERS         = jobspec proto manifest httphead cron cronspec tzif
+FUZZERS         = jobspec proto manifest httphead cron cronspec tzif s3xml apiparse agentreq
 FUZZ_jobspec_SRCS = src/daemon/jobspec.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 FUZZ_jobspec_LIBS = -ljansson
 FUZZ_proto_SRCS   = src/lib/proto.c src/lib/buf.c src/lib/xmalloc.c
 FUZZ_proto_LIBS   =
-FUZZ_manifest_SRCS = src/store/wsync.c src/store/store.c src/store/store_file.c src/store/store_s3.c src/lib/base64.c src/lib/fs.c src/lib/log.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
+FUZZ_manifest_SRCS = src/store/wsync.c src/store/store.c src/store/store_file.c src/store/store_s3.c src/store/s3xml.c src/lib/base64.c src/lib/fs.c src/lib/log.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 FUZZ_manifest_LIBS = -ljansson -lcurl -lzstd -lcrypto -lpthread
 FUZZ_httphead_SRCS = src/lib/httphead.c
 FUZZ_httphead_LIBS =
@@ -155,13 +157,21 @@ FUZZ_cron_SRCS  = src/lib/cron.c src/lib/err.c
 FUZZ_cron_LIBS  =
 FUZZ_cronspec_SRCS = src/daemon/cronspec.c src/daemon/jobspec.c src/lib/tz.c src/lib/cron.c src/lib/fs.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 FUZZ_cronspec_LIBS = -ljansson
+FUZZ_s3xml_SRCS = src/store/s3xml.c src/lib/buf.c src/lib/xmalloc.c
+FUZZ_s3xml_LIBS =
+FUZZ_apiparse_SRCS = src/daemon/apiparse.c src/daemon/jobspec.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
+FUZZ_apiparse_LIBS = -ljansson
+FUZZ_agentreq_SRCS = src/agent/payload.c src/lib/proto.c src/lib/buf.c src/lib/xmalloc.c
+FUZZ_agentreq_LIBS =
 FUZZ_SECONDS    ?= 60
+# a harness is rebuilt when any source or header changes (its SRCS are a subset)
+FUZZ_DEPS       = $(wildcard src/*/*.c src/*/*.h include/mags/*.h)
 
-build/fuzz/%_fuzz: fuzz/%_fuzz.c $(LIB_SRCS)
+build/fuzz/%_fuzz: fuzz/%_fuzz.c $(FUZZ_DEPS)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc/lib -o $@ $< $(FUZZ_$*_SRCS) $(FUZZ_$*_LIBS)
 
-build/fuzz/%_replay: fuzz/%_fuzz.c fuzz/replay.c $(LIB_SRCS)
+build/fuzz/%_replay: fuzz/%_fuzz.c fuzz/replay.c $(FUZZ_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(TSAN_FLAGS) -o $@ $< fuzz/replay.c $(FUZZ_$*_SRCS) $(FUZZ_$*_LIBS)
 

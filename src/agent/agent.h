@@ -7,6 +7,7 @@
  *   exec.c  exec channels: spawn, pipes, output, timeouts, exit reports
  *   ops.c   one-shot requests: INIT, FILE
  *   sshd.c  SSHD: authorized keys, host key, a supervised sshd
+ *   payload.c  the requests' key/value payloads, parsed before anything acts (payload.h)
  * The wire format is include/mags/proto.h, described in docs/agent-protocol.md.
  */
 #ifndef MAGS_AGENT_H

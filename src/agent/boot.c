@@ -39,6 +39,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "payload.h"
+
 #define BOOT_SCRATCH "/run"		/* tmpfs holding the overlay's upper and work dirs */
 #define BOOT_NEWROOT "/run/root"	/* where the overlay is assembled */
 #define WS_STAGE "/.mags-ws"		/* private tmpfs on the old root: disk mounts and the new root */
@@ -235,19 +237,6 @@ long long boot_uptime_ms(void)
 	return ms;
 }
 
-/* Serial: 1 .. AGENT_SERIAL_MAX of [A-Za-z0-9_-]. */
-static bool serial_ok(const uint8_t *p, size_t n)
-{
-	if (n == 0 || n > AGENT_SERIAL_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		uint8_t c = p[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
-			return false;
-	}
-	return true;
-}
-
 /* Finds the block device whose /sys/block/NAME/serial is serial: "/dev/NAME" into dev. */
 static int find_disk(const char *serial, char *dev, size_t devlen)
 {
@@ -313,45 +302,20 @@ struct ws_req {
 
 static const char *ws_parse(const uint8_t *kv, size_t len, struct ws_req *w, char *why, size_t whylen)
 {
-	struct proto_kv_iter it;
-	const char *k;
-	const uint8_t *v;
-	size_t kl, vl;
-	int rc;
-	bool have_upper = false;
-
+	struct payload_mount m;
+	const char *bad = payload_mount_parse(&m, kv, len);
+	if (bad)
+		return bad;
 	memset(w, 0, sizeof *w);
-	proto_kv_iter_init(&it, kv, len);
-	while ((rc = proto_kv_next(&it, &k, &kl, &v, &vl)) == 1) {
-		bool up = proto_kv_is(k, kl, "upper"), low = proto_kv_is(k, kl, "lower");
-		if (!up && !low)
-			continue;
-		if (!serial_ok(v, vl))
-			return "MOUNT: bad disk serial (1-20 of [A-Za-z0-9_-])";
-		char serial[AGENT_SERIAL_MAX + 1];
-		memcpy(serial, v, vl);
-		serial[vl] = 0;
-		char *dst;
-		if (up) {
-			if (have_upper)
-				return "MOUNT: more than one upper";
-			have_upper = true;
-			dst = w->upper;
-		} else {
-			if (w->nlower == AGENT_MOUNT_LOWER_MAX)
-				return "MOUNT: more than 4 lower disks";
-			dst = w->lower[w->nlower++];
-		}
-		int r = find_disk(serial, dst, sizeof w->upper);
+	w->nlower = m.nlower;
+	for (unsigned i = 0; i <= m.nlower; i++) {
+		const char *serial = i == 0 ? m.upper : m.lower[i - 1];
+		int r = find_disk(serial, i == 0 ? w->upper : w->lower[i - 1], sizeof w->upper);
 		if (r < 0) {
 			snprintf(why, whylen, "MOUNT: no disk with serial %s: %s", serial, strerror(-r));
 			return why;
 		}
 	}
-	if (rc < 0)
-		return "MOUNT: malformed key/value payload";
-	if (!have_upper)
-		return "MOUNT: upper is required";
 	return NULL;
 }
 

@@ -25,10 +25,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "payload.h"
 #include "xmalloc.h"
 
-#define EXEC_ENV_MAX 1024		/* "env" entries in one EXEC */
-#define EXEC_TIMEOUT_MAX (30LL * 86400)	/* seconds */
 #define EXEC_DRAIN_MAX (1024 * 1024)	/* bytes read from a pipe at the exit grace */
 
 struct chan {
@@ -313,91 +312,12 @@ int exec_timers(struct agent *a)
 	return next <= now ? 0 : (int)(next - now > INT_MAX ? INT_MAX : next - now);
 }
 
-/* What one EXEC asks for; pointers go into the frame's payload. */
-struct exec_req {
-	const uint8_t *cmd;
-	size_t cmd_len;
-	char *cwd;		/* owned */
-	char **env;		/* owned, NULL-terminated */
-	size_t nenv;
-	long long timeout;	/* seconds, 0 = none */
-	bool file;
-	bool want_stdin;
-	bool restart;		/* always-on: start it again after a failed exit */
-};
-
-static void req_free(struct exec_req *r)
-{
-	free(r->cwd);
-	for (size_t i = 0; i < r->nenv; i++)
-		free(r->env[i]);
-	free(r->env);
-}
-
-static bool has_nul(const uint8_t *p, size_t n)
-{
-	return memchr(p, 0, n) != NULL;
-}
-
-/* Fills r from the KV payload; returns NULL or a message for MSG_ERROR. */
-static const char *req_parse(struct exec_req *r, const uint8_t *kv, size_t len)
-{
-	struct proto_kv_iter it;
-	const char *k;
-	const uint8_t *v;
-	size_t kl, vl;
-	int rc;
-
-	memset(r, 0, sizeof *r);
-	r->env = xcalloc(1, sizeof *r->env);
-	proto_kv_iter_init(&it, kv, len);
-	while ((rc = proto_kv_next(&it, &k, &kl, &v, &vl)) == 1) {
-		if (proto_kv_is(k, kl, "cmd")) {
-			r->cmd = v;
-			r->cmd_len = vl;
-		} else if (proto_kv_is(k, kl, "cwd")) {
-			if (vl == 0 || vl >= PATH_MAX || has_nul(v, vl))
-				return "bad cwd";
-			free(r->cwd);
-			r->cwd = xstrndup((const char *)v, vl);
-		} else if (proto_kv_is(k, kl, "env")) {
-			const uint8_t *eq = memchr(v, '=', vl);
-			if (!eq || eq == v || has_nul(v, vl))
-				return "bad env entry (want K=V)";
-			if (r->nenv >= EXEC_ENV_MAX)
-				return "too many env entries";
-			r->env = xrealloc(r->env, (r->nenv + 2) * sizeof *r->env);
-			r->env[r->nenv++] = xstrndup((const char *)v, vl);
-			r->env[r->nenv] = NULL;
-		} else if (proto_kv_is(k, kl, "timeout")) {
-			uint64_t t;
-			if (proto_kv_u64(v, vl, &t) < 0 || t > EXEC_TIMEOUT_MAX)
-				return "bad timeout";
-			r->timeout = (long long)t;
-		} else if (proto_kv_is(k, kl, "file")) {
-			r->file = vl == 1 && v[0] == '1';
-		} else if (proto_kv_is(k, kl, "stdin")) {
-			r->want_stdin = vl == 1 && v[0] == '1';
-		} else if (proto_kv_is(k, kl, "restart")) {
-			r->restart = vl == 1 && v[0] == '1';
-		}
-		/* unknown keys are ignored: newer hosts may send more */
-	}
-	if (rc < 0)
-		return "malformed key/value payload";
-	if (!r->cmd)
-		return "missing cmd";
-	if (!r->file && (r->cmd_len == 0 || has_nul(r->cmd, r->cmd_len)))
-		return "bad cmd";
-	return NULL;
-}
-
 /*
  * The child's environment: the agent's, with the request's K=V entries
  * replacing or adding. Built before vfork, so the child only makes syscalls.
  * Owned, strings too: a restarted process gets it again.
  */
-static char **build_envp(const struct exec_req *r)
+static char **build_envp(const struct payload_exec *r)
 {
 	size_t n = 0;
 	while (environ[n])
@@ -526,7 +446,7 @@ fail:
 }
 
 /* Fills c's argv (sh -c CMD, or the script file written for type "file"); NULL or an error for MSG_ERROR. */
-static const char *chan_argv(struct chan *c, const struct exec_req *r, char *errbuf, size_t n)
+static const char *chan_argv(struct chan *c, const struct payload_exec *r, char *errbuf, size_t n)
 {
 	if (!r->file) {
 		c->argv[0] = xstrdup("/bin/sh");
@@ -551,7 +471,7 @@ static const char *chan_argv(struct chan *c, const struct exec_req *r, char *err
 
 void exec_start(struct agent *a, uint32_t id, const uint8_t *kv, size_t len)
 {
-	struct exec_req r;
+	struct payload_exec r;
 	const char *bad;
 	char errbuf[PATH_MAX + 64];
 
@@ -567,9 +487,9 @@ void exec_start(struct agent *a, uint32_t id, const uint8_t *kv, size_t len)
 		agent_send_error(a, id, "too many channels (max %d)", AGENT_CHAN_MAX);
 		return;
 	}
-	if ((bad = req_parse(&r, kv, len)) != NULL) {
+	if ((bad = payload_exec_parse(&r, kv, len)) != NULL) {
 		agent_send_error(a, id, "EXEC: %s", bad);
-		req_free(&r);
+		payload_exec_free(&r);
 		return;
 	}
 	struct chan *c = xcalloc(1, sizeof *c);
@@ -594,7 +514,7 @@ void exec_start(struct agent *a, uint32_t id, const uint8_t *kv, size_t len)
 		chan_free(a, c);
 	else
 		c->deadline = r.timeout > 0 ? agent_now_ms() + r.timeout * 1000 : -1;
-	req_free(&r);
+	payload_exec_free(&r);
 }
 
 void exec_stdin(struct agent *a, uint32_t id, const uint8_t *p, size_t len)

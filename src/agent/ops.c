@@ -22,20 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "payload.h"
 #include "xmalloc.h"
-
-#define OPS_HOSTNAME_MAX 64
-
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Mixes seed bytes into the kernel pool, credits them (the host's getrandom) and reseeds the CRNG. */
 static int add_entropy(const uint8_t *seed, size_t n, bool credit)
@@ -67,29 +55,6 @@ static int add_entropy(const uint8_t *seed, size_t n, bool credit)
 	return r;
 }
 
-static bool hostname_ok(const uint8_t *p, size_t n)
-{
-	if (n == 0 || n > OPS_HOSTNAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		uint8_t c = p[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
-			return false;
-	}
-	return true;
-}
-
-/* A dotted-quad IPv4 address (inet_pton's form); its text into out. */
-static bool ipv4_ok(const uint8_t *p, size_t n, char out[INET_ADDRSTRLEN])
-{
-	struct in_addr in;
-	if (n == 0 || n >= INET_ADDRSTRLEN)
-		return false;
-	memcpy(out, p, n);
-	out[n] = 0;
-	return inet_pton(AF_INET, out, &in) == 1;
-}
-
 /* resolv.conf with a "nameserver" line per server (empty without one). Returns 0 or -errno. */
 static int write_resolv(char dns[][INET_ADDRSTRLEN], unsigned n)
 {
@@ -105,74 +70,40 @@ static int write_resolv(char dns[][INET_ADDRSTRLEN], unsigned n)
 void ops_init(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
 {
 	struct proto_kv_iter it;
-	const char *k;
-	const uint8_t *v;
-	size_t kl, vl;
+	struct payload_init_item item;
+	const char *bad;
 	int rc;
 	char dns[AGENT_DNS_MAX][INET_ADDRSTRLEN];
 	unsigned ndns = 0;
 
-	/* dns is checked before anything changes: it is written after the loop */
-	proto_kv_iter_init(&it, kv, len);
-	while ((rc = proto_kv_next(&it, &k, &kl, &v, &vl)) == 1) {
-		if (!proto_kv_is(k, kl, "dns"))
-			continue;
-		if (ndns == AGENT_DNS_MAX) {
-			agent_send_error(a, chan, "INIT: more than %d dns servers", AGENT_DNS_MAX);
-			return;
-		}
-		if (!ipv4_ok(v, vl, dns[ndns])) {
-			agent_send_error(a, chan, "INIT: bad dns (want an IPv4 address)");
-			return;
-		}
-		ndns++;
+	/* the whole payload is checked before anything changes (dns is written after the loop) */
+	if ((bad = payload_init_parse(kv, len, dns, &ndns)) != NULL) {
+		agent_send_error(a, chan, "%s", bad);
+		return;
 	}
 
 	proto_kv_iter_init(&it, kv, len);
-	while ((rc = proto_kv_next(&it, &k, &kl, &v, &vl)) == 1) {
-		if (proto_kv_is(k, kl, "time_ns")) {
-			uint64_t ns;
-			if (proto_kv_u64(v, vl, &ns) < 0) {
-				agent_send_error(a, chan, "INIT: bad time_ns");
-				return;
-			}
+	while ((rc = payload_init_next(&it, &item, &bad)) == 1) {
+		if (item.kind == PAYLOAD_INIT_TIME) {
+			uint64_t ns = item.time_ns;
 			struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ULL), .tv_nsec = (long)(ns % 1000000000ULL) };
 			if (a->pid1 && clock_settime(CLOCK_REALTIME, &ts) < 0) {
 				agent_send_error(a, chan, "INIT: set clock: %s", strerror(errno));
 				return;
 			}
-		} else if (proto_kv_is(k, kl, "hostname")) {
-			if (!hostname_ok(v, vl)) {
-				agent_send_error(a, chan, "INIT: bad hostname");
-				return;
-			}
-			if (a->pid1 && sethostname((const char *)v, vl) < 0) {
+		} else if (item.kind == PAYLOAD_INIT_HOSTNAME) {
+			if (a->pid1 && sethostname((const char *)item.hostname, item.hostname_len) < 0) {
 				agent_send_error(a, chan, "INIT: sethostname: %s", strerror(errno));
 				return;
 			}
-		} else if (proto_kv_is(k, kl, "entropy")) {
-			uint8_t seed[AGENT_ENTROPY_MAX];
-			size_t n = 0;
-			if (vl % 2) {
-				agent_send_error(a, chan, "INIT: bad entropy (odd hex length)");
-				return;
-			}
-			for (size_t i = 0; i + 1 < vl && n < sizeof seed; i += 2) {
-				int hi = hexval(v[i]), lo = hexval(v[i + 1]);
-				if (hi < 0 || lo < 0) {
-					agent_send_error(a, chan, "INIT: bad entropy (not hex)");
-					return;
-				}
-				seed[n++] = (uint8_t)(hi << 4 | lo);
-			}
-			int r = n ? add_entropy(seed, n, a->pid1) : 0;
+		} else if (item.kind == PAYLOAD_INIT_ENTROPY) {
+			int r = item.nseed ? add_entropy(item.seed, item.nseed, a->pid1) : 0;
 			if (r < 0)
 				agent_log("entropy: %s", strerror(-r));
 		}
-		/* other keys are for newer agents */
 	}
 	if (rc < 0) {
-		agent_send_error(a, chan, "INIT: malformed key/value payload");
+		agent_send_error(a, chan, "%s", bad);
 		return;
 	}
 	int r = a->pid1 ? write_resolv(dns, ndns) : 0;
@@ -236,24 +167,6 @@ int ops_write_file(const char *path, const void *data, size_t len, mode_t mode)
 	return r;
 }
 
-/* Absolute or relative (to /root), no "." or ".." components, no empty components, bounded. */
-static bool path_ok(const uint8_t *p, size_t n)
-{
-	if (n == 0 || n >= PATH_MAX - 8 || p[n - 1] == '/' || memchr(p, 0, n) || (n == 1 && p[0] == '/'))
-		return false;
-	size_t i = p[0] == '/' ? 1 : 0;
-	while (i < n) {
-		size_t j = i;
-		while (j < n && p[j] != '/')
-			j++;
-		size_t cl = j - i;
-		if (cl == 0 || (cl == 1 && p[i] == '.') || (cl == 2 && p[i] == '.' && p[i + 1] == '.'))
-			return false;
-		i = j + 1;
-	}
-	return true;
-}
-
 /* Writes data at off > 0 into the existing file path, which must be at least off long. */
 static int write_at(const char *path, const uint8_t *data, size_t len, uint64_t off)
 {
@@ -285,48 +198,15 @@ static int write_at(const char *path, const uint8_t *data, size_t len, uint64_t 
 
 void ops_file(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
 {
-	struct proto_kv_iter it;
-	const char *k;
-	const uint8_t *v, *path = NULL, *data = NULL;
-	size_t kl, vl, path_len = 0, data_len = 0;
-	unsigned mode = 0644;
-	uint64_t offset = 0;
-	int rc;
+	struct payload_file f;
+	const char *bad;
 
 	if (chan && exec_busy(a, chan)) {
 		agent_send_error(a, chan, "channel %u is busy", chan);
 		return;
 	}
-	proto_kv_iter_init(&it, kv, len);
-	while ((rc = proto_kv_next(&it, &k, &kl, &v, &vl)) == 1) {
-		if (proto_kv_is(k, kl, "path")) {
-			path = v;
-			path_len = vl;
-		} else if (proto_kv_is(k, kl, "data")) {
-			data = v;
-			data_len = vl;
-		} else if (proto_kv_is(k, kl, "offset")) {
-			if (proto_kv_u64(v, vl, &offset) < 0 || offset > (uint64_t)INT64_MAX / 2) {
-				agent_send_error(a, chan, "FILE: bad offset");
-				return;
-			}
-		} else if (proto_kv_is(k, kl, "mode")) {
-			if (vl == 0 || vl > 4)
-				goto bad_mode;
-			mode = 0;
-			for (size_t i = 0; i < vl; i++) {
-				if (v[i] < '0' || v[i] > '7')
-					goto bad_mode;
-				mode = mode * 8 + (v[i] - '0');
-			}
-		}
-	}
-	if (rc < 0) {
-		agent_send_error(a, chan, "FILE: malformed key/value payload");
-		return;
-	}
-	if (!path || !path_ok(path, path_len)) {
-		agent_send_error(a, chan, "FILE: path must be absolute or relative to /root, without . or .. components");
+	if ((bad = payload_file_parse(&f, kv, len)) != NULL) {
+		agent_send_error(a, chan, "%s", bad);
 		return;
 	}
 	if (a->ws_frozen) {
@@ -334,18 +214,15 @@ void ops_file(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
 		agent_send_error(a, chan, "FILE: the workspace is frozen");
 		return;
 	}
-	char *p = path[0] == '/' ? xstrndup((const char *)path, path_len)
-				 : xasprintf("/root/%.*s", (int)path_len, (const char *)path);
-	const uint8_t *d = data ? data : (const uint8_t *)"";
-	int r = offset ? write_at(p, d, data_len, offset) : ops_write_file(p, d, data_len, (mode_t)mode);
+	char *p = f.path[0] == '/' ? xstrndup((const char *)f.path, f.path_len)
+				   : xasprintf("/root/%.*s", (int)f.path_len, (const char *)f.path);
+	const uint8_t *d = f.data ? f.data : (const uint8_t *)"";
+	int r = f.offset ? write_at(p, d, f.data_len, f.offset) : ops_write_file(p, d, f.data_len, (mode_t)f.mode);
 	if (r == -ESPIPE)
-		agent_send_error(a, chan, "FILE %s: shorter than offset %llu", p, (unsigned long long)offset);
+		agent_send_error(a, chan, "FILE %s: shorter than offset %llu", p, (unsigned long long)f.offset);
 	else if (r < 0)
 		agent_send_error(a, chan, "FILE %s: %s", p, strerror(-r));
 	else
 		agent_send(a, MSG_OK, chan, NULL, 0);
 	free(p);
-	return;
-bad_mode:
-	agent_send_error(a, chan, "FILE: bad mode (want octal, e.g. 644)");
 }

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "payload.h"
 #include "xmalloc.h"
 
 #define SSHD_BIN "/usr/sbin/sshd"
@@ -54,72 +55,6 @@ static const char sshd_config[] =
 	"PrintLastLog no\n"
 	"AuthorizedKeysFile .ssh/authorized_keys " SSHD_KEYS "\n"
 	"Subsystem sftp internal-sftp\n";
-
-/* One SSHD request; pointers go into the frame's payload. */
-struct sshd_req {
-	const uint8_t *key[AGENT_SSHD_KEYS_MAX];	/* trimmed of trailing whitespace */
-	size_t key_len[AGENT_SSHD_KEYS_MAX];
-	unsigned nkeys;
-	const uint8_t *host_key;	/* NULL: keep the one installed */
-	size_t host_key_len;
-};
-
-static bool has_prefix(const uint8_t *p, size_t n, const char *pre)
-{
-	size_t l = strlen(pre);
-	return n >= l && memcmp(p, pre, l) == 0;
-}
-
-/* One authorized_keys line of a key type, without options: printable, no line breaks. */
-static bool key_ok(const uint8_t *p, size_t n)
-{
-	if (n == 0 || n > AGENT_SSHD_KEY_MAX)
-		return false;
-	if (!has_prefix(p, n, "ssh-") && !has_prefix(p, n, "ecdsa-") && !has_prefix(p, n, "sk-"))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
-			return false;
-	return true;
-}
-
-/* Returns NULL or the text of an ERROR. */
-static const char *sshd_parse(struct sshd_req *r, const uint8_t *kv, size_t len)
-{
-	struct proto_kv_iter it;
-	const char *k;
-	const uint8_t *v;
-	size_t kl, vl;
-	int rc;
-
-	memset(r, 0, sizeof *r);
-	proto_kv_iter_init(&it, kv, len);
-	while ((rc = proto_kv_next(&it, &k, &kl, &v, &vl)) == 1) {
-		if (proto_kv_is(k, kl, "key")) {
-			while (vl > 0 && (v[vl - 1] == '\n' || v[vl - 1] == '\r' || v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-				vl--;
-			if (!key_ok(v, vl))
-				return "SSHD: bad key (want one line \"ssh-...\", \"ecdsa-...\" or \"sk-...\", "
-				       "printable, at most 8192 bytes)";
-			if (r->nkeys == AGENT_SSHD_KEYS_MAX)
-				return "SSHD: more than 64 keys";
-			r->key[r->nkeys] = v;
-			r->key_len[r->nkeys++] = vl;
-		} else if (proto_kv_is(k, kl, "host_key")) {
-			if (vl == 0 || vl > AGENT_SSHD_HOST_KEY_MAX || memchr(v, 0, vl) ||
-			    !has_prefix(v, vl, "-----BEGIN "))
-				return "SSHD: bad host_key (want a PEM private key, \"-----BEGIN ...\", "
-				       "at most 16384 bytes)";
-			if (r->host_key)
-				return "SSHD: more than one host_key";
-			r->host_key = v;
-			r->host_key_len = vl;
-		}
-	}
-	if (rc < 0)
-		return "SSHD: malformed key/value payload";
-	return NULL;
-}
 
 /*
  * Reads all of a small file into b (appending). Returns 0, -ENOENT when it
@@ -167,7 +102,7 @@ static bool has_line(const struct buf *b, const uint8_t *p, size_t n)
 }
 
 /* Appends the request's keys missing from path (created 0600). Returns 0 or -errno. */
-static int keys_merge(const char *path, const struct sshd_req *r)
+static int keys_merge(const char *path, const struct payload_sshd *r)
 {
 	struct buf b;
 	buf_init(&b);
@@ -209,7 +144,7 @@ static int dir_ensure(const char *path, mode_t mode)
  * Writes the host key when it differs from the installed one. Returns 1 when
  * it changed, 0 when not, or -errno.
  */
-static int host_key_install(const struct sshd_req *r)
+static int host_key_install(const struct payload_sshd *r)
 {
 	if (!r->host_key)
 		return 0;
@@ -294,7 +229,7 @@ static void sshd_wait(struct agent *a, uint32_t chan)
 
 void sshd_request(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
 {
-	struct sshd_req r;
+	struct payload_sshd r;
 	const char *bad;
 	int e;
 
@@ -302,7 +237,7 @@ void sshd_request(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
 		agent_send_error(a, chan, "channel %u is busy", chan);
 		return;
 	}
-	if ((bad = sshd_parse(&r, kv, len)) != NULL) {
+	if ((bad = payload_sshd_parse(&r, kv, len)) != NULL) {
 		agent_send_error(a, chan, "%s", bad);
 		return;
 	}

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "apiparse.h"
 #include "db.h"
 #include "http.h"
 #include "jobs.h"
@@ -24,63 +25,6 @@ static unsigned http_code(int code)
 	}
 }
 
-static json_t *body_object(struct req *r, struct err *err)
-{
-	json_error_t je;
-	if (r->body.len > API_BODY_MAX) {
-		err_set(err, 413, "request body larger than %d bytes", API_BODY_MAX);
-		return NULL;
-	}
-	json_t *o = json_loadb(r->body.data ? (const char *)r->body.data : "{}", r->body.len ? r->body.len : 2,
-			       JSON_REJECT_DUPLICATES, &je);
-	if (!o) {
-		err_set(err, 400, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
-		return NULL;
-	}
-	if (!json_is_object(o)) {
-		json_decref(o);
-		err_set(err, 400, "request body must be a JSON object");
-		return NULL;
-	}
-	return o;
-}
-
-/* The fields of an access request: {"url": true, "port": P} and/or {"ssh": true, "ssh_public_key": K}. */
-struct access_req {
-	bool url, ssh;
-	int port;
-	char *key;
-};
-
-static int parse_access(json_t *o, struct access_req *a, struct err *err)
-{
-	const char *k;
-	json_t *v;
-	json_object_foreach(o, k, v) {
-		int r = 0;
-		if (!strcmp(k, "url") || !strcmp(k, "ssh")) {
-			if (!json_is_boolean(v) && !json_is_null(v))
-				return err_set(err, 400, "\"%s\" must be true or false", k);
-			*(!strcmp(k, "url") ? &a->url : &a->ssh) = json_is_true(v);
-		} else if (!strcmp(k, "port")) {
-			r = jobspec_parse_port(v, &a->port, err);
-		} else if (!strcmp(k, "ssh_public_key")) {
-			r = jobspec_parse_ssh_key(v, &a->key, err);
-		} else {
-			return err_set(err, 400, "unknown field \"%.64s\" (expected url, port, ssh, ssh_public_key)", k);
-		}
-		if (r < 0)
-			return r;
-	}
-	if (!a->url && !a->ssh)
-		return err_set(err, 400, "nothing to enable: send \"url\": true and/or \"ssh\": true");
-	if (a->port && !a->url)
-		return err_set(err, 400, "\"port\" is the URL's port: it needs \"url\": true");
-	if (a->key && !a->ssh)
-		return err_set(err, 400, "\"ssh_public_key\" needs \"ssh\": true");
-	return 0;
-}
-
 json_t *api_job_json(const struct job_row *j)
 {
 	json_t *o = db_job_json(j);
@@ -93,10 +37,8 @@ enum MHD_Result api_job_access(struct req *r, const struct job_row *j)
 	if (strcmp(j->status, "running"))
 		return http_reply_error(r, MHD_HTTP_CONFLICT, "job %s is %s: access is for running sandboxes", j->id, j->status);
 	struct err err = { 0 };
-	struct access_req a = { 0 };
-	json_t *o = body_object(r, &err);
-	int rc = o ? parse_access(o, &a, &err) : -1;
-	json_decref(o);
+	struct apiparse_access a;
+	int rc = apiparse_access((const char *)r->body.data, r->body.len, &a, &err);
 	if (rc == 0 && a.url)
 		rc = access_url_enable(j, a.port, &err);
 	if (rc == 0 && a.ssh) {
@@ -119,37 +61,11 @@ enum MHD_Result api_job_access(struct req *r, const struct job_row *j)
 static enum MHD_Result alias_create(struct req *r)
 {
 	struct err err = { 0 };
-	json_t *o = body_object(r, &err);
-	if (!o)
+	struct apiparse_alias a;
+	if (apiparse_alias((const char *)r->body.data, r->body.len, &a, &err) < 0)
 		return http_reply_error(r, err.code == 413 ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST, "%s", err.msg);
-	const char *alias = NULL, *ws = NULL, *job = NULL, *k;
-	json_t *v;
+	const char *alias = a.alias, *ws = a.workspace, *job = a.job_id;
 	enum MHD_Result ret;
-	json_object_foreach(o, k, v) {
-		const char **dst = !strcmp(k, "alias") ? &alias : !strcmp(k, "workspace") ? &ws : !strcmp(k, "job_id") ? &job : NULL;
-		if (!dst) {
-			ret = http_reply_error(r, MHD_HTTP_BAD_REQUEST, "unknown field \"%.64s\" (expected alias, workspace, job_id)", k);
-			goto out;
-		}
-		if (!json_is_string(v)) {
-			ret = http_reply_error(r, MHD_HTTP_BAD_REQUEST, "\"%s\" must be a string", k);
-			goto out;
-		}
-		*dst = json_string_value(v);
-	}
-	if (!alias || !url_label_ok(alias)) {
-		ret = http_reply_error(r, MHD_HTTP_BAD_REQUEST, "\"alias\" must be a DNS label: 1 to %d of a-z, 0-9 and '-',"
-				       " not starting or ending with '-'", URL_LABEL_MAX);
-		goto out;
-	}
-	if (!ws == !job) {
-		ret = http_reply_error(r, MHD_HTTP_BAD_REQUEST, "give exactly one of \"workspace\" and \"job_id\"");
-		goto out;
-	}
-	if (ws && !ws_name_ok(ws)) {
-		ret = http_reply_error(r, MHD_HTTP_BAD_REQUEST, "\"workspace\" is not a valid workspace name");
-		goto out;
-	}
 	bool known;
 	if (job) {
 		struct job_row j;
@@ -182,7 +98,7 @@ static enum MHD_Result alias_create(struct req *r)
 	db_url_get(alias, &u);
 	ret = http_reply_json(r, MHD_HTTP_CREATED, db_url_alias_json(&u));
 out:
-	json_decref(o);
+	apiparse_alias_free(&a);
 	return ret;
 }
 

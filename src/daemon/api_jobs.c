@@ -11,6 +11,7 @@
 #include <sys/random.h>
 
 #include "access.h"
+#include "apiparse.h"
 #include "db.h"
 #include "fs.h"
 #include "http.h"
@@ -142,22 +143,12 @@ static enum MHD_Result submit(struct req *r)
 
 static enum MHD_Result list(struct req *r)
 {
-	const char *status = http_query(r, "status");
-	if (status && strcmp(status, "queued") && strcmp(status, "running") && strcmp(status, "completed") && strcmp(status, "failed"))
-		return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "\"status\" must be queued, running, completed or failed");
-	int limit = 100;
-	const char *l = http_query(r, "limit");
-	if (l) {
-		char *end;
-		long v = strtol(l, &end, 10);
-		if (!*l || *end || v < 1 || v > 1000)
-			return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "\"limit\" must be an integer from 1 to 1000");
-		limit = (int)v;
-	}
+	const char *status = http_query(r, "status"), *ws = http_query(r, "workspace");
+	int limit;
+	struct err err = { 0 };
+	if (apiparse_jobs_query(status, http_query(r, "limit"), ws, &limit, &err) < 0)
+		return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
 	json_t *o = json_object();
-	const char *ws = http_query(r, "workspace");
-	if (ws && !ws_name_ok(ws))
-		return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "\"workspace\" is not a valid workspace name");
 	json_object_set_new(o, "jobs", db_job_list(r->user_id, status, ws, limit));
 	return http_reply_json(r, MHD_HTTP_OK, o);
 }
@@ -255,19 +246,15 @@ static void follow_free_cb(void *cls)
 
 static enum MHD_Result logs(struct req *r, const struct job_row *j)
 {
-	int64_t since = 0;
-	const char *s = http_query(r, "since");
-	if (s) {
-		char *end;
-		long long v = strtoll(s, &end, 10);
-		if (!*s || *end || v < 0)
-			return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "\"since\" must be a non-negative integer");
-		since = v;
-	}
+	int64_t since;
+	bool follow_on;
+	struct err err = { 0 };
 	const char *fl = http_query(r, "follow");
 	if (!fl)
 		fl = http_query(r, "stream");
-	if (fl && (!strcmp(fl, "true") || !strcmp(fl, "1"))) {
+	if (apiparse_logs_query(http_query(r, "since"), fl, &since, &follow_on, &err) < 0)
+		return http_reply_error(r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
+	if (follow_on) {
 		struct follow *f = xcalloc(1, sizeof *f);
 		snprintf(f->id, sizeof f->id, "%s", j->id);
 		f->since = since;

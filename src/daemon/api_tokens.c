@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apiparse.h"
 #include "db.h"
 #include "http.h"
 #include "jobspec.h"
@@ -55,10 +56,8 @@ static enum MHD_Result token_list(struct req *r)
 
 static enum MHD_Result token_revoke(struct req *r, const char *ids)
 {
-	char *end;
-	errno = 0;
-	long long id = strtoll(ids, &end, 10);
-	if (!*ids || *end || errno || id <= 0 || db_token_revoke(r->user_id, id) < 0)
+	long long id = apiparse_token_id(ids);
+	if (id <= 0 || db_token_revoke(r->user_id, id) < 0)
 		return http_reply_error(r, MHD_HTTP_NOT_FOUND, "token %.40s not found", ids);
 	return http_reply_json(r, MHD_HTTP_OK, json_pack("{s:b,s:I}", "deleted", 1, "id", (json_int_t)id));
 }

@@ -18,6 +18,7 @@
 
 #include <openssl/evp.h>
 
+#include "apiparse.h"
 #include "base64.h"
 #include "http.h"
 #include "jobs.h"
@@ -107,32 +108,12 @@ bool api_upload_begin(struct req *r, const char *url)
 	}
 	const char *name = http_query(r, "name");
 	struct err err = { 0 };
-	if (!name) {
-		refuse(u, MHD_HTTP_BAD_REQUEST, "missing query parameter \"name\" (the file's path in the working directory)");
+	size_t full = name ? strlen(name) : 0;
+	if (name)
+		MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, name_len_cb, &full);
+	if (apiparse_upload_query(name, full, http_query(r, "mode"), &u->mode, &err) < 0) {
+		refuse(u, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
 		return true;
-	}
-	size_t full = strlen(name);
-	MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, name_len_cb, &full);
-	if (full != strlen(name)) {
-		refuse(u, MHD_HTTP_BAD_REQUEST, "\"name\": file name contains a NUL byte");
-		return true;
-	}
-	json_t *js = json_string(name); /* NULL when not valid UTF-8 */
-	json_decref(js);
-	if (jobspec_path_check(name, strlen(name), &err) < 0 || !js) {
-		refuse(u, MHD_HTTP_BAD_REQUEST, "\"name\": %s", err.msg[0] ? err.msg : "not valid UTF-8");
-		return true;
-	}
-	u->mode = 0644;
-	const char *m = http_query(r, "mode");
-	if (m) {
-		char *end;
-		long v = strtol(m, &end, 8);
-		if (!*m || *end || v < 0 || v > 07777) {
-			refuse(u, MHD_HTTP_BAD_REQUEST, "\"mode\" must be octal permission bits from 0 to 7777");
-			return true;
-		}
-		u->mode = (unsigned)v;
 	}
 	u->name = xstrdup(name);
 	char *dir = ws_upload_dir(id, true);

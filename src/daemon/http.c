@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apiparse.h"
 #include "jobspec.h"
 #include "log.h"
 #include "utf8.h"
@@ -58,29 +59,9 @@ enum MHD_Result http_reply_error(struct req *r, unsigned status, const char *fmt
 
 int http_body_text_field(struct req *r, const char *what, const char *field, size_t max, char *out, struct err *err)
 {
-	if (r->too_big || r->body.len > API_BODY_MAX)
+	if (r->too_big)
 		return err_set(err, 413, "request body larger than %d bytes", API_BODY_MAX);
-	if (r->body.len == 0)
-		return 0;
-	json_error_t je;
-	json_t *root = json_loadb((const char *)r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &je);
-	if (!root)
-		return err_set(err, 400, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
-	int rc = json_is_object(root) ? 0 : err_set(err, 400, "request body must be a JSON object");
-	const char *key;
-	json_t *v;
-	json_object_foreach(root, key, v) {
-		if (rc < 0)
-			break;
-		if (strcmp(key, field))
-			rc = err_set(err, 400, "unknown field \"%.64s\" (%s takes %s)", key, what, field);
-		else if (!text_line_ok(json_string_value(v), json_string_length(v), max))
-			rc = err_set(err, 400, "\"%s\" must be 1-%zu printable ASCII characters", field, max);
-		else
-			snprintf(out, max + 1, "%s", json_string_value(v));
-	}
-	json_decref(root);
-	return rc;
+	return apiparse_text_field((const char *)r->body.data, r->body.len, what, field, max, out, err);
 }
 
 const char *http_query(struct req *r, const char *key)

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "s3xml.h"
 #include "store_int.h"
 #include "xmalloc.h"
 
@@ -230,74 +231,6 @@ static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* Text of the first <tag>..</tag> in xml, entity-decoded, into out (cleared). 0 or -1 if absent. */
-static int xml_decode(const char *s, size_t n, struct buf *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] != '&') {
-			buf_putc(out, s[i]);
-			continue;
-		}
-		const char *semi = memchr(s + i, ';', n - i);
-		if (!semi || semi - (s + i) > 10)
-			return -1;
-		size_t m = (size_t)(semi - (s + i)); /* "&name" */
-		const char *e = s + i + 1;
-		if (m == 4 && !strncmp(e, "amp", 3))
-			buf_putc(out, '&');
-		else if (m == 3 && !strncmp(e, "lt", 2))
-			buf_putc(out, '<');
-		else if (m == 3 && !strncmp(e, "gt", 2))
-			buf_putc(out, '>');
-		else if (m == 5 && !strncmp(e, "quot", 4))
-			buf_putc(out, '"');
-		else if (m == 5 && !strncmp(e, "apos", 4))
-			buf_putc(out, '\'');
-		else if (m >= 3 && e[0] == '#') {
-			char num[12];
-			memcpy(num, e + 1, m - 2);
-			num[m - 2] = '\0';
-			char *end;
-			unsigned long v = num[0] == 'x' || num[0] == 'X' ? strtoul(num + 1, &end, 16) : strtoul(num, &end, 10);
-			if (*end || end == num || v == 0 || v > 0x7f)
-				return -1; /* keys are printable ASCII */
-			buf_putc(out, (int)v);
-		} else {
-			return -1;
-		}
-		i += m;
-	}
-	return 0;
-}
-
-/* Finds the next <tag>text</tag> at or after *pos in xml[0..n); decodes text into out. */
-static int xml_next(const char *xml, size_t n, size_t *pos, const char *tag, struct buf *out)
-{
-	char open[64], close[64];
-	snprintf(open, sizeof open, "<%s>", tag);
-	snprintf(close, sizeof close, "</%s>", tag);
-	const char *a = memmem(xml + *pos, n - *pos, open, strlen(open));
-	if (!a)
-		return -1;
-	a += strlen(open);
-	const char *b = memmem(a, n - (size_t)(a - xml), close, strlen(close));
-	if (!b)
-		return -1;
-	buf_reset(out);
-	if (xml_decode(a, (size_t)(b - a), out) < 0)
-		return -1;
-	buf_putc(out, '\0');
-	out->len--;
-	*pos = (size_t)(b - xml) + strlen(close);
-	return 0;
-}
-
-static int xml_get(const struct buf *xml, const char *tag, struct buf *out)
-{
-	size_t pos = 0;
-	return xml->len ? xml_next((const char *)xml->data, xml->len, &pos, tag, out) : -1;
-}
-
 /* Fills err from a failed request: status, S3 error code and message. */
 static int req_fail(struct req *q, CURLcode cc, const char *cerr, int tries, struct err *err)
 {
@@ -317,8 +250,7 @@ static int req_fail(struct req *q, CURLcode cc, const char *cerr, int tries, str
 	struct buf code, msg;
 	buf_init(&code);
 	buf_init(&msg);
-	xml_get(&q->reply, "Code", &code);
-	xml_get(&q->reply, "Message", &msg);
+	s3xml_error((const char *)q->reply.data, q->reply.len, &code, &msg);
 	int r;
 	if (q->status == 401 || q->status == 403)
 		r = -EACCES;
@@ -425,8 +357,8 @@ static int req_run(struct store_s3 *c, struct req *q, struct err *err)
 			continue;
 		}
 		/* CompleteMultipartUpload may fail with 200 and an <Error> body */
-		if (q->status / 100 == 2 && !strcmp(q->method, "POST") && q->reply.len &&
-		    memmem(q->reply.data, q->reply.len, "<Error>", 7))
+		if (q->status / 100 == 2 && !strcmp(q->method, "POST") &&
+		    s3xml_is_error((const char *)q->reply.data, q->reply.len))
 			q->status = 500;
 		if (q->status / 100 == 2 || (q->status / 100 != 5 && q->status != 429))
 			break;
@@ -512,7 +444,8 @@ static int multipart(struct store *s, const char *key, const char *path, int fd,
 	struct req q = { .op = "CreateMultipartUpload", .key = key, .method = "POST", .url = url,
 			 .max = S3_SMALL_REPLY_MAX };
 	r = req_run(c, &q, err);
-	if (r == 0 && (xml_get(&q.reply, "UploadId", &id) < 0 || id.len == 0))
+	if (r == 0 && (s3xml_get((const char *)q.reply.data, q.reply.len, "UploadId", &id) < 0 || id.len == 0 ||
+		       strlen((char *)id.data) != id.len))
 		r = err_set(err, 502, "store: CreateMultipartUpload %s: no UploadId in the reply", key);
 	buf_free(&q.reply);
 	free(url);
@@ -628,10 +561,9 @@ int store_s3_list(struct store *s, const char *prefix, char ***keys, size_t *n, 
 	char **out = NULL;
 	size_t cnt = 0, cap = 0;
 	char *full = xasprintf("%s%s", c->prefix, prefix);
-	size_t plen = strlen(c->prefix);
-	struct buf token, k, url;
+	struct buf token, prev, url;
 	buf_init(&token);
-	buf_init(&k);
+	buf_init(&prev);
 	buf_init(&url);
 	int r = 0;
 	for (;;) {
@@ -652,24 +584,15 @@ int store_s3_list(struct store *s, const char *prefix, char ***keys, size_t *n, 
 			buf_free(&q.reply);
 			break;
 		}
-		const char *xml = q.reply.data ? (const char *)q.reply.data : "";
-		size_t pos = 0;
-		while (xml_next(xml, q.reply.len, &pos, "Key", &k) == 0) {
-			const char *key = (const char *)k.data;
-			if (k.len <= plen || strncmp(key, c->prefix, plen) || strlen(key) != k.len)
-				continue; /* not ours (or has a NUL) */
-			if (cnt == cap) {
-				cap = cap ? 2 * cap : 64;
-				out = xrealloc(out, cap * sizeof *out);
-			}
-			out[cnt++] = xstrdup(key + plen);
-		}
-		struct buf trunc;
-		buf_init(&trunc);
-		int more = xml_get(&q.reply, "IsTruncated", &trunc) == 0 && !strcmp((char *)trunc.data, "true");
-		buf_free(&trunc);
-		if (more && (xml_get(&q.reply, "NextContinuationToken", &token) < 0 || token.len == 0)) {
+		buf_reset(&prev);
+		buf_append(&prev, token.data, token.len);
+		int more = s3xml_list_page((const char *)q.reply.data, q.reply.len, c->prefix, &out, &cnt, &cap, &token);
+		if (more < 0) {
 			r = err_set(err, 502, "store: LIST %s: truncated reply without NextContinuationToken", prefix);
+			more = 0;
+		} else if (more && token.len == prev.len && !memcmp(token.data, prev.data, token.len)) {
+			/* a store that hands back the same token would have us list forever */
+			r = err_set(err, 502, "store: LIST %s: the store repeated a continuation token", prefix);
 			more = 0;
 		}
 		buf_free(&q.reply);
@@ -678,7 +601,7 @@ int store_s3_list(struct store *s, const char *prefix, char ***keys, size_t *n, 
 	}
 	free(full);
 	buf_free(&token);
-	buf_free(&k);
+	buf_free(&prev);
 	buf_free(&url);
 	if (r < 0) {
 		store_keys_free(out, cnt);
