@@ -125,10 +125,10 @@ int engine_init(struct engine *eng, const char *guest_dir, const char *accel, st
 	const char *kernels[] = { "vmlinux", "bzImage" };
 	for (size_t i = 0; i < 2 && !eng->kernel; i++) {
 		char *k = xasprintf("%s/%s", guest_dir, kernels[i]);
+		/* the file itself, links resolved: a jailed QEMU sees only its dir */
 		if (access(k, R_OK) == 0)
-			eng->kernel = k;
-		else
-			free(k);
+			eng->kernel = realpath(k, NULL);
+		free(k);
 	}
 	if (!eng->kernel) {
 		engine_free(eng);
@@ -154,7 +154,9 @@ void engine_with_image(struct engine *dst, const struct engine *base, const char
 	*dst = *base;
 	dst->qemu = xstrdup(base->qemu);
 	dst->kernel = xstrdup(base->kernel);
-	dst->image = xstrdup(image);
+	dst->image = realpath(image, NULL); /* links resolved, as for the kernel */
+	if (!dst->image)
+		dst->image = xstrdup(image);
 	dst->empty_disk = base->empty_disk ? xstrdup(base->empty_disk) : NULL;
 }
 
