@@ -1370,6 +1370,21 @@ static void run_job(struct active *a)
 	} else {
 		run_script(&jr);
 	}
+	/*
+	 * A named workspace outlives its job, and the job shows as ended before its
+	 * VM is powered off (which syncs the guest's filesystems): what the script
+	 * wrote must be on the host's disk first, or a magsd killed in between (its
+	 * VMs die with it) loses a completed job's writes. FREEZE syncs them; the
+	 * power-off thaws. Only when the script exited by itself (the agent answers);
+	 * a job that pushes its workspace ends after the power-off anyway.
+	 */
+	if (jr.sb && jr.ws.name && jr.ws.held && !jr.ws.persistent && !jr.ws.base_image && jr.has_exit && !jr.error &&
+	    stop_reason(a) == STOP_NONE) {
+		err_clear(&err);
+		if (agent_call(&jr, MSG_FREEZE, 0, NULL, JOB_AGENT_CALL_MS, -1, &err) < 0)
+			log_warn("job %s: sync of workspace %s before the job ends: %s", a->id, jr.ws.name, err.msg);
+		err_clear(&err);
+	}
 	store_output(&jr, LOG_STDOUT, NULL, 0, true);
 	store_output(&jr, LOG_STDERR, NULL, 0, true);
 	/* an always-on job interrupted by a shutdown starts again with the next magsd */
@@ -1502,6 +1517,8 @@ int jobs_start(const struct jobs_config *cfg, struct err *err)
 		free(ids[i]);
 	}
 	free(ids);
+	/* the uploads of jobs that ended or were interrupted (run_job's cleanup never ran for them) */
+	ws_sweep_uploads();
 	ids = db_jobs_with_status("queued", &n);
 	pthread_mutex_lock(&J.mu);
 	for (size_t i = 0; i < n; i++) {

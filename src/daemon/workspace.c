@@ -13,6 +13,7 @@
  */
 #include "workspace.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -165,6 +166,40 @@ char *ws_upload_dir(const char *job_id, bool create)
 	if (create)
 		fs_mkdir_p(d, 0700);
 	return d;
+}
+
+void ws_sweep_uploads(void)
+{
+	DIR *d = opendir(W.uploads);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		struct job_row j;
+		bool keep = db_job_get(de->d_name, 0, &j) == 0 &&
+			    (!strcmp(j.status, "queued") || !strcmp(j.status, "running"));
+		db_job_row_free(&j);
+		char *dir = xasprintf("%s/%s", W.uploads, de->d_name);
+		if (!keep) {
+			fs_rm_tree(dir);
+			log_info("job %s: removed its uploads, left by an earlier magsd", de->d_name);
+		} else {
+			DIR *jd = opendir(dir);
+			struct dirent *fe;
+			while (jd && (fe = readdir(jd)) != NULL)
+				if (!strncmp(fe->d_name, ".upload-", 8)) {
+					char *p = xasprintf("%s/%s", dir, fe->d_name);
+					unlink(p);
+					free(p);
+				}
+			if (jd)
+				closedir(jd);
+		}
+		free(dir);
+	}
+	closedir(d);
 }
 
 /* Creates the directory a disk file goes in. */

@@ -107,5 +107,11 @@ json_t *ws_stats_json(const char *name, const struct wsync_stats *st);
 
 /* Directory for the files uploaded to a job (caller frees); create: make it if missing. */
 char *ws_upload_dir(const char *job_id, bool create);
+/*
+ * At start-up, after interrupted jobs were marked: removes the uploads of
+ * jobs that are no longer queued or running (a killed magsd never reached
+ * their cleanup) and half-received uploads (.upload-*) of the others.
+ */
+void ws_sweep_uploads(void);
 
 #endif
