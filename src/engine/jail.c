@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -23,18 +24,37 @@
 #include "engine.h"
 #include "fs.h"
 
+/*
+ * Slots are host-wide: every magsd on the host draws from the same uids and
+ * cgroup names, so a slot is held with a lock on JAIL_LOCK_DIR/N (released by
+ * the kernel when the holder dies).
+ */
+#define JAIL_LOCK_DIR "/run/mags/jail"
+
 static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
-static unsigned char slot_used[JAIL_SLOTS];
+static int slot_fd[JAIL_SLOTS];	/* the lock's fd + 1; 0 = not ours */
 
 int jail_slot_claim(void)
 {
 	int s = -1;
 	pthread_mutex_lock(&slot_mu);
-	for (int i = 0; i < JAIL_SLOTS && s < 0; i++)
-		if (!slot_used[i]) {
-			slot_used[i] = 1;
-			s = i;
+	mkdir("/run/mags", 0755);
+	mkdir(JAIL_LOCK_DIR, 0700);
+	for (int i = 0; i < JAIL_SLOTS && s < 0; i++) {
+		if (slot_fd[i])
+			continue;
+		char p[64];
+		snprintf(p, sizeof p, JAIL_LOCK_DIR "/%d", i);
+		int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			break;
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			close(fd); /* another magsd's */
+			continue;
 		}
+		slot_fd[i] = fd + 1;
+		s = i;
+	}
 	pthread_mutex_unlock(&slot_mu);
 	return s;
 }
@@ -44,7 +64,9 @@ void jail_slot_release(int slot)
 	if (slot < 0 || slot >= JAIL_SLOTS)
 		return;
 	pthread_mutex_lock(&slot_mu);
-	slot_used[slot] = 0;
+	if (slot_fd[slot])
+		close(slot_fd[slot] - 1);
+	slot_fd[slot] = 0;
 	pthread_mutex_unlock(&slot_mu);
 }
 
