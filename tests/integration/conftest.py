@@ -104,6 +104,23 @@ def job_qemu_pids(state_dir, jid):
     return [pid] if pid_alive(pid) else []
 
 
+def wait_for(what, fn, timeout=JOB_TIMEOUT, every=0.2, magsd=None, jid=None):
+    """Polls fn until it returns something true and returns that; fails after
+    timeout with `what` (and, given magsd, the job's and magsd's logs)."""
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.time() > deadline:
+            more = ""
+            if magsd is not None:
+                more = "\n---- job logs ----\n%r\n---- magsd log ----\n%s" % (
+                    magsd.logs(jid)["logs"] if jid else None, magsd.log()[-3000:])
+            pytest.fail("timed out waiting for " + what + more)
+        time.sleep(every)
+
+
 def wait_no_qemu(needle, timeout=15):
     """Waits for QEMUs mentioning `needle` to go; returns the ones still alive."""
     deadline = time.time() + timeout

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import JOB_TIMEOUT, job_qemu_pids
+from conftest import job_qemu_pids, wait_for
 
 # A server whose only state is in memory: a shell variable counting requests (nc
 # serves one connection, so right after a request it is briefly not listening).
@@ -27,21 +27,6 @@ done
 
 def system_log(magsd, jid):
     return "".join(e["data"] for e in magsd.logs(jid)["logs"] if e["stream"] == "system")
-
-
-def wait_for(what, fn, timeout=JOB_TIMEOUT, every=0.2, magsd=None, jid=None):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            more = ""
-            if magsd is not None:
-                more = "\n---- job logs ----\n%r\n---- magsd log ----\n%s" % (
-                    magsd.logs(jid)["logs"] if jid else None, magsd.log()[-3000:])
-            pytest.fail("timed out waiting for " + what + more)
-        time.sleep(every)
 
 
 def get(magsd, host, timeout=60):

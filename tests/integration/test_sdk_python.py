@@ -16,11 +16,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
-from conftest import JOB_TIMEOUT, ROOT
+from conftest import JOB_TIMEOUT, ROOT, wait_for
 
 SDK_DIR = os.path.join(ROOT, "sdk", "python")
 sys.path.insert(0, SDK_DIR)
@@ -117,17 +116,6 @@ def run_example(magsd, code, cwd, python=sys.executable):
     r = subprocess.run([python, path], cwd=cwd, env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT)
     assert r.returncode == 0, "example failed:\n%s\n%s" % (r.stdout, r.stderr)
     return r.stdout
-
-
-def wait_for(what, fn, timeout=JOB_TIMEOUT, every=0.2):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            pytest.fail("timed out waiting for " + what)
-        time.sleep(every)
 
 
 def proxy_get(magsd, url, path="/"):
