@@ -112,6 +112,15 @@ static const char *body_text(struct req *r)
 	return r->body.data ? (const char *)r->body.data : "";
 }
 
+/* The stored job body of a schedule (cronspec_job_body), refused when it names an image this magsd lacks. */
+static int cron_job_body(const char *script, json_t *options, char **spec, struct err *err)
+{
+	int rc = cronspec_job_body(script, options, spec, err);
+	if (rc == 0)
+		rc = images_check(json_string_value(json_object_get(options, "image")), err);
+	return rc;
+}
+
 static enum MHD_Result cron_create(struct req *r)
 {
 	struct err err = { 0 };
@@ -122,9 +131,7 @@ static enum MHD_Result cron_create(struct req *r)
 	if (r->too_big)
 		memset(&cs, 0, sizeof cs);
 	if (rc == 0)
-		rc = cronspec_job_body(cs.script, cs.options, &c.spec, &err);
-	if (rc == 0)
-		rc = images_check(json_string_value(json_object_get(cs.options, "image")), &err);
+		rc = cron_job_body(cs.script, cs.options, &c.spec, &err);
 	if (rc < 0)
 		goto out;
 	new_cron_id(c.id);
@@ -169,9 +176,7 @@ static int cron_apply(struct cron_row *c, const struct cronspec *cs, bool *repla
 	}
 	merge_options(options, cs->options);
 	char *spec = NULL;
-	int rc = cronspec_job_body(script, options, &spec, err);
-	if (rc == 0)
-		rc = images_check(json_string_value(json_object_get(options, "image")), err);
+	int rc = cron_job_body(script, options, &spec, err);
 	free(script);
 	json_decref(options);
 	if (rc < 0) {

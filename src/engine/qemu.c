@@ -295,6 +295,12 @@ static int disks_resolve(const char *rundir, const char *empty_disk, const struc
 	return r;
 }
 
+/* A disk file opened for a jailed QEMU: read-only for the layer slots. */
+static int open_disk(const char *path, int slot)
+{
+	return open(path, (slot_ro(slot) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+}
+
 /* -blockdev file + raw pair and the virtio-blk device for one disk. */
 static void qa_disk(struct qargv *a, const char *node, const char *path, bool ro, const char *serial)
 {
@@ -519,7 +525,7 @@ static int vm_spawn(const struct engine *eng, struct vm *vm, const struct qargv 
 		for (int i = 0; i < 8; i++)
 			jc->pass_fds[i] = -1;
 		for (int i = 0; i < DISK_SLOTS; i++) {
-			fds[i] = open(vm->slot_path[i], (slot_ro(i) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+			fds[i] = open_disk(vm->slot_path[i], i);
 			if (fds[i] < 0) {
 				r = err_set(err, errno, "open disk %s", vm->slot_path[i]);
 				goto out;
@@ -681,7 +687,7 @@ int vm_set_disks(struct vm *vm, const struct vm_disks *disks, struct err *err)
 		char fdset[32];
 		const char *file = paths[i];
 		if (vm->jail_slot >= 0) { /* a jailed QEMU sees no disk paths: the file goes as a descriptor */
-			int fd = open(paths[i], (slot_ro(i) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+			int fd = open_disk(paths[i], i);
 			int set = vm->fdset_next++;
 			r = fd < 0 ? err_set(err, errno, "open disk %s", paths[i])
 				   : qmp_call(&vm->qmp, "add-fd", json_pack("{s:i}", "fdset-id", set), fd, NULL,
