@@ -25,7 +25,8 @@ GUEST    = build/guest
 
 LIB_SRCS    = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c src/lib/fs.c src/lib/log.c src/lib/utf8.c src/lib/base64.c src/lib/names.c src/lib/httphead.c src/lib/proc.c src/lib/cron.c src/lib/tz.c
 # the agent links only what it needs, statically and never instrumented
-AGENT_SRCS  = src/agent/main.c src/agent/boot.c src/agent/exec.c src/agent/ops.c src/agent/sshd.c src/agent/payload.c
+AGENT_SRCS  = src/agent/main.c src/agent/boot.c src/agent/exec.c src/agent/ops.c src/agent/sshd.c src/agent/payload.c \
+              src/agent/files.c
 AGENT_LIB   = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c
 MAGSD_SRCS  = src/daemon/main.c src/daemon/db.c src/daemon/http.c src/daemon/api.c src/daemon/api_jobs.c \
               src/daemon/jobspec.c src/daemon/jobs.c src/daemon/sandbox.c src/daemon/fast.c \
@@ -34,7 +35,7 @@ MAGSD_SRCS  = src/daemon/main.c src/daemon/db.c src/daemon/http.c src/daemon/api
               src/daemon/proxy.c src/engine/net.c src/daemon/access.c src/daemon/api_access.c \
               src/daemon/db_cron.c src/daemon/cron_sched.c src/daemon/api_cron.c \
               src/daemon/db_users.c src/daemon/api_tokens.c src/daemon/cronspec.c src/daemon/images.c \
-              src/daemon/apiparse.c
+              src/daemon/apiparse.c src/daemon/procs.c src/daemon/api_exec.c src/daemon/api_files.c
 # docs/api.yaml compiled in as JSON (GET /api/v1/openapi.json)
 MAGSD_SRCS += build/gen/openapi_json.c build/gen/dashboard_files.c src/daemon/static.c src/daemon/api_login.c
 # the object store and the workspace sync format (src/store/)
@@ -44,7 +45,7 @@ CLI_SRCS    = src/cli/main.c src/cli/cmd_run.c src/cli/cmd_list.c src/cli/cmd_st
               src/cli/run_opts.c src/cli/client.c src/cli/config.c src/cli/local.c src/cli/joblog.c \
               src/cli/text.c src/cli/cmd_sync.c src/cli/cmd_workspace.c \
               src/cli/cmd_url.c src/cli/cmd_ssh.c src/cli/cmd_new.c src/cli/cmd_cron.c src/cli/cmd_auth.c \
-              src/cli/cmd_setup_claude.c build/gen/skill_md.c
+              src/cli/cmd_setup_claude.c src/cli/cmd_exec.c src/cli/cmd_proc.c src/cli/cmd_cp.c build/gen/skill_md.c
 
 MAGSD_LIBS  = -lmicrohttpd -ljansson -lsqlite3 -lcurl -lzstd -lssl -lcrypto -lpthread
 CLI_LIBS    = -lcurl -ljansson

@@ -29,6 +29,9 @@ enum agent_msg {
 	MSG_ERROR = 5,		/* chan N or 0; UTF-8 text; the request on chan failed */
 	MSG_OK = 6,		/* chan N or 0; acknowledges INIT, FILE, POWEROFF, MOUNT, FREEZE, THAW, SSHD */
 	MSG_PONG = 7,		/* chan 0; echoes PING's payload */
+	MSG_DATA = 8,		/* chan N; raw bytes of a file FREAD reads (<= AGENT_DATA_CHUNK) */
+	MSG_INFO = 9,		/* chan N; KV: name, type, size, mode, mtime_ns, target: one FSTAT/FLIST entry */
+	MSG_EVENT = 10,		/* chan N; KV: kind, path, dir: one WATCH event */
 	/* host -> agent */
 	MSG_INIT = 32,		/* chan 0; KV: time_ns, hostname, entropy (hex), dns (repeatable IPv4) */
 	MSG_EXEC = 33,		/* chan N; KV: cmd (required), cwd, env (repeatable "K=V"), timeout (s), restart (1) */
@@ -41,7 +44,21 @@ enum agent_msg {
 	MSG_FREEZE = 40,	/* chan 0; sync + FIFREEZE the workspace fs (the host copies its disk) */
 	MSG_THAW = 41,		/* chan 0; FITHAW the workspace fs; OK when it was not frozen */
 	MSG_SSHD = 42,		/* chan 0 (or N); KV: key (repeatable), host_key; OK once sshd listens */
+	MSG_RESIZE = 43,	/* chan N; u16 cols, u16 rows: a tty EXEC's window size */
+	MSG_PAUSE = 44,		/* chan N; empty: stop reading the channel's output (flow control) */
+	MSG_RESUME = 45,	/* chan N; empty: read it again */
+	MSG_FREAD = 46,		/* chan N; KV: path, offset: DATA frames, then OK */
+	MSG_FSTAT = 47,		/* chan N; KV: path: one INFO (lstat), then OK */
+	MSG_FLIST = 48,		/* chan N; KV: path: one INFO per entry, then OK */
+	MSG_FREMOVE = 49,	/* chan N; KV: path, recursive (1): OK */
+	MSG_FMKDIR = 50,	/* chan N; KV: path, parents (1), mode: OK */
+	MSG_WATCH = 51,		/* chan N; KV: path, recursive (1): OK once watching, then EVENT frames */
+	MSG_CANCEL = 52,	/* chan N; empty: end a FREAD or WATCH early; no answer */
 };
+#define AGENT_DATA_CHUNK (256 * 1024)	/* largest DATA payload */
+#define AGENT_TTY_MAX 4096		/* cols and rows of a tty EXEC: 1 ... this */
+#define AGENT_WATCH_MAX 8192		/* directories one recursive WATCH follows */
+#define AGENT_LIST_MAX 100000		/* entries FLIST sends before it stops with ERROR */
 #define AGENT_MOUNT_LOWER_MAX 4	/* lower disks per MOUNT */
 #define AGENT_FILE_CHUNK (512 * 1024)	/* data per FILE frame a host sends for big files */
 #define AGENT_DNS_MAX 3			/* dns servers per INIT (resolv.conf's MAXNS) */

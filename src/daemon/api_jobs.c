@@ -364,7 +364,9 @@ enum MHD_Result api_jobs(struct req *r, const char *rest)
 	memcpy(id, rest, idlen);
 	id[idlen] = '\0';
 	struct job_row j;
-	if (db_job_get(id, r->user_id, &j) < 0) {
+	/* a sandbox's processes and files may be named by its workspace: no lookup first */
+	bool in_sandbox = !strcmp(action, "exec") || !strncmp(action, "processes", 9) || !strncmp(action, "files", 5);
+	if (db_job_get(id, r->user_id, &j) < 0 && (!in_sandbox || db_job_get_running_ws(id, r->user_id, &j) < 0)) {
 		struct buf b;
 		buf_init(&b);
 		utf8_sanitize((const uint8_t *)id, idlen, &b);
@@ -386,6 +388,10 @@ enum MHD_Result api_jobs(struct req *r, const char *rest)
 	else if (!strcmp(action, "sync") && !strcmp(m, "POST"))
 		ret = j.workspace ? api_ws_sync(r, j.workspace)
 				  : http_reply_error(r, MHD_HTTP_CONFLICT, "job %s has no named workspace to sync (run it with -w NAME)", j.id);
+	else if (!strcmp(action, "exec") || !strcmp(action, "processes") || !strncmp(action, "processes/", 10))
+		ret = api_exec(r, &j, action);
+	else if (!strcmp(action, "files") || !strncmp(action, "files/", 6))
+		ret = api_files(r, &j, action);
 	else if (!*action && !strcmp(m, "PATCH"))
 		ret = patch(r, &j);
 	else if (!*action || !strcmp(action, "logs") || !strcmp(action, "stop") || !strcmp(action, "upload") ||

@@ -280,6 +280,25 @@ int db_job_get(const char *id, int64_t user_id, struct job_row *j)
 	return r;
 }
 
+int db_job_get_running_ws(const char *workspace, int64_t user_id, struct job_row *j)
+{
+	memset(j, 0, sizeof *j);
+	pthread_mutex_lock(&db_mu);
+	/* the newest: a queued one takes over from one that is ending */
+	sqlite3_stmt *st = prep("SELECT " JOB_COLS " FROM jobs WHERE workspace = ? AND user_id = ?"
+				" AND status IN ('running', 'queued') ORDER BY status = 'running' DESC, created_at DESC LIMIT 1");
+	sqlite3_bind_text(st, 1, workspace, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, user_id);
+	int r = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		row_to_job(st, j);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&db_mu);
+	return r;
+}
+
 void db_job_row_free(struct job_row *j)
 {
 	free(j->script);

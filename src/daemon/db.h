@@ -123,6 +123,8 @@ json_t *db_url_aliases(int64_t user_id);
 char *db_running_job_of(int64_t user_id, const char *workspace);
 /* Fills *j (free with db_job_row_free). user_id 0 = any user. Returns 0, -ENOENT. */
 int db_job_get(const char *id, int64_t user_id, struct job_row *j);
+/* User user_id's running (else queued) job on workspace, the newest. 0 or -ENOENT. */
+int db_job_get_running_ws(const char *workspace, int64_t user_id, struct job_row *j);
 void db_job_row_free(struct job_row *j);
 /* Lists a user's jobs newest first as a JSON array (new reference). */
 json_t *db_job_list(int64_t user_id, const char *status, const char *workspace, int limit);

@@ -74,6 +74,13 @@ enum MHD_Result api_tokens(struct req *r, const char *rest);
 enum MHD_Result api_whoami(struct req *r);
 /* /cron-jobs (api_cron.c). */
 enum MHD_Result api_cron(struct req *r, const char *rest);
+/*
+ * A running sandbox's processes (api_exec.c): POST /mags-jobs/:id/exec and
+ * /mags-jobs/:id/processes[/...]; action is what follows "/:id/".
+ */
+enum MHD_Result api_exec(struct req *r, const struct job_row *j, const char *action);
+/* Its files (api_files.c): /mags-jobs/:id/files[/...]. */
+enum MHD_Result api_files(struct req *r, const struct job_row *j, const char *action);
 /* The user a request's Bearer token belongs to, or 0. */
 int64_t api_authenticate(struct req *r);
 

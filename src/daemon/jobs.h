@@ -14,6 +14,7 @@
 #include "../engine/engine.h"
 #include "../store/wsync.h"
 #include "err.h"
+#include "proto.h"
 #include <jansson.h>
 
 #define JOB_LOG_MAX (64 << 20)		/* bytes of output kept per job */
@@ -80,6 +81,43 @@ void jobs_disconnect(const char *id);
  * (seconds, 0 = never sleep, -1 = magsd's default) take effect now.
  */
 void jobs_update(const char *id, bool always_on, int idle_timeout);
+
+/*
+ * Channels of a running job's agent connection for other threads: exec
+ * sessions, file requests, watches (docs/agent-protocol.md, "Channels").
+ * The callbacks run in the job's worker thread with the job's channel lock
+ * held: they must not block nor call jobs_* functions; they only record what
+ * came and signal their owner.
+ */
+struct jobs_chan_ops {
+	/* A frame on the channel. Returns true to have the worker send PAUSE on it (flow control). */
+	bool (*frame)(void *ctx, const struct agent_frame *f);
+	/*
+	 * The channel is gone: the job ended, or its VM restarted or failed; why
+	 * says which. Nothing follows. Not called after jobs_chan_close returned.
+	 */
+	void (*gone)(void *ctx, const char *why);
+};
+/*
+ * Opens a new channel (a number never used before in this sandbox) on
+ * running job id and sends type with payload on it. Waits while the job is
+ * queued or starting and wakes a sleeping one. While open the channel keeps
+ * an always-on sandbox awake, like a connection. Returns the channel (> 0),
+ * -ENOENT when the job is not running (or ended before it served), or < 0
+ * with err set.
+ */
+int64_t jobs_chan_open(const char *id, const struct jobs_chan_ops *ops, void *ctx, uint16_t type, const void *payload,
+		       size_t len, struct err *err);
+/* Sends one more frame on an open channel. 0, -ENOENT when it is gone, or < 0 with err set. */
+int jobs_chan_send(const char *id, uint32_t chan, uint16_t type, const void *payload, size_t len, struct err *err);
+/* Forgets the channel: no callback of it runs once this returns. */
+void jobs_chan_close(const char *id, uint32_t chan);
+/*
+ * PATCH timeout on a running job: the host deadline becomes timeout seconds
+ * from now (0: none). The script's own agent-side timeout is not changed, so
+ * a shorter limit is enforced by the host (exit 124).
+ */
+void jobs_set_timeout(const char *id, int timeout);
 
 /* Event counter bumped on every log entry and state change. */
 uint64_t jobs_events(void);

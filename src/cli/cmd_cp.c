@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: MIT
+/* PLACEHOLDER (issue 10) */
+#include "cli.h"
