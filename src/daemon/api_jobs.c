@@ -313,8 +313,8 @@ static enum MHD_Result stop(struct req *r, struct job_row *j)
 
 /*
  * PATCH /mags-jobs/:id: always_on, idle_timeout and timeout. A running job
- * takes always_on and idle_timeout at once; timeout changes only while the
- * job is queued (the agent enforces it from the start).
+ * takes always_on and idle_timeout at once, and a timeout as a limit from
+ * now (a queued one from its start).
  */
 static enum MHD_Result patch(struct req *r, struct job_row *j)
 {
@@ -328,14 +328,25 @@ static enum MHD_Result patch(struct req *r, struct job_row *j)
 	int timeout = p.has_timeout ? p.timeout : j->timeout;
 	if (rc == 0 && finished(j->status))
 		rc = err_set(&err, 409, "job %s already %s", j->id, j->status);
-	if (rc == 0 && timeout != j->timeout && strcmp(j->status, "queued"))
-		rc = err_set(&err, 409, "\"timeout\" can only change before the job starts (job %s is %s)", j->id, j->status);
+	/*
+	 * On a running job the new limit counts from now and magsd enforces it; the
+	 * agent still ends the script at the limit it started with, so that one
+	 * cannot be lifted or passed.
+	 */
+	bool running = !strcmp(j->status, "running");
+	if (rc == 0 && p.has_timeout && running && j->timeout > 0 &&
+	    (timeout == 0 || db_now_ms() + (int64_t)timeout * 1000 > j->started_at + (int64_t)j->timeout * 1000))
+		rc = err_set(&err, 409,
+			     "job %s started with a %d s timeout, which still holds: a running job's timeout can only be"
+			     " shortened", j->id, j->timeout);
 	if (rc == 0 && on && (j->ephemeral || j->base_image))
 		rc = err_set(&err, 400, "\"always_on\" cannot be combined with an ephemeral or base-image job");
 	if (rc < 0)
 		return http_reply_error(r, err.code == 409 ? MHD_HTTP_CONFLICT : MHD_HTTP_BAD_REQUEST, "%s", err.msg);
 	db_job_update(j->id, on, timeout, idle);
 	jobs_update(j->id, on, idle);
+	if (p.has_timeout && running)
+		jobs_set_timeout(j->id, timeout);
 	struct job_row now;
 	if (db_job_get(j->id, 0, &now) < 0)
 		return http_reply_error(r, MHD_HTTP_NOT_FOUND, "job not found");

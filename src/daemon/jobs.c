@@ -49,6 +49,7 @@
 #define FILE_PIECE (512 * 1024)		/* bytes of file data per FILE frame */
 #define FILE_WINDOW 4			/* FILE frames sent ahead of their acks */
 #define JOB_CWD "/root"
+#define CHAN_FIRST 16			/* channels other threads open (jobs_chan_open) start here */
 
 enum stop_reason {
 	STOP_NONE,
@@ -62,6 +63,16 @@ enum call_kind {
 	CALL_FILE,	/* deliver an uploaded file */
 	CALL_SSH,	/* start sshd in the guest (or add a key to it) */
 	CALL_FWD,	/* user networking: forward a host port to a guest port */
+	CALL_OPEN,	/* open a channel for another thread (jobs_chan_open) */
+	CALL_SEND,	/* send a frame on such a channel */
+};
+
+/* A channel another thread opened; frames on it go to its callbacks. */
+struct chan {
+	uint32_t n;
+	const struct jobs_chan_ops *ops;
+	void *ctx;
+	struct chan *next;
 };
 
 struct call {
@@ -71,6 +82,13 @@ struct call {
 	unsigned mode;
 	const char *ssh_key;		/* CALL_SSH, may be NULL */
 	int port;			/* CALL_FWD: guest port in, host port out */
+	/* CALL_OPEN, CALL_SEND */
+	uint16_t type;
+	uint32_t chan;			/* CALL_SEND in, CALL_OPEN out */
+	const void *payload;
+	size_t len;
+	const struct jobs_chan_ops *ops;
+	void *ctx;
 	struct wsync_stats st;		/* CALL_SYNC result */
 	int r;
 	struct err err;
@@ -100,6 +118,14 @@ struct active {
 	bool wake_asked;	/* a request wrote to the wake pipe */
 	int conns;		/* proxied and forwarded connections open now */
 	int64_t last_active;	/* CLOCK_MONOTONIC ms of the last traffic, call or connection end */
+	/* the host deadline, under mu: CLOCK_MONOTONIC ms, -1 none; timeout_s is what it came from */
+	int64_t deadline;
+	int timeout_s;
+	bool deadline_set;	/* by jobs_set_timeout: the start keeps it */
+	/* channels of other threads: the list and their callbacks under cb_mu (taken after mu, never before) */
+	pthread_mutex_t cb_mu;
+	struct chan *chans;
+	uint32_t next_chan;
 	struct active *next;
 };
 
@@ -121,6 +147,7 @@ static struct {
 	int nworkers;
 	int running;
 	struct jobs_config cfg;
+	uint32_t next_chan;		/* the next channel jobs_chan_open gives out, in any sandbox */
 } J = {
 	.mu = PTHREAD_MUTEX_INITIALIZER,
 	.work = PTHREAD_COND_INITIALIZER,
@@ -426,6 +453,138 @@ static void job_frame(struct jobrun *jr, const struct agent_frame *f)
 }
 
 /*
+ * A frame on a channel another thread opened (jobs_chan_open): to its
+ * callback, and PAUSE back when the callback asks for it. Frames of a
+ * channel closed meanwhile are dropped.
+ */
+static __thread struct active *cb_active;	/* the job whose channel callback this thread runs */
+static __thread int cb_closed;			/* channels that callback closed */
+
+static void chan_frame(struct jobrun *jr, const struct agent_frame *f)
+{
+	struct active *a = jr->a;
+	bool pause = false;
+	pthread_mutex_lock(&a->cb_mu);
+	cb_active = a;
+	cb_closed = 0;
+	for (struct chan *c = a->chans; c; c = c->next)
+		if (c->n == f->chan) {
+			pause = c->ops->frame(c->ctx, f);
+			break;
+		}
+	cb_active = NULL;
+	pthread_mutex_unlock(&a->cb_mu);
+	if (cb_closed) {
+		/* closed by its own callback (jobs_chan_close): give its count back now, mu after cb_mu */
+		pthread_mutex_lock(&J.mu);
+		a->conns = a->conns > cb_closed ? a->conns - cb_closed : 0;
+		a->last_active = mono_ms();
+		pthread_mutex_unlock(&J.mu);
+		pause = false;
+	}
+	struct err err = { 0 };
+	if (pause && sandbox_send(jr->sb, MSG_PAUSE, f->chan, NULL, 0, &err) < 0)
+		log_warn("job %s: PAUSE on channel %u: %s", jr->id, f->chan, err.msg);
+}
+
+/* Whether a frame belongs to the script or to another thread's channel (not to the caller's request). */
+static bool other_frame(struct jobrun *jr, const struct agent_frame *f)
+{
+	if (f->chan == JOB_CHAN)
+		job_frame(jr, f);
+	else if (f->chan >= CHAN_FIRST)
+		chan_frame(jr, f);
+	else
+		return false;
+	return true;
+}
+
+/* The sandbox went away (why): every open channel hears it once and is forgotten. */
+static void chans_gone(struct active *a, const char *why)
+{
+	pthread_mutex_lock(&a->cb_mu);
+	struct chan *list = a->chans;
+	a->chans = NULL;
+	int n = 0;
+	for (struct chan *c = list; c; c = c->next, n++)
+		c->ops->gone(c->ctx, why);
+	pthread_mutex_unlock(&a->cb_mu);
+	while (list) {
+		struct chan *c = list;
+		list = c->next;
+		free(c);
+	}
+	if (!n)
+		return;
+	pthread_mutex_lock(&J.mu);
+	a->conns = a->conns > n ? a->conns - n : 0;
+	bump_locked();
+	pthread_mutex_unlock(&J.mu);
+}
+
+/* Takes channel n off the list; true when it was there (its count in conns is then the caller's to give back). */
+static bool chan_unlink_locked(struct active *a, uint32_t n)
+{
+	for (struct chan **pp = &a->chans; *pp; pp = &(*pp)->next)
+		if ((*pp)->n == n) {
+			struct chan *c = *pp;
+			*pp = c->next;
+			free(c);
+			return true;
+		}
+	return false;
+}
+
+static bool chan_unlink(struct active *a, uint32_t n)
+{
+	pthread_mutex_lock(&a->cb_mu);
+	bool found = chan_unlink_locked(a, n);
+	pthread_mutex_unlock(&a->cb_mu);
+	return found;
+}
+
+/* CALL_OPEN on the worker: a new channel, counted as a connection while open, and its first frame. */
+static int chan_open(struct jobrun *jr, struct call *c)
+{
+	struct active *a = jr->a;
+	struct chan *ch = xcalloc(1, sizeof *ch);
+	ch->ops = c->ops;
+	ch->ctx = c->ctx;
+	pthread_mutex_lock(&J.mu);
+	a->conns++;
+	if (J.next_chan < CHAN_FIRST)
+		J.next_chan = CHAN_FIRST;
+	ch->n = J.next_chan++;
+	pthread_mutex_unlock(&J.mu);
+	pthread_mutex_lock(&a->cb_mu);
+	ch->next = a->chans;
+	a->chans = ch;
+	pthread_mutex_unlock(&a->cb_mu);
+	c->chan = ch->n;
+	int r = sandbox_send(jr->sb, c->type, c->chan, c->payload, c->len, &c->err);
+	if (r < 0 && chan_unlink(a, c->chan)) {
+		pthread_mutex_lock(&J.mu);
+		if (a->conns > 0)
+			a->conns--;
+		pthread_mutex_unlock(&J.mu);
+	}
+	return r;
+}
+
+/* CALL_SEND on the worker: -ENOENT when the channel is closed or gone. */
+static int chan_send(struct jobrun *jr, struct call *c)
+{
+	bool open = false;
+	pthread_mutex_lock(&jr->a->cb_mu);
+	for (struct chan *ch = jr->a->chans; ch && !open; ch = ch->next)
+		open = ch->n == c->chan;
+	pthread_mutex_unlock(&jr->a->cb_mu);
+	if (!open)
+		return -ENOENT;
+	return sandbox_send(jr->sb, c->type, c->chan, c->payload, c->len, &c->err);
+}
+
+/*
  * Sends a request on chan and waits for its OK (ERROR fails it), while the
  * job's own frames go on being stored. wake_fd -1: not interruptible.
  */
@@ -443,8 +602,8 @@ static int agent_call(struct jobrun *jr, uint16_t type, uint32_t chan, const str
 		if (r < 0)
 			return r;
 		r = 0;
-		if (f.chan == JOB_CHAN) {
-			job_frame(jr, &f);
+		if (other_frame(jr, &f)) {
+			/* the script's output or another thread's channel */
 		} else if (f.chan == chan && f.type == MSG_OK) {
 			return 0;
 		} else if (f.chan == chan && f.type == MSG_ERROR) {
@@ -504,8 +663,8 @@ static int deliver_file(struct jobrun *jr, int seq, const char *name, unsigned m
 			r = g == 0 ? err_set(err, ETIMEDOUT, "file %s: no answer from the agent", name) : g;
 			break;
 		}
-		if (f.chan == JOB_CHAN) {
-			job_frame(jr, &f);
+		if (other_frame(jr, &f)) {
+			/* the script's output or another thread's channel */
 		} else if (f.chan == FILE_CHAN && (f.type == MSG_OK || f.type == MSG_ERROR)) {
 			inflight--;
 			if (f.type == MSG_ERROR && r == 0)
@@ -689,6 +848,10 @@ static void serve_calls(struct jobrun *jr)
 			c->r = ssh_enable(jr, c->ssh_key, &c->err);
 		else if (c->kind == CALL_FWD)
 			c->r = forward_port(jr, &c->port, &c->err);
+		else if (c->kind == CALL_OPEN)
+			c->r = chan_open(jr, c);
+		else if (c->kind == CALL_SEND)
+			c->r = chan_send(jr, c);
 		else
 			c->r = deliver_file(jr, c->seq, c->name, c->mode, &c->err);
 		pthread_mutex_lock(&J.mu);
@@ -871,6 +1034,57 @@ int jobs_connect(const char *id, int port, int timeout_ms, struct err *err)
 	return s >= 0 ? s : conn_failed(id, s);
 }
 
+int64_t jobs_chan_open(const char *id, const struct jobs_chan_ops *ops, void *ctx, uint16_t type, const void *payload,
+		       size_t len, struct err *err)
+{
+	struct call c = { .kind = CALL_OPEN, .ops = ops, .ctx = ctx, .type = type, .payload = payload, .len = len };
+	int r = call_job(id, &c);
+	if (r < 0 && r != -ENOENT)
+		*err = c.err;
+	return r < 0 ? r : (int64_t)c.chan;
+}
+
+int jobs_chan_send(const char *id, uint32_t chan, uint16_t type, const void *payload, size_t len, struct err *err)
+{
+	struct call c = { .kind = CALL_SEND, .chan = chan, .type = type, .payload = payload, .len = len };
+	int r = call_job(id, &c);
+	if (r < 0 && r != -ENOENT)
+		*err = c.err;
+	return r;
+}
+
+void jobs_chan_close(const char *id, uint32_t chan)
+{
+	if (cb_active && !strcmp(cb_active->id, id)) {
+		/* from the channel's own callback: cb_mu is held here, and mu may not be taken after it */
+		if (chan_unlink_locked(cb_active, chan))
+			cb_closed++;
+		return;
+	}
+	pthread_mutex_lock(&J.mu);
+	struct active *a = active_locked(id);
+	if (a && chan_unlink(a, chan)) {
+		if (a->conns > 0)
+			a->conns--;
+		a->last_active = mono_ms();
+		poke_locked(a);
+	}
+	pthread_mutex_unlock(&J.mu);
+}
+
+void jobs_set_timeout(const char *id, int timeout)
+{
+	pthread_mutex_lock(&J.mu);
+	struct active *a = active_locked(id);
+	if (a) {
+		a->timeout_s = timeout;
+		a->deadline = timeout > 0 ? mono_ms() + (int64_t)timeout * 1000 : -1;
+		a->deadline_set = true;
+		poke_locked(a);
+	}
+	pthread_mutex_unlock(&J.mu);
+}
+
 int jobs_deliver_file(const char *id, int seq, const char *name, unsigned mode, struct err *err)
 {
 	struct call c = { .kind = CALL_FILE, .seq = seq, .name = name, .mode = mode };
@@ -1032,8 +1246,8 @@ static int run_startup(struct jobrun *jr, struct err *err)
 		if (r < 0)
 			return r;
 		r = 0;
-		if (f.chan == JOB_CHAN) {
-			job_frame(jr, &f);
+		if (other_frame(jr, &f)) {
+			/* the script's output or another thread's channel */
 		} else if (f.chan == STARTUP_CHAN && (f.type == MSG_STDOUT || f.type == MSG_STDERR)) {
 			store_output(jr, f.type == MSG_STDOUT ? LOG_STDOUT : LOG_STDERR, f.payload, f.len, false);
 		} else if (f.chan == STARTUP_CHAN && f.type == MSG_EXIT) {
@@ -1144,6 +1358,7 @@ static int restart_vm(struct jobrun *jr, const char *why)
 	log_warn("job %s: VM stopped (%s); restart in %d ms", jr->id, why, delay);
 	db_job_restarted(jr->id);
 	set_serving(a, false);
+	chans_gone(a, "the sandbox's VM stopped and is starting again");
 	pthread_mutex_lock(&J.mu);
 	a->nfwd = 0; /* user networking: the forwards went with QEMU */
 	pthread_mutex_unlock(&J.mu);
@@ -1263,12 +1478,24 @@ static void run_script(struct jobrun *jr)
 {
 	struct active *a = jr->a;
 	struct err err = { 0 };
-	if (bring_up(jr, true) < 0)
+	if (bring_up(jr, true) < 0) {
+		chans_gone(a, "the sandbox did not start");
+		end_calls(a);
 		return;
-	int64_t deadline = jr->j->timeout > 0 && !jr->j->always_on
-				   ? mono_ms() + (int64_t)jr->j->timeout * 1000 + HOST_TIMEOUT_SLACK_MS : -1;
+	}
+	pthread_mutex_lock(&J.mu);
+	if (!a->deadline_set) {
+		a->timeout_s = jr->j->timeout;
+		a->deadline = jr->j->timeout > 0 && !jr->j->always_on
+				      ? mono_ms() + (int64_t)jr->j->timeout * 1000 + HOST_TIMEOUT_SLACK_MS : -1;
+	}
+	pthread_mutex_unlock(&J.mu);
 	int r;
 	while (!jr->ended) {
+		pthread_mutex_lock(&J.mu);
+		int64_t deadline = a->always_on ? -1 : a->deadline;
+		int timeout_s = a->timeout_s;
+		pthread_mutex_unlock(&J.mu);
 		if (jr->cmd_done && !always_on(a)) {
 			job_end(jr, true, 0, NULL); /* always_on switched off after the command exited 0 */
 			break;
@@ -1276,7 +1503,8 @@ static void run_script(struct jobrun *jr)
 		struct agent_frame f;
 		int wait = deadline < 0 ? -1 : (int)(deadline - mono_ms());
 		if (deadline >= 0 && wait <= 0) {
-			char *error = xasprintf("timed out after %ds (the sandbox stopped answering)", jr->j->timeout);
+			char *error = a->deadline_set ? xasprintf("timed out after %ds", timeout_s)
+						      : xasprintf("timed out after %ds (the sandbox stopped answering)", timeout_s);
 			sys_log(jr->id, "%s\n", error);
 			job_end(jr, true, 124, error);
 			break;
@@ -1322,10 +1550,9 @@ static void run_script(struct jobrun *jr)
 			job_end(jr, false, 0, error);
 			break;
 		}
-		if (f.chan == JOB_CHAN)
-			job_frame(jr, &f);
-		/* other channels: acks of requests already answered */
+		other_frame(jr, &f); /* any other channel: acks of requests already answered */
 	}
+	chans_gone(a, jr->error ? jr->error : "the sandbox's job ended");
 	end_calls(a);
 }
 
@@ -1457,6 +1684,8 @@ static void *worker_main(void *arg)
 		struct active *a = xcalloc(1, sizeof *a);
 		snprintf(a->id, sizeof a->id, "%s", q->id);
 		a->netns_fd = -1;
+		a->deadline = -1;
+		pthread_mutex_init(&a->cb_mu, NULL);
 		free(q->id);
 		free(q);
 		if (pipe2(a->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -1486,6 +1715,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&J.mu);
 		close(a->wake[0]);
 		close(a->wake[1]);
+		pthread_mutex_destroy(&a->cb_mu);
 		free(a);
 	}
 }

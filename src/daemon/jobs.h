@@ -110,7 +110,10 @@ int64_t jobs_chan_open(const char *id, const struct jobs_chan_ops *ops, void *ct
 		       size_t len, struct err *err);
 /* Sends one more frame on an open channel. 0, -ENOENT when it is gone, or < 0 with err set. */
 int jobs_chan_send(const char *id, uint32_t chan, uint16_t type, const void *payload, size_t len, struct err *err);
-/* Forgets the channel: no callback of it runs once this returns. */
+/*
+ * Forgets the channel: no callback of it runs once this returns. May be
+ * called from the channel's own frame callback (e.g. at its last frame).
+ */
 void jobs_chan_close(const char *id, uint32_t chan);
 /*
  * PATCH timeout on a running job: the host deadline becomes timeout seconds
