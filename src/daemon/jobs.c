@@ -29,6 +29,7 @@
 #include "log.h"
 #include "proc.h"
 #include "proto.h"
+#include "procs.h"
 #include "proxy.h"
 #include "sandbox.h"
 #include "utf8.h"
@@ -1597,6 +1598,7 @@ static void run_job(struct active *a)
 	} else {
 		run_script(&jr);
 	}
+	procs_job_ended(a->id); /* its processes went with the sandbox (their streams have ended) */
 	/*
 	 * A named workspace outlives its job, and the job shows as ended before its
 	 * VM is powered off (which syncs the guest's filesystems): what the script
