@@ -35,7 +35,8 @@ MAGSD_SRCS  = src/daemon/main.c src/daemon/db.c src/daemon/http.c src/daemon/api
               src/daemon/proxy.c src/engine/net.c src/daemon/access.c src/daemon/api_access.c \
               src/daemon/db_cron.c src/daemon/cron_sched.c src/daemon/api_cron.c \
               src/daemon/db_users.c src/daemon/api_tokens.c src/daemon/cronspec.c src/daemon/images.c \
-              src/daemon/apiparse.c src/daemon/procs.c src/daemon/api_exec.c src/daemon/api_files.c
+              src/daemon/apiparse.c src/daemon/procs.c src/daemon/api_exec.c src/daemon/api_files.c \
+              src/daemon/execspec.c
 # docs/api.yaml compiled in as JSON (GET /api/v1/openapi.json)
 MAGSD_SRCS += build/gen/openapi_json.c build/gen/dashboard_files.c src/daemon/static.c src/daemon/api_login.c
 # the object store and the workspace sync format (src/store/)
@@ -143,7 +144,7 @@ unit: $(UNIT_TESTS:%=build/tests/test_%)
 # ---- fuzzing (libFuzzer, clang) ------------------------------------------------
 # Each fuzz/<name>_fuzz.c links FUZZ_<name>_SRCS. make fuzz runs each for FUZZ_SECONDS;
 # make fuzz-replay replays fuzz/corpus/<name>/ through a plain ASan build (no clang needed).
-FUZZERS         = jobspec proto manifest httphead cron cronspec tzif s3xml apiparse agentreq
+FUZZERS         = jobspec proto manifest httphead cron cronspec tzif s3xml apiparse agentreq execspec
 FUZZ_jobspec_SRCS = src/daemon/jobspec.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 FUZZ_jobspec_LIBS = -ljansson
 FUZZ_proto_SRCS   = src/lib/proto.c src/lib/buf.c src/lib/xmalloc.c
@@ -164,6 +165,8 @@ FUZZ_apiparse_SRCS = src/daemon/apiparse.c src/daemon/jobspec.c src/lib/names.c 
 FUZZ_apiparse_LIBS = -ljansson
 FUZZ_agentreq_SRCS = src/agent/payload.c src/lib/proto.c src/lib/buf.c src/lib/xmalloc.c
 FUZZ_agentreq_LIBS =
+FUZZ_execspec_SRCS = src/daemon/execspec.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
+FUZZ_execspec_LIBS = -ljansson
 FUZZ_SECONDS    ?= 60
 # a harness is rebuilt when any source or header changes (its SRCS are a subset)
 FUZZ_DEPS       = $(wildcard src/*/*.c src/*/*.h include/mags/*.h)
