@@ -232,3 +232,26 @@ def test_patch_timeout_running(magsd):
     j = magsd.wait_job(jid, timeout=60)
     assert j["status"] == "failed" or j["exit_code"] == 124, j
     assert "timed out after 2s" in (j.get("error") or ""), j
+
+
+def test_exec_wakes_a_sleeping_sandbox_and_running_processes_keep_it_awake(magsd):
+    j = magsd.submit("echo up", workspace="nap", always_on=True, idle_timeout=1)
+    jid = j["id"]
+    magsd.wait_output(jid, "up")
+    wait_for("sleep", lambda: magsd.job(jid).get("sleeping"))
+    # exec wakes it: its memory (a file in /tmp, a tmpfs) is still there afterwards
+    ex, out, _ = exec_(magsd, "nap", "echo kept > /tmp/mark; echo awake")
+    assert (ex["exit_code"], out) == (0, b"awake\n")
+    wait_for("sleep again", lambda: magsd.job(jid).get("sleeping"))
+    ex, out, _ = exec_(magsd, "nap", "cat /tmp/mark")
+    assert out == b"kept\n", out
+    # a running background process holds it awake; once it ends the sandbox may sleep
+    st, p = magsd.api("POST", "/mags-jobs/nap/exec", {"command": "sleep 4", "detach": True})
+    assert st == 201, p
+    time.sleep(2.5)
+    assert not magsd.job(jid)["sleeping"]
+    st, w = magsd.api("GET", "/mags-jobs/nap/processes/%d/wait?timeout=30" % p["id"])
+    assert w["exit_code"] == 0, w
+    wait_for("sleep after the process", lambda: magsd.job(jid).get("sleeping"))
+    st, _ = magsd.api("POST", "/mags-jobs/%s/stop" % jid)
+    magsd.wait_job(jid)
