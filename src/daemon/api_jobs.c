@@ -381,7 +381,11 @@ enum MHD_Result api_jobs(struct req *r, const char *rest)
 		struct buf b;
 		buf_init(&b);
 		utf8_sanitize((const uint8_t *)id, idlen, &b);
-		enum MHD_Result ret = http_reply_error(r, MHD_HTTP_NOT_FOUND, "job \"%s\" not found", (const char *)b.data);
+		enum MHD_Result ret =
+			in_sandbox ? http_reply_error(r, MHD_HTTP_NOT_FOUND,
+						      "no job and no running sandbox named \"%s\" (start one with mags new %s)",
+						      (const char *)b.data, (const char *)b.data)
+				   : http_reply_error(r, MHD_HTTP_NOT_FOUND, "job \"%s\" not found", (const char *)b.data);
 		buf_free(&b);
 		return ret;
 	}
