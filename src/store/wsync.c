@@ -408,6 +408,15 @@ static int list_chunks(struct store *s, struct hashset *hs, char ***keys_out, si
 	return 0;
 }
 
+/* The version a manifest's file name ("00000000000000000042.json") names: 1 ... INT64_MAX, else 0. */
+static uint64_t manifest_version(const char *name)
+{
+	if (strlen(name) != 25 || strcmp(name + 20, ".json") || strspn(name, "0123456789") != 20)
+		return 0;
+	uint64_t x = strtoull(name, NULL, 10);
+	return x <= INT64_MAX ? x : 0;
+}
+
 /* Versions of ws in the store, ascending (allocated array). */
 static int list_versions(struct store *s, const char *ws, uint64_t **vers, size_t *nv, struct err *err)
 {
@@ -422,11 +431,8 @@ static int list_versions(struct store *s, const char *ws, uint64_t **vers, size_
 		uint64_t *v = xcalloc(n ? n : 1, sizeof *v);
 		size_t k = 0;
 		for (size_t i = 0; i < n; i++) {
-			const char *name = keys[i] + pl;
-			if (strlen(name) != 25 || strcmp(name + 20, ".json") || strspn(name, "0123456789") != 20)
-				continue;
-			uint64_t x = strtoull(name, NULL, 10);
-			if (x >= 1 && x <= INT64_MAX)
+			uint64_t x = manifest_version(keys[i] + pl);
+			if (x)
 				v[k++] = x;
 		}
 		*vers = v; /* keys are sorted and zero-padded: so are the versions */
@@ -972,8 +978,7 @@ static int is_manifest_key(const char *key)
 	char name[WSYNC_WS_MAX + 1];
 	snprintf(name, sizeof name, "%.*s", (int)(slash - ws), ws);
 	const char *v = slash + 1;
-	return wsync_ws_check(name, NULL) == 0 && strlen(v) == 25 && strspn(v, "0123456789") == 20 &&
-	       !strcmp(v + 20, ".json") && strtoull(v, NULL, 10) >= 1;
+	return wsync_ws_check(name, NULL) == 0 && manifest_version(v) != 0; /* the versions list_versions sees */
 }
 
 int wsync_delete(struct store *s, const char *ws, struct err *err)
