@@ -1751,6 +1751,7 @@ int jobs_start(const struct jobs_config *cfg, struct err *err)
 	free(ids);
 	/* the uploads of jobs that ended or were interrupted (run_job's cleanup never ran for them) */
 	ws_sweep_uploads();
+	ws_sweep_partial();
 	ids = db_jobs_with_status("queued", &n);
 	pthread_mutex_lock(&J.mu);
 	for (size_t i = 0; i < n; i++) {

@@ -168,6 +168,42 @@ char *ws_upload_dir(const char *job_id, bool create)
 	return d;
 }
 
+/* Removes the half-written disks (NAME.img.tmp of a copy, NAME.img.pull.XXXXXX of a pull) in dir. */
+static void sweep_partial_disks(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+		bool partial = (n > 8 && !strcmp(de->d_name + n - 8, ".img.tmp")) || strstr(de->d_name, ".img.pull.");
+		if (de->d_name[0] == '.' || !partial)
+			continue;
+		char *p = xasprintf("%s/%s", dir, de->d_name);
+		if (unlink(p) == 0)
+			log_info("removed %s, a disk half written when an earlier magsd stopped", p);
+		free(p);
+	}
+	closedir(d);
+}
+
+void ws_sweep_partial(void)
+{
+	sweep_partial_disks(W.root);
+	DIR *d = opendir(W.root);
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || (strcmp(de->d_name, "local") && de->d_name[0] != 'u'))
+			continue;
+		char *sub = xasprintf("%s/%s", W.root, de->d_name);
+		sweep_partial_disks(sub);
+		free(sub);
+	}
+	if (d)
+		closedir(d);
+}
+
 void ws_sweep_uploads(void)
 {
 	DIR *d = opendir(W.uploads);

@@ -113,5 +113,7 @@ char *ws_upload_dir(const char *job_id, bool create);
  * their cleanup) and half-received uploads (.upload-*) of the others.
  */
 void ws_sweep_uploads(void);
+/* At start-up: removes disks a killed magsd left half copied or half pulled (NAME.img.tmp, NAME.img.pull.*). */
+void ws_sweep_partial(void);
 
 #endif

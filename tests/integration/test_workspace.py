@@ -377,3 +377,20 @@ def test_incoming_pool_swaps_disks_into_waiting_vms(magsd_factory):
     jobs = m.api("GET", "/mags-jobs")[1]["jobs"]
     assert all(m.how_started(j["id"]) == "restored" for j in jobs), [m.how_started(j["id"]) for j in jobs]
     assert "cannot swap" not in m.log()
+
+
+def test_half_written_disks_swept_at_start(magsd):
+    """Disks a killed magsd left half copied (NAME.img.tmp) or half pulled
+    (NAME.img.pull.XXXXXX) are removed when magsd starts; whole disks stay."""
+    root = os.path.join(magsd.state_dir, "workspaces")
+    os.makedirs(os.path.join(root, "u1"), exist_ok=True)
+    os.makedirs(os.path.join(root, "local"), exist_ok=True)
+    partial = [os.path.join(root, "u1", "w.img.tmp"), os.path.join(root, "u1", "w.img.pull.Ab12Cd"),
+               os.path.join(root, "local", "j.img.tmp"), os.path.join(root, "blank.img.tmp")]
+    whole = os.path.join(root, "u1", "keep.img")
+    for p in partial + [whole]:
+        with open(p, "wb") as f:
+            f.write(b"x")
+    magsd.restart()
+    assert [p for p in partial if os.path.exists(p)] == []
+    assert os.path.exists(whole)
