@@ -2,6 +2,7 @@
 /* The QEMU jail; see jail.h. */
 #include "jail.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -119,6 +120,37 @@ static void cg_detect(struct jail *j)
 	j->cg = JAIL_CG_V1;
 }
 
+/*
+ * Removes the vm-N cgroups a killed magsd left (empty: its QEMUs died with
+ * it) for every slot no running magsd holds. A slot in use is skipped: its
+ * lock cannot be taken.
+ */
+static void cg_sweep(const struct jail *j)
+{
+	if (j->cg == JAIL_CG_NONE || !j->cg_root[0][0])
+		return;
+	DIR *d = opendir(j->cg_root[0]);
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL) {
+		int slot;
+		char end;
+		if (sscanf(de->d_name, "vm-%d%c", &slot, &end) != 1 || slot < 0 || slot >= JAIL_SLOTS)
+			continue;
+		char p[64];
+		snprintf(p, sizeof p, JAIL_LOCK_DIR "/%d", slot);
+		int fd = open(p, O_RDWR | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			close(fd); /* a running magsd's */
+			continue;
+		}
+		jail_cgroup_remove(j, slot);
+		if (fd >= 0)
+			close(fd);
+	}
+	if (d)
+		closedir(d);
+}
+
 int jail_init(struct jail *j, const char *on, uid_t uid_base, const char *state_dir, struct err *err)
 {
 	memset(j, 0, sizeof *j);
@@ -148,6 +180,7 @@ int jail_init(struct jail *j, const char *on, uid_t uid_base, const char *state_
 	if (mkdir(j->root_dir, 0755) < 0 && errno != EEXIST)
 		return err_set(err, errno, "create %s", j->root_dir);
 	cg_detect(j);
+	cg_sweep(j);
 	snprintf(j->why, sizeof j->why, "on: uids %u-%u, cgroups %s", (unsigned)uid_base,
 		 (unsigned)uid_base + JAIL_SLOTS - 1,
 		 j->cg == JAIL_CG_V2 ? "v2" : j->cg == JAIL_CG_V1 ? "v1 (memory, pids, cpu)" : "none (not writable)");

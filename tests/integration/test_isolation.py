@@ -134,3 +134,19 @@ def test_hostile_guests_do_not_disturb_a_neighbour(magsd_factory):
         time.sleep(0.5)
     for jid in hostile.values():
         assert not job_qemu_pids(m.state_dir, jid), jid
+
+
+def test_cgroups_left_by_a_killed_magsd_are_removed(magsd_factory):
+    """A killed magsd leaves its VM slots' cgroups (empty: the QEMUs died with
+    it). The next magsd removes those of slots no running magsd holds."""
+    if os.path.isdir("/sys/fs/cgroup/memory"):
+        roots = ["/sys/fs/cgroup/%s/mags" % c for c in ("memory", "pids", "cpu")]
+    else:
+        roots = ["/sys/fs/cgroup/mags"]
+    if not all(os.path.isdir(r) for r in roots):
+        pytest.skip("no mags cgroup hierarchy here")
+    left = [os.path.join(r, "vm-1023") for r in roots]  # the last slot: not in use by any magsd here
+    for d in left:
+        os.makedirs(d, exist_ok=True)
+    magsd_factory()
+    assert [d for d in left if os.path.exists(d)] == []
