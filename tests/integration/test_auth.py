@@ -102,7 +102,8 @@ def fill(template, params):
     for prefix, value in params.items():
         head = prefix.split("{")[0]
         if template.startswith(head) and "{" in template:
-            return re.sub(r"\{[^}]+\}", value, template, count=1)
+            # the owner's resource first; nested ids after it (a process number) are plain values
+            return re.sub(r"\{[^}]+\}", "1", re.sub(r"\{[^}]+\}", value, template, count=1))
     return template
 
 

@@ -118,7 +118,7 @@ if (typeof m.run !== 'function' || !(new NotFoundError('x') instanceof MagsError
 console.log('cjs ok');
 """
 TS_ESM = """
-import { Mags, Job, NotFoundError, type RunOptions } from '@magpiecloud/mags';
+import { Mags, Job, NotFoundError, type RunOptions, type ExecResult, type Process, type FileInfo } from '@magpiecloud/mags';
 export async function main(): Promise<string> {
   const mags = new Mags();
   const opts: RunOptions = { script: 'npm start', workspace: 'myapp', persist: true, url: true, files: ['a', 'b'], image: 'busybox' };
@@ -132,11 +132,31 @@ export async function main(): Promise<string> {
   const image: string | null = job.image;
   return st + ws.length + (app.url ?? '') + job.logs + (image ?? '') + (job.raw.image ?? '');
 }
+export async function sandbox(): Promise<string> {
+  const mags = new Mags();
+  const box: Job = await mags.newSandbox('box', { persist: true });
+  const r: ExecResult = await mags.exec(box, ['echo', 'hi'], { env: { A: 'b' }, stdin: 'x', timeout: 5 });
+  const p: Process = await mags.spawn('box', 'bash -l', { tty: true, cols: 100, rows: 30 });
+  for await (const ev of mags.processOutput('box', p, { offset: 'end', follow: true })) {
+    if (ev.type === 'stdout') { const n: number = ev.data.length + ev.offset; void n; }
+    if (ev.type === 'exit') { const c: number | null = ev.exitCode; void c; }
+  }
+  await mags.sendStdin('box', p.id, 'exit 3\\n', { eof: true });
+  const w: Process = await mags.waitProcess('box', p, { timeout: 3 });
+  const fi: FileInfo = await mags.files.write('box', '/root/a', 'text', { mode: 0o600 });
+  const data = await mags.files.read('box', '/root/a');
+  for await (const c of await mags.files.readStream('box', '/root/a')) { void c.length; }
+  const watch = await mags.files.watch('box', '/root', { recursive: true });
+  for await (const ev of watch) { if (ev.type === 'create') await watch.close(); }
+  return r.stdout.toString() + r.exitCode + w.status + fi.mode + data.length + (await mags.files.list('box')).length;
+}
 """
 TS_CJS = """
 import mags = require('@magpiecloud/mags');
 export const client: mags.Mags = new mags.Mags({ token: 't' });
 export const p: Promise<string> = client.logs('id');
+export const e: Promise<mags.ExecResult> = client.exec('box', 'ls');
+export const f: Promise<mags.FileInfo[]> = client.files.list('box', '/root');
 """
 
 

@@ -307,7 +307,7 @@ def test_always_on_and_update(magsd):
     assert any(e.is_system and "stays up" in e.data for e in entries), entries
     assert "".join(e.data for e in entries if not e.is_system) == "up\n"
     with pytest.raises(mags.ConflictError):
-        client.update(job, timeout=10)  # only while queued
+        client.update(job, timeout=10)  # the job has ended
     with pytest.raises(TypeError):
         client.update(job)
 

@@ -1,6 +1,20 @@
 // SPDX-License-Identifier: MIT
 // Types of @magpiecloud/mags, written by hand: keep them in step with index.js.
 
+/**
+ * Node's Buffer where @types/node is loaded (the SDK returns Buffers), else
+ * Uint8Array: the declarations need no @types/node.
+ */
+export type BufferType = typeof globalThis extends { Buffer: { prototype: infer B } } ? B : Uint8Array;
+
+/** A node:stream Readable of Buffers (described here without @types/node). */
+export interface ReadableStreamLike extends AsyncIterable<BufferType> {
+  pipe<T>(destination: T, options?: { end?: boolean }): T;
+  on(event: string, listener: (...args: any[]) => void): this;
+  destroy(error?: Error): this;
+  readonly readable: boolean;
+}
+
 export declare const VERSION: string;
 
 /** A job's state. `completed`: exit 0; `failed`: non-zero exit, timeout (124), stopped, or the sandbox failed. */
@@ -233,7 +247,7 @@ export interface AccessOptions {
 export interface UpdateOptions {
   alwaysOn?: boolean;
   idleTimeout?: number | null;
-  /** Only while the job is queued (else ConflictError). */
+  /** Queued: its limit. Running: a new limit counted from now (a job that started with a timeout can only shorten it). null: none. */
   timeout?: number | null;
 }
 
@@ -242,6 +256,158 @@ export interface ListOptions {
   workspace?: string;
   /** 1-1000, default 100. */
   limit?: number;
+}
+
+/** A sandbox: a job id, a Job, or the name of a workspace with a running job. */
+export type SandboxRef = string | Job;
+/** A process: its id, or the Process object. */
+export type ProcessRef = number | Process;
+
+/** One command started in a sandbox (exec or spawn). */
+export interface Process {
+  id: number;
+  command: string;
+  /** running, exited, or lost (the sandbox's VM restarted or stopped while it ran). */
+  status: 'running' | 'exited' | 'lost';
+  /** null while it runs; 128+N after signal N, 124 after its timeout. */
+  exitCode: number | null;
+  /** The signal that ended it, or null. */
+  signal: number | null;
+  timedOut: boolean;
+  /** Why it has no exit code (it could not be started, it was lost, or deleted), else null. */
+  error: string | null;
+  tty: boolean;
+  /** Its stdin is open for sendStdin. */
+  stdin: boolean;
+  detached: boolean;
+  cwd: string | null;
+  /** RFC 3339. */
+  startedAt: string | null;
+  endedAt: string | null;
+  /** Bytes of output so far (the offset of the next byte). */
+  outputBytes: number;
+  cols: number | null;
+  rows: number | null;
+  /** True once it has ended (exited or lost). */
+  done: boolean;
+  /** The process as the API returned it (snake_case). */
+  raw: Record<string, unknown>;
+}
+
+/** What exec resolves to; a non-zero exit code does not reject. */
+export interface ExecResult {
+  /** 124 after its timeout, 128+N after signal N. */
+  exitCode: number;
+  stdout: BufferType;
+  stderr: BufferType;
+  /** The process as it ended. */
+  process: Process | null;
+}
+
+/** One event of a process's output stream. `offset` is where its bytes start; resume at offset + data.length. */
+export type OutputEvent =
+  | { type: 'start'; process: Process; raw: Record<string, unknown> }
+  | { type: 'stdout' | 'stderr'; offset: number; data: BufferType; raw: Record<string, unknown> }
+  | { type: 'lost'; offset: number; bytes: number; raw: Record<string, unknown> }
+  | { type: 'exit'; offset: number; exitCode: number | null; signal: number | null; timedOut: boolean; status: 'exited' | 'lost'; error: string | null; raw: Record<string, unknown> }
+  | { type: 'end'; offset: number; raw: Record<string, unknown> };
+
+/** A file in a sandbox. */
+export interface FileInfo {
+  name: string;
+  /** Absolute in the sandbox. */
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  size: number;
+  /** Permission bits as a number (0o644). */
+  mode: number;
+  /** RFC 3339. */
+  mtime: string | null;
+  /** A symlink's target. */
+  target?: string;
+  raw: Record<string, unknown>;
+}
+
+/** One change seen by files.watch. */
+export interface WatchEvent {
+  type: 'create' | 'modify' | 'delete' | 'move_from' | 'move_to';
+  path: string;
+  dir: boolean;
+  raw: Record<string, unknown>;
+}
+
+/** An async iterator that can be ended early (close(), or leaving a for-await loop). */
+export interface ClosableAsyncIterator<T> extends AsyncIterableIterator<T> {
+  close(): Promise<void>;
+}
+
+export interface NewSandboxOptions {
+  /** Push the workspace to the object store when it stops. */
+  persist?: boolean;
+  /** The guest image to boot (default: magsd's). */
+  image?: string | null;
+  /** Seconds it may stay queued (default 600). */
+  timeout?: number;
+}
+
+export interface ExecOptions {
+  /** Working directory (default /root). */
+  cwd?: string;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+  /** Seconds it may run (then exit code 124); 0 = no limit. */
+  timeout?: number;
+  /** Its standard input (then closed); without it stdin is empty. */
+  stdin?: Uint8Array | string;
+  /** Called with each stdout/stderr event as it arrives. */
+  onOutput?: (event: Extract<OutputEvent, { type: 'stdout' | 'stderr' }>) => void;
+}
+
+export interface SpawnOptions {
+  /** A terminal (cols x rows, default 80x24): output comes as stdout only, stdin is open. */
+  tty?: boolean;
+  cols?: number;
+  rows?: number;
+  /** Keep stdin open for sendStdin. */
+  stdin?: boolean;
+  cwd?: string;
+  env?: Record<string, string>;
+  timeout?: number;
+}
+
+export interface ProcessOutputOptions {
+  /** Where to start: a byte offset (default 0, the oldest byte kept) or 'end'. */
+  offset?: number | 'end';
+  /** Go on until the process exits. */
+  follow?: boolean;
+}
+
+export interface FileWriteOptions {
+  /** Permission bits (default 0o644). */
+  mode?: number;
+  /** The byte count of a stream (sent as Content-Length; else it is sent chunked). */
+  size?: number;
+}
+
+/** mags.files: the files of a running sandbox; paths are absolute, or relative to /root. */
+export declare class Files {
+  private constructor();
+  /** The whole file. */
+  read(sandbox: SandboxRef, path: string): Promise<BufferType>;
+  /** The file as a stream (any size); rejects (NotFoundError, BadRequestError) before any data. */
+  readStream(sandbox: SandboxRef, path: string): Promise<ReadableStreamLike>;
+  /** Writes a file (parents are created); a stream is sent as it is read. */
+  write(sandbox: SandboxRef, path: string, data: Uint8Array | string | AsyncIterable<Uint8Array | string>, options?: FileWriteOptions): Promise<FileInfo>;
+  /** A directory's entries, by name. */
+  list(sandbox: SandboxRef, path?: string): Promise<FileInfo[]>;
+  /** One file (of a symlink itself). */
+  stat(sandbox: SandboxRef, path: string): Promise<FileInfo>;
+  /** Removes a file or an empty directory; recursive: a directory and all in it. */
+  remove(sandbox: SandboxRef, path: string, options?: { recursive?: boolean }): Promise<void>;
+  /** Creates a directory; parents (default true): missing parents too, and an existing one is fine. */
+  mkdir(sandbox: SandboxRef, path: string, options?: { parents?: boolean }): Promise<FileInfo>;
+  /** Resolves once the watch is in place, to its events. */
+  watch(sandbox: SandboxRef, path?: string, options?: { recursive?: boolean }): Promise<ClosableAsyncIterator<WatchEvent>>;
 }
 
 export declare class Mags {
@@ -267,6 +433,30 @@ export declare class Mags {
   sync(target: string): Promise<SyncResult>;
   enableAccess(jobId: string, options: AccessOptions): Promise<Job>;
   update(jobId: string, options: UpdateOptions): Promise<Job>;
+
+  /** A long-lived sandbox on workspace `name` (its running job if it has one); resolves once it runs. */
+  newSandbox(name: string, options?: NewSandboxOptions): Promise<Job>;
+  /** Runs a command in a running sandbox; resolves when it has ended. `command` is run by /bin/sh -c (an array is quoted). */
+  exec(sandbox: SandboxRef, command: string | string[], options?: ExecOptions): Promise<ExecResult>;
+  /** Starts a command in the background. */
+  spawn(sandbox: SandboxRef, command: string | string[], options?: SpawnOptions): Promise<Process>;
+  /** The sandbox's processes, running and recently ended, by id. */
+  processes(sandbox: SandboxRef): Promise<Process[]>;
+  process(sandbox: SandboxRef, pid: ProcessRef): Promise<Process>;
+  /** A process's output events: without follow up to "end" (or "exit"), with follow until "exit". */
+  processOutput(sandbox: SandboxRef, pid: ProcessRef, options?: ProcessOutputOptions): ClosableAsyncIterator<OutputEvent>;
+  /** Writes to a process's stdin; eof closes it after. Resolves to the bytes written. */
+  sendStdin(sandbox: SandboxRef, pid: ProcessRef, data: Uint8Array | string, options?: { eof?: boolean }): Promise<number>;
+  /** Sends a signal: a number or a name ('INT', 'SIGINT'); default 'TERM'. */
+  kill(sandbox: SandboxRef, pid: ProcessRef, signal?: number | string): Promise<Process>;
+  /** Waits for the end; with timeout (seconds) resolves after that even when it still runs (see done). */
+  waitProcess(sandbox: SandboxRef, pid: ProcessRef, options?: { timeout?: number }): Promise<Process>;
+  /** A tty process's terminal size. */
+  resize(sandbox: SandboxRef, pid: ProcessRef, cols: number, rows: number): Promise<Process>;
+  /** Forgets a process (SIGKILL first if it runs). */
+  deleteProcess(sandbox: SandboxRef, pid: ProcessRef): Promise<void>;
+  /** The files of a running sandbox. */
+  readonly files: Files;
 
   readonly workspace: {
     list(): Promise<Workspace[]>;

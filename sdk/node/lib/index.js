@@ -5,19 +5,28 @@
  * This file is the whole library, written as CommonJS so that `require` gets
  * it as it is; index.mjs re-exports the same objects for `import` (one copy of
  * every class, so `instanceof` works whichever way it was loaded). No
- * dependencies: global fetch (Node 18+), node:fs, node:os, node:path.
+ * dependencies: global fetch (Node 18+), node:fs, node:os, node:path, and
+ * node:http(s) for the streams that may stay quiet a long time (exec output,
+ * followed process output, file watches: fetch would time them out).
  */
 'use strict';
 
 const fs = require('node:fs');
 const fsp = require('node:fs/promises');
+const http = require('node:http');
+const https = require('node:https');
 const os = require('node:os');
 const path = require('node:path');
+const { Readable } = require('node:stream');
 
 const VERSION = '0.1.0';
 const DEFAULT_API_URL = 'http://127.0.0.1:7557';
 const FILE_MAX = 1024 * 1024 * 1024; /* magsd's limit on one upload */
 const BUFFERED_UPLOAD_MAX = 16 * 1024 * 1024; /* larger files are streamed from disk */
+const NEW_SCRIPT = 'exec sleep 2147483647'; /* a sandbox from newSandbox sleeps until stopped (as `mags new`) */
+const STDIN_CHUNK = 1024 * 1024; /* magsd takes at most 1 MiB of stdin per request */
+const WAIT_STEP = 300; /* seconds of one GET /processes/:pid/wait when waiting without limit */
+const HEARTBEAT_SILENCE_MS = 90000; /* output streams carry a heartbeat every 15 s: longer silence = gone */
 const JOB_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /* ------------------------------------------------------------------ errors */
@@ -246,6 +255,193 @@ function joinOutput(entries) {
   return s;
 }
 
+/* ------------------------------------------------------- sandbox helpers */
+
+/* The path segment of a sandbox: a Job's id, or a job id / workspace name. */
+function sandboxSeg(sandbox) {
+  if (sandbox instanceof Job) return encodeURIComponent(sandbox.id);
+  if (sandbox && typeof sandbox === 'object' && typeof sandbox.id === 'string' && sandbox.id) return encodeURIComponent(sandbox.id);
+  if (typeof sandbox !== 'string' || !sandbox) throw new TypeError('sandbox must be a job id, a Job or a workspace name');
+  return encodeURIComponent(sandbox);
+}
+
+function pidSeg(pid) {
+  const v = pid && typeof pid === 'object' ? pid.id : pid;
+  if (typeof v === 'number' && Number.isInteger(v) && v > 0) return String(v);
+  if (typeof v === 'string' && /^[0-9]+$/.test(v)) return v;
+  throw new TypeError(`a process is its id (a positive integer) or a Process object, got ${JSON.stringify(pid)}`);
+}
+
+/* A Process from the API's object (camelCase, with raw). */
+function toProcess(raw) {
+  if (!raw || typeof raw !== 'object' || raw.id === undefined) throw new ServerError(`magsd sent no process object: ${JSON.stringify(raw)}`);
+  const nul = (v) => (v === undefined ? null : v);
+  return {
+    id: raw.id,
+    command: raw.command,
+    status: raw.status,
+    exitCode: nul(raw.exit_code),
+    signal: nul(raw.signal),
+    timedOut: raw.timed_out === true,
+    error: nul(raw.error),
+    tty: raw.tty === true,
+    stdin: raw.stdin === true,
+    detached: raw.detached === true,
+    cwd: nul(raw.cwd),
+    startedAt: nul(raw.started_at),
+    endedAt: nul(raw.ended_at),
+    outputBytes: raw.output_bytes || 0,
+    cols: nul(raw.cols),
+    rows: nul(raw.rows),
+    done: raw.status === 'exited' || raw.status === 'lost',
+    raw,
+  };
+}
+
+/* A FileInfo from the API's object: mode as a number (0o644), raw kept. */
+function toFileInfo(raw) {
+  if (!raw || typeof raw !== 'object' || typeof raw.path !== 'string') throw new ServerError(`magsd sent no file object: ${JSON.stringify(raw)}`);
+  const mode = typeof raw.mode === 'string' ? parseInt(raw.mode, 8) : (raw.mode || 0);
+  const info = {
+    name: raw.name, path: raw.path, type: raw.type, size: raw.size || 0, mode: Number.isNaN(mode) ? 0 : mode,
+    mtime: raw.mtime === undefined ? null : raw.mtime, raw,
+  };
+  if (raw.target !== undefined) info.target = raw.target;
+  return info;
+}
+
+const OUTPUT_EVENTS = new Set(['start', 'stdout', 'stderr', 'lost', 'exit', 'end']);
+const WATCH_EVENTS = new Set(['create', 'modify', 'delete', 'move_from', 'move_to']);
+
+/* One output event: data decoded from base64 to a Buffer, fields in camelCase; null (skipped) for a type not known here. */
+function toOutputEvent(obj) {
+  if (!OUTPUT_EVENTS.has(obj.type)) return null;
+  const ev = { type: obj.type };
+  if (obj.offset !== undefined) ev.offset = obj.offset;
+  if (obj.type === 'stdout' || obj.type === 'stderr') ev.data = Buffer.from(obj.data || '', 'base64');
+  else if (obj.type === 'start') ev.process = toProcess(obj.process);
+  else if (obj.type === 'lost') ev.bytes = obj.bytes;
+  else if (obj.type === 'exit') {
+    ev.exitCode = obj.exit_code === undefined ? null : obj.exit_code;
+    ev.signal = obj.signal === undefined ? null : obj.signal;
+    ev.timedOut = obj.timed_out === true;
+    ev.status = obj.status;
+    ev.error = obj.error === undefined ? null : obj.error;
+  }
+  ev.raw = obj;
+  return ev;
+}
+
+function toWatchEvent(obj) {
+  if (!WATCH_EVENTS.has(obj.type)) return null; /* ready, and types not known here */
+  return { type: obj.type, path: obj.path, dir: obj.dir === true, raw: obj };
+}
+
+function asBuffer(what, data) {
+  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  if (Buffer.isBuffer(data)) return data;
+  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer) return Buffer.from(data);
+  throw new TypeError(`${what} must be a Buffer, a Uint8Array or a string`);
+}
+
+function shellQuote(word) {
+  return /^[A-Za-z0-9_\/.,:=+@%-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+}
+
+/* The POST /exec body; types are checked before anything is sent. */
+function execBody(what, command, o, extra) {
+  let cmd = command;
+  if (Array.isArray(cmd)) {
+    if (!cmd.length || !cmd.every((w) => typeof w === 'string')) throw new TypeError(`${what}: command must be a string or a non-empty array of strings`);
+    cmd = cmd.map(shellQuote).join(' ');
+  }
+  if (typeof cmd !== 'string' || !cmd) throw new TypeError(`${what}: command must be a non-empty string`);
+  checkType(what, 'cwd', o.cwd, 'string');
+  checkType(what, 'timeout', o.timeout, 'number');
+  if (isSet(o.timeout) && o.timeout < 0) throw new TypeError(`${what}: timeout must be seconds >= 0`);
+  if (isSet(o.env)) {
+    if (typeof o.env !== 'object' || Array.isArray(o.env) || !Object.values(o.env).every((v) => typeof v === 'string')) {
+      throw new TypeError(`${what}: env must be an object of strings`);
+    }
+  }
+  const body = { command: cmd };
+  for (const [k, t] of [['tty', 'boolean'], ['stdin', 'boolean'], ['cols', 'integer'], ['rows', 'integer']]) {
+    if (!extra || !(k in extra)) continue;
+    checkType(what, k, extra[k], t);
+    if (isSet(extra[k]) && extra[k] !== false) body[k] = extra[k];
+  }
+  if (isSet(o.cwd)) body.cwd = o.cwd;
+  if (isSet(o.env)) body.env = { ...o.env };
+  if (isSet(o.timeout)) body.timeout = Math.ceil(o.timeout);
+  return body;
+}
+
+function checkPath(what, p) {
+  if (typeof p !== 'string' || !p) throw new TypeError(`${what}: path must be a non-empty string`);
+  return p;
+}
+
+/*
+ * An async iterator over the objects of an NDJSON stream, closable: close()
+ * ends the HTTP response (a pending next() then finishes). `last(ev)` marks
+ * the event that ends the stream; one that breaks off before it rejects
+ * with a MagsConnectionError.
+ */
+function eventStream(res, what, convert, last) {
+  let closed = false;
+  let complete = false;
+  const lines = ndjsonLines(res);
+  const gen = (async function* events() {
+    try {
+      for (;;) {
+        let r;
+        try {
+          r = await lines.next();
+        } catch (e) {
+          if (closed) return;
+          throw new MagsConnectionError(`${what} broke: ${e.message}`, { cause: e });
+        }
+        if (r.done) {
+          if (!closed && last) throw new MagsConnectionError(`${what} ended early`);
+          return;
+        }
+        if (!r.value.trim()) continue; /* keep-alive */
+        let obj;
+        try {
+          obj = JSON.parse(r.value);
+        } catch (e) {
+          throw new ServerError(`bad line in ${what}: ${e.message}`);
+        }
+        const ev = convert(obj);
+        if (ev === null) continue;
+        if (last && last(ev)) {
+          complete = true;
+          yield ev;
+          return;
+        }
+        yield ev;
+      }
+    } finally {
+      closed = true;
+      res.destroy();
+    }
+  })();
+  const it = {
+    next: () => gen.next(),
+    return: (v) => { closed = true; res.destroy(); return gen.return(v); },
+    throw: (e) => gen.throw(e),
+    [Symbol.asyncIterator]() { return this; },
+    /** Ends the stream and its HTTP response. */
+    close() { closed = true; res.destroy(); return gen.return(undefined).then(() => undefined, () => undefined); },
+    get closed() { return closed; },
+    get complete() { return complete; },
+    /** The next raw object (used to read a watch's ready line). */
+    _lines: lines,
+  };
+  return it;
+}
+
 /* --------------------------------------------------------------------- Job */
 
 class Job {
@@ -381,6 +577,8 @@ class Mags {
       },
       delete: (id) => c._request('DELETE', `/cron-jobs/${seg(id, 'schedule id')}`),
     };
+    /** The files of a running sandbox. */
+    this.files = new Files(this);
   }
 
   /* One API call: parsed JSON, or the Response itself with { stream: true }. */
@@ -394,7 +592,7 @@ class Mags {
     }
     const headers = {
       authorization: `Bearer ${this.token}`,
-      accept: opts.stream ? 'application/x-ndjson, application/json' : 'application/json',
+      accept: opts.accept || (opts.stream ? 'application/x-ndjson, application/json' : 'application/json'),
       'user-agent': `mags-node/${VERSION}`,
     };
     const init = { method, headers };
@@ -403,7 +601,7 @@ class Mags {
       init.body = JSON.stringify(opts.body);
     } else if (opts.raw !== undefined) {
       headers['content-type'] = 'application/octet-stream';
-      headers['content-length'] = String(opts.rawLength);
+      if (isSet(opts.rawLength)) headers['content-length'] = String(opts.rawLength);
       init.body = opts.raw;
       if (typeof opts.raw.pipe === 'function' || typeof opts.raw.getReader === 'function') init.duplex = 'half';
     }
@@ -438,6 +636,114 @@ class Mags {
     } catch (e) {
       throw new ServerError(`magsd sent a reply that is not JSON (${method} ${pathname}): ${text.slice(0, 200)}`, { status: res.status });
     }
+  }
+
+  /*
+   * A request whose reply is read as a stream, with node:http(s) (no body
+   * timeout, unlike fetch): resolves to the IncomingMessage of a 2xx reply,
+   * rejects with the mapped MagsError otherwise.
+   */
+  _stream(method, pathname, opts = {}) {
+    const u = new URL(`${this.apiUrl}/api/v1${pathname}`);
+    if (opts.query) for (const [k, v] of Object.entries(opts.query)) if (isSet(v)) u.searchParams.set(k, String(v));
+    const headers = {
+      authorization: `Bearer ${this.token}`,
+      accept: opts.accept || 'application/x-ndjson',
+      'user-agent': `mags-node/${VERSION}`,
+    };
+    let payload;
+    if (opts.body !== undefined) {
+      payload = Buffer.from(JSON.stringify(opts.body));
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(payload.length);
+    }
+    const mod = u.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = mod.request(u, { method, headers }, (res) => {
+        if (res.statusCode >= 200 && res.statusCode < 300) {
+          /* heartbeats (an empty line after 15 s without events): a longer silence means magsd is gone */
+          if (opts.idleTimeout) req.setTimeout(opts.idleTimeout, () => req.destroy(new Error(`no data from magsd for ${opts.idleTimeout / 1000} s`)));
+          resolve(res);
+          return;
+        }
+        const parts = [];
+        res.on('data', (c) => parts.push(c));
+        res.on('error', () => {});
+        res.on('end', () => {
+          const text = Buffer.concat(parts).toString('utf8');
+          let body = null;
+          try {
+            body = JSON.parse(text);
+          } catch (_) { /* not JSON */ }
+          const msg = body && typeof body.error === 'string' ? body.error : (text.trim() || `HTTP ${res.statusCode} ${res.statusMessage}`);
+          reject(errorForStatus(res.statusCode, msg, body));
+        });
+      });
+      req.on('error', (e) => reject(new MagsConnectionError(`cannot reach magsd at ${this.apiUrl}: ${e.message}`, { cause: e })));
+      /* a stream may stay quiet for hours (a watch): keep-alive probes notice a magsd that vanished */
+      req.on('socket', (sock) => sock.setKeepAlive(true, 60000));
+      req.end(payload);
+    });
+  }
+
+  /*
+   * A request with a raw body (a Buffer, or a Readable piped as it is read),
+   * with node:http(s): an error reply magsd sends before it has read the
+   * whole body (a bad path, say) still rejects with its MagsError rather than
+   * a broken pipe. Content-Length when rawLength is given, else chunked.
+   * Resolves to the parsed JSON reply.
+   */
+  _send(method, pathname, opts) {
+    const u = new URL(`${this.apiUrl}/api/v1${pathname}`);
+    if (opts.query) for (const [k, v] of Object.entries(opts.query)) if (isSet(v)) u.searchParams.set(k, String(v));
+    const headers = {
+      authorization: `Bearer ${this.token}`,
+      accept: 'application/json',
+      'content-type': 'application/octet-stream',
+      'user-agent': `mags-node/${VERSION}`,
+    };
+    if (isSet(opts.rawLength)) headers['content-length'] = String(opts.rawLength);
+    const mod = u.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      let answered = false;
+      const req = mod.request(u, { method, headers }, (res) => {
+        answered = true;
+        const parts = [];
+        res.on('data', (c) => parts.push(c));
+        res.on('error', (e) => reject(new MagsConnectionError(`reading the reply from ${this.apiUrl} failed: ${e.message}`, { cause: e })));
+        res.on('end', () => {
+          const text = Buffer.concat(parts).toString('utf8');
+          let body = null;
+          try {
+            body = text ? JSON.parse(text) : null;
+          } catch (_) { /* not JSON */ }
+          if (res.statusCode >= 200 && res.statusCode < 300) {
+            if (text && body === null) reject(new ServerError(`magsd sent a reply that is not JSON (${method} ${pathname}): ${text.slice(0, 200)}`, { status: res.statusCode }));
+            else resolve(body);
+            return;
+          }
+          const msg = body && typeof body.error === 'string' ? body.error : (text.trim() || `HTTP ${res.statusCode} ${res.statusMessage}`);
+          reject(errorForStatus(res.statusCode, msg, body));
+        });
+        if (typeof opts.raw.unpipe === 'function') {
+          opts.raw.unpipe(req);
+          /* magsd answered before it had it all (an error): the rest is not needed */
+          if (!opts.raw.readableEnded && typeof opts.raw.destroy === 'function') opts.raw.destroy();
+        }
+      });
+      req.on('error', (e) => {
+        if (!answered) reject(new MagsConnectionError(`sending to magsd at ${this.apiUrl} failed: ${e.message}`, { cause: e }));
+      });
+      if (Buffer.isBuffer(opts.raw)) {
+        req.end(opts.raw);
+      } else {
+        opts.raw.on('error', (e) => {
+          req.destroy();
+          reject(e instanceof MagsError ? e : new MagsError(`reading the data to send failed: ${e.message}`, { cause: e }));
+        });
+        opts.raw.pipe(req);
+      }
+    });
   }
 
   /* Polls a job until it has ended ('end') or left queued ('running'). */
@@ -640,7 +946,7 @@ class Mags {
     return new Job(this, await this._request('POST', `/mags-jobs/${seg(jobId, 'job id')}/access`, { body }));
   }
 
-  /** Changes a job's settings (PATCH): alwaysOn, idleTimeout; timeout while queued. */
+  /** Changes a job's settings (PATCH): alwaysOn, idleTimeout take effect at once; timeout of a running job is a new limit from now. */
   async update(jobId, options) {
     const o = checkKeys('update', options, ['alwaysOn', 'idleTimeout', 'timeout']);
     checkType('update', 'alwaysOn', o.alwaysOn, 'boolean');
@@ -651,6 +957,334 @@ class Mags {
     if (o.idleTimeout !== undefined) body.idle_timeout = o.idleTimeout;
     if (o.timeout !== undefined) body.timeout = o.timeout;
     return new Job(this, await this._request('PATCH', `/mags-jobs/${seg(jobId, 'job id')}`, { body }));
+  }
+  /* ------------------------------------------------ long-lived sandboxes */
+
+  /**
+   * A long-lived sandbox on workspace `name`, as `mags new NAME`: a job that
+   * runs until stopped. When the workspace already has a running job, that is
+   * the sandbox. Resolves to the Job once it runs.
+   */
+  async newSandbox(name, options) {
+    if (typeof name !== 'string' || !name) throw new TypeError('newSandbox: name must be a non-empty string (a workspace name)');
+    const o = checkKeys('newSandbox', options, ['persist', 'image', 'timeout']);
+    checkType('newSandbox', 'persist', o.persist, 'boolean');
+    checkType('newSandbox', 'image', o.image, 'string');
+    checkType('newSandbox', 'timeout', o.timeout, 'number');
+    const waitOpts = { timeout: isSet(o.timeout) ? o.timeout : 600, pollInterval: 0.5 };
+    for (const status of ['running', 'queued']) {
+      const r = await this._request('GET', '/mags-jobs', { query: { workspace: name, status, limit: 1 } });
+      const found = (r.jobs || []).find((j) => j.workspace === name && j.status === status);
+      if (found) {
+        const raw = found.status === 'running' ? found : await this._waitFor(found.id, 'running', waitOpts);
+        if (raw.status === 'running') return new Job(this, raw);
+      }
+    }
+    const body = { script: NEW_SCRIPT, workspace: name, persist: o.persist === true };
+    if (isSet(o.image)) body.image = o.image;
+    const sub = await this._request('POST', '/mags-jobs', { body });
+    const raw = sub.status === 'running' ? sub : await this._waitFor(sub.id, 'running', waitOpts);
+    if (raw.status !== 'running') {
+      throw new MagsError(`sandbox ${name} did not start: job ${raw.id} ${raw.status}${raw.error ? `: ${raw.error}` : ''}`);
+    }
+    return new Job(this, raw);
+  }
+
+  /**
+   * Runs a command in a running sandbox and resolves when it has ended, to
+   * { exitCode, stdout, stderr, process } (Buffers; a non-zero exit code does
+   * not reject). Options: cwd, env, timeout (seconds; then exit code 124),
+   * stdin (a Buffer or string, then closed), onOutput (called with each
+   * stdout/stderr event as it arrives).
+   */
+  async exec(sandbox, command, options) {
+    const o = checkKeys('exec', options, ['cwd', 'env', 'timeout', 'stdin', 'onOutput']);
+    const stdin = isSet(o.stdin) ? asBuffer('exec: stdin', o.stdin) : null;
+    if (isSet(o.onOutput) && typeof o.onOutput !== 'function') throw new TypeError('exec: onOutput must be a function');
+    const body = execBody('exec', command, o, { stdin: stdin !== null });
+    const sbox = sandboxSeg(sandbox);
+    const res = await this._stream('POST', `/mags-jobs/${sbox}/exec`, { body, idleTimeout: HEARTBEAT_SILENCE_MS });
+    const events = eventStream(res, 'the exec stream', toOutputEvent, (e) => e.type === 'exit');
+    const out = [];
+    const err = [];
+    let proc = null;
+    let end = null;
+    let feeding = null;
+    try {
+      for await (const ev of events) {
+        if (ev.type === 'start') {
+          proc = ev.process;
+          if (stdin !== null && !feeding) {
+            feeding = this.sendStdin(sandbox, proc.id, stdin, { eof: true }).then(() => null, (e) => (e instanceof ConflictError ? null : e));
+          }
+        } else if (ev.type === 'stdout' || ev.type === 'stderr') {
+          (ev.type === 'stdout' ? out : err).push(ev.data);
+          if (o.onOutput) o.onOutput(ev);
+        } else if (ev.type === 'exit') {
+          end = ev;
+        }
+      }
+    } finally {
+      await events.close();
+    }
+    const feedErr = feeding ? await feeding : null;
+    if (feedErr && (!end || end.exitCode === null)) throw feedErr;
+    if (!end) throw new MagsConnectionError('the exec stream ended before the process did');
+    const process = proc ? {
+      ...proc, status: end.status || 'exited', exitCode: end.exitCode, signal: end.signal, timedOut: end.timedOut, error: end.error,
+      outputBytes: end.offset === undefined ? proc.outputBytes : end.offset, done: true,
+    } : null;
+    return {
+      exitCode: end.exitCode === null ? -1 : end.exitCode,
+      stdout: Buffer.concat(out),
+      stderr: Buffer.concat(err),
+      process,
+    };
+  }
+
+  /**
+   * Starts a command in the background; resolves to its Process at once.
+   * Options: tty, cols, rows, stdin (keep it open for sendStdin), cwd, env, timeout.
+   */
+  async spawn(sandbox, command, options) {
+    const o = checkKeys('spawn', options, ['tty', 'stdin', 'cols', 'rows', 'cwd', 'env', 'timeout']);
+    const body = execBody('spawn', command, o, { tty: o.tty, stdin: o.stdin, cols: o.cols, rows: o.rows });
+    body.detach = true;
+    return toProcess(await this._request('POST', `/mags-jobs/${sandboxSeg(sandbox)}/exec`, { body }));
+  }
+
+  /** The sandbox's processes, running and recently ended, by id. */
+  async processes(sandbox) {
+    const r = await this._request('GET', `/mags-jobs/${sandboxSeg(sandbox)}/processes`);
+    return (r.processes || []).map(toProcess);
+  }
+
+  /** One process as it is now. */
+  async process(sandbox, pid) {
+    return toProcess(await this._request('GET', `/mags-jobs/${sandboxSeg(sandbox)}/processes/${pidSeg(pid)}`));
+  }
+
+  /**
+   * A process's output: an async iterator of events (stdout/stderr with a
+   * Buffer `data`, lost, then exit, or end without follow). { offset: N |
+   * 'end', follow: true } as in the API. Leaving a for-await loop (or close())
+   * ends the request.
+   */
+  processOutput(sandbox, pid, options) {
+    const o = checkKeys('processOutput', options, ['offset', 'follow']);
+    if (isSet(o.offset) && o.offset !== 'end' && !(Number.isInteger(o.offset) && o.offset >= 0)) {
+      throw new TypeError('processOutput: offset must be a byte offset (an integer >= 0) or "end"');
+    }
+    checkType('processOutput', 'follow', o.follow, 'boolean');
+    const p = `/mags-jobs/${sandboxSeg(sandbox)}/processes/${pidSeg(pid)}/output`;
+    const query = { offset: isSet(o.offset) ? o.offset : undefined, follow: o.follow ? '1' : undefined };
+    let inner = null;
+    let closed = false;
+    const open = async () => {
+      if (!inner) {
+        const res = await this._stream('GET', p, { query, idleTimeout: HEARTBEAT_SILENCE_MS });
+        inner = eventStream(res, `the output of process ${pidSeg(pid)}`, toOutputEvent, (e) => e.type === 'exit' || e.type === 'end');
+        if (closed) await inner.close();
+      }
+      return inner;
+    };
+    return {
+      async next() {
+        if (closed) return { done: true, value: undefined };
+        return (await open()).next();
+      },
+      async return(v) {
+        closed = true;
+        if (inner) await inner.close();
+        return { done: true, value: v };
+      },
+      [Symbol.asyncIterator]() { return this; },
+      close() { return this.return(undefined).then(() => undefined); },
+    };
+  }
+
+  /** Writes data (Buffer or string) to a process's stdin; { eof: true } closes it after. Resolves to the bytes written. */
+  async sendStdin(sandbox, pid, data, options) {
+    const o = checkKeys('sendStdin', options, ['eof']);
+    checkType('sendStdin', 'eof', o.eof, 'boolean');
+    const buf = asBuffer('sendStdin: data', data);
+    const p = `/mags-jobs/${sandboxSeg(sandbox)}/processes/${pidSeg(pid)}/stdin`;
+    let sent = 0;
+    let off = 0;
+    do {
+      const piece = buf.subarray(off, off + STDIN_CHUNK);
+      off += piece.length;
+      const last = off >= buf.length;
+      const r = await this._request('POST', p, { raw: piece, rawLength: piece.length, query: { eof: o.eof && last ? '1' : undefined } });
+      sent += r && typeof r.bytes === 'number' ? r.bytes : piece.length;
+    } while (off < buf.length);
+    return sent;
+  }
+
+  /** Sends a signal (a number or a name: 'INT', 'SIGINT'; default 'TERM'); resolves to the Process. */
+  async kill(sandbox, pid, signal = 'TERM') {
+    if (!(typeof signal === 'string' && signal) && !Number.isInteger(signal)) throw new TypeError('kill: signal must be a number or a name such as "TERM"');
+    return toProcess(await this._request('POST', `/mags-jobs/${sandboxSeg(sandbox)}/processes/${pidSeg(pid)}/signal`, { body: { signal } }));
+  }
+
+  /**
+   * Waits for a process to end; resolves to it. With { timeout } (seconds) it
+   * resolves after that even when it still runs (look at process.done).
+   */
+  async waitProcess(sandbox, pid, options) {
+    const o = checkKeys('waitProcess', options, ['timeout']);
+    checkType('waitProcess', 'timeout', o.timeout, 'number');
+    const deadline = isSet(o.timeout) ? Date.now() + o.timeout * 1000 : null;
+    const p = `/mags-jobs/${sandboxSeg(sandbox)}/processes/${pidSeg(pid)}/wait`;
+    for (;;) {
+      const left = deadline === null ? WAIT_STEP : Math.min(WAIT_STEP, Math.max(0, Math.ceil((deadline - Date.now()) / 1000)));
+      const res = await this._stream('GET', p, { query: { timeout: left }, accept: 'application/json' });
+      const parts = [];
+      for await (const c of res) parts.push(c);
+      let raw;
+      try {
+        raw = JSON.parse(Buffer.concat(parts).toString('utf8'));
+      } catch (e) {
+        throw new ServerError(`magsd sent a reply that is not JSON (GET ${p})`);
+      }
+      const proc = toProcess(raw);
+      if (proc.done || (deadline !== null && Date.now() >= deadline)) return proc;
+    }
+  }
+
+  /** Changes a tty process's terminal size; resolves to the Process. */
+  async resize(sandbox, pid, cols, rows) {
+    checkType('resize', 'cols', cols, 'integer');
+    checkType('resize', 'rows', rows, 'integer');
+    if (!isSet(cols) || !isSet(rows)) throw new TypeError('resize: cols and rows are required');
+    return toProcess(await this._request('POST', `/mags-jobs/${sandboxSeg(sandbox)}/processes/${pidSeg(pid)}/resize`, { body: { cols, rows } }));
+  }
+
+  /** Forgets a process, killing it (SIGKILL) if it still runs. */
+  async deleteProcess(sandbox, pid) {
+    await this._request('DELETE', `/mags-jobs/${sandboxSeg(sandbox)}/processes/${pidSeg(pid)}`);
+  }
+}
+
+/* ------------------------------------------------------------------- files */
+
+/** mags.files: the files of a running sandbox (paths absolute, or relative to /root). */
+class Files {
+  constructor(client) {
+    Object.defineProperty(this, '_client', { value: client, enumerable: false, writable: false });
+  }
+
+  _path(sandbox, action) {
+    return `/mags-jobs/${sandboxSeg(sandbox)}/${action}`;
+  }
+
+  /** The whole file, as a Buffer. */
+  async read(sandbox, p) {
+    const stream = await this.readStream(sandbox, p);
+    const parts = [];
+    for await (const c of stream) parts.push(c);
+    return Buffer.concat(parts);
+  }
+
+  /** The file as a Readable stream of Buffers (any size); rejects (404, 400) before any data. */
+  async readStream(sandbox, p) {
+    const res = await this._client._stream('GET', this._path(sandbox, 'files'), {
+      query: { path: checkPath('files.readStream', p) }, accept: 'application/octet-stream',
+    });
+    return res;
+  }
+
+  /**
+   * Writes a file (parents are created): data is a Buffer, Uint8Array, string
+   * (UTF-8), or a Readable / async iterable of chunks, streamed (with
+   * Content-Length when { size } is given or it is an fs.ReadStream, else
+   * chunked). { mode } is the permission bits (default 0o644). Resolves to its FileInfo.
+   */
+  async write(sandbox, p, data, options) {
+    const o = checkKeys('files.write', options, ['mode', 'size']);
+    checkPath('files.write', p);
+    checkType('files.write', 'mode', o.mode, 'integer');
+    checkType('files.write', 'size', o.size, 'integer');
+    const mode = isSet(o.mode) ? o.mode : 0o644;
+    if (mode < 0 || mode > 0o7777) throw new TypeError('files.write: mode must be permission bits (e.g. 0o644)');
+    const query = { path: p, mode: mode.toString(8).padStart(4, '0') };
+    let raw;
+    let rawLength;
+    if (typeof data === 'string' || data instanceof Uint8Array || data instanceof ArrayBuffer) {
+      raw = asBuffer('files.write: data', data);
+      rawLength = raw.length;
+    } else if (data && (typeof data[Symbol.asyncIterator] === 'function' || typeof data.pipe === 'function')) {
+      raw = typeof data.pipe === 'function' ? data : Readable.from(data, { objectMode: false });
+      if (raw.readableObjectMode) raw = Readable.from(raw, { objectMode: false });
+      rawLength = o.size;
+      if (!isSet(rawLength) && data instanceof fs.ReadStream && typeof data.path === 'string' && data.start === undefined && data.end === Infinity) {
+        rawLength = (await fsp.stat(data.path)).size;
+      }
+    } else {
+      throw new TypeError('files.write: data must be a Buffer, a string or a Readable stream');
+    }
+    return toFileInfo(await this._client._send('PUT', this._path(sandbox, 'files'), { query, raw, rawLength }));
+  }
+
+  /** A directory's entries (FileInfo[]), by name. */
+  async list(sandbox, p = '/root') {
+    const r = await this._client._request('GET', this._path(sandbox, 'files/list'), { query: { path: checkPath('files.list', p) } });
+    return (r.entries || []).map(toFileInfo);
+  }
+
+  /** One file's FileInfo (of a symlink itself). */
+  async stat(sandbox, p) {
+    return toFileInfo(await this._client._request('GET', this._path(sandbox, 'files/stat'), { query: { path: checkPath('files.stat', p) } }));
+  }
+
+  /** Removes a file or an empty directory; { recursive: true } a directory and all in it. */
+  async remove(sandbox, p, options) {
+    const o = checkKeys('files.remove', options, ['recursive']);
+    checkType('files.remove', 'recursive', o.recursive, 'boolean');
+    await this._client._request('DELETE', this._path(sandbox, 'files'), {
+      query: { path: checkPath('files.remove', p), recursive: o.recursive ? '1' : undefined },
+    });
+  }
+
+  /** Creates a directory; { parents: true } (the default) makes missing parents and accepts an existing one. */
+  async mkdir(sandbox, p, options) {
+    const o = checkKeys('files.mkdir', options, ['parents']);
+    checkType('files.mkdir', 'parents', o.parents, 'boolean');
+    const body = { path: checkPath('files.mkdir', p), parents: o.parents !== false };
+    return toFileInfo(await this._client._request('POST', this._path(sandbox, 'files/mkdir'), { body }));
+  }
+
+  /**
+   * Watches a directory ({ recursive }). Resolves, once the watch is in
+   * place, to an async iterator of { type, path, dir } events that goes on
+   * until close() (or leaving a for-await loop).
+   */
+  async watch(sandbox, p = '/root', options) {
+    const o = checkKeys('files.watch', options, ['recursive']);
+    checkType('files.watch', 'recursive', o.recursive, 'boolean');
+    const res = await this._client._stream('GET', this._path(sandbox, 'files/watch'), {
+      query: { path: checkPath('files.watch', p), recursive: o.recursive ? '1' : undefined },
+    });
+    const events = eventStream(res, `the watch of ${p}`, toWatchEvent, null);
+    /* the first line is {"type":"ready"}: the watch is in place */
+    let first;
+    try {
+      for (;;) {
+        const r = await events._lines.next();
+        if (r.done) throw new MagsConnectionError(`the watch of ${p} ended before it was ready`);
+        if (!r.value.trim()) continue;
+        first = JSON.parse(r.value);
+        break;
+      }
+    } catch (e) {
+      await events.close();
+      throw e instanceof SyntaxError ? new ServerError(`bad line in the watch of ${p}: ${e.message}`) : e;
+    }
+    if (!first || first.type !== 'ready') {
+      await events.close();
+      throw new ServerError(`the watch of ${p} began with ${JSON.stringify(first)}, not its ready line`);
+    }
+    return events;
   }
 }
 
@@ -678,6 +1312,7 @@ async function cronBody(what, o, keepNull) {
 module.exports = {
   Mags,
   Job,
+  Files,
   MagsError,
   BadRequestError,
   AuthenticationError,

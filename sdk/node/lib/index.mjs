@@ -6,6 +6,7 @@ import mags from './index.js';
 export const {
   Mags,
   Job,
+  Files,
   MagsError,
   BadRequestError,
   AuthenticationError,

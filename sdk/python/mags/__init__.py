@@ -6,11 +6,16 @@
     job = client.run("echo hello")
     print(job.logs)
 
-See Mags for the methods, Job for what they return and mags.errors for the
-exceptions.
+    box = client.new("box")                      # a sandbox that stays up
+    r = client.exec("box", "uname -a")           # ExecResult(exit_code, stdout, stderr)
+    client.files.write("box", "data.csv", b"a,b\n")
+
+See Mags for the methods, Job, Process, ExecResult and FileInfo for what they
+return and mags.errors for the exceptions.
 """
 from ._version import __version__
 from .client import CronJobs, Mags, UrlAliases, Workspaces
+from .files import Files
 from .errors import (
     AuthenticationError,
     BadRequestError,
@@ -22,6 +27,7 @@ from .errors import (
     ServerError,
 )
 from .job import Job, LogEntry, Workspace
+from .sandbox import EventStream, ExecResult, FileInfo, OutputEvent, Process, WatchEvent
 
 __all__ = [
     "__version__",
@@ -32,6 +38,13 @@ __all__ = [
     "Workspaces",
     "UrlAliases",
     "CronJobs",
+    "Files",
+    "Process",
+    "ExecResult",
+    "OutputEvent",
+    "FileInfo",
+    "WatchEvent",
+    "EventStream",
     "MagsError",
     "BadRequestError",
     "AuthenticationError",

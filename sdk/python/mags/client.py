@@ -10,21 +10,36 @@ the REST API does (docs/api.yaml).
 Jobs: run, run_and_wait, get, status, logs, stream_logs, wait, stop, list,
 update, enable_access, sync. Workspaces, URL aliases and cron schedules are
 under client.workspace, client.url_aliases and client.cron.
+
+Long-lived sandboxes (docs/sandboxes.md): new, exec, spawn, processes,
+process, process_output, send_stdin, kill, wait_process, resize,
+delete_process; their files under client.files.
 """
 from __future__ import annotations
 
 import json
+import math
 import re
+import shlex
+import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _config
 from ._http import DEFAULT_TIMEOUT, Transport, quote
 from ._options import LocalFile, job_fields, local_files
 from .errors import ConflictError, JobTimeoutError, MagsConnectionError, MagsError, NotFoundError
+from .files import Files
 from .job import Job, LogEntry, Workspace, output_of
+from .sandbox import (EventStream, ExecResult, OutputEvent, PidRef, Process, SandboxRef, pid_of, sandbox_path)
 
 JobRef = Union[str, Job]
+
+# the script of a sandbox made by new(): it sleeps until stopped (as `mags new`)
+NEW_SCRIPT = "exec sleep 2147483647"
+NEW_WAIT = 600.0  # seconds a new sandbox may stay queued
+STDIN_CHUNK = 1 << 20  # magsd takes at most 1 MiB of stdin per request
+WAIT_STEP = 300  # seconds of one GET /processes/:pid/wait when waiting without limit
 
 POLL_FIRST = 0.2  # seconds between status polls: first, growing by half to ...
 POLL_MAX = 1.0    # ... at most this
@@ -62,6 +77,7 @@ class Mags:
         self.workspace = Workspaces(self._http)
         self.url_aliases = UrlAliases(self._http)
         self.cron = CronJobs(self._http)
+        self.files = Files(self._http)
 
     @property
     def api_url(self) -> str:
@@ -201,8 +217,10 @@ class Mags:
                timeout: Any = _UNSET) -> Job:
         """Changes a job's settings (PATCH): always_on and idle_timeout of a
         running job take effect at once (always_on=False ends a job whose
-        command already exited 0); timeout only while it is queued. None sets
-        idle_timeout/timeout back to magsd's default."""
+        command already exited 0); timeout of a queued job replaces its
+        limit, of a running one sets a new limit counted from now (0: none).
+        None sets idle_timeout/timeout back to magsd's default. A job that
+        has ended is a ConflictError."""
         body = {k: v for k, v in (("always_on", always_on), ("idle_timeout", idle_timeout), ("timeout", timeout))
                 if v is not _UNSET}
         if not body:
@@ -234,6 +252,218 @@ class Mags:
             return self._http.call("POST", _job_path(target, "sync"))
         return self.workspace.sync(target)
 
+    # ---- long-lived sandboxes ------------------------------------------------------
+    def new(self, name: str, persist: bool = False, image: Optional[str] = None,
+            timeout: Optional[float] = NEW_WAIT) -> Job:
+        """A long-lived sandbox on workspace `name`, as `mags new NAME`: a job
+        that runs until it is stopped. When the workspace already has a
+        running job, that job is the sandbox. Returns the Job once it runs
+        (its name then works as the `sandbox` of exec() and the rest).
+
+        persist: push the workspace to the object store when it stops.
+        image: the guest image to boot (default: magsd's). Raises MagsError
+        when the sandbox ends instead of starting, JobTimeoutError when it is
+        still queued after `timeout` seconds.
+        """
+        if not isinstance(name, str) or not name:
+            raise TypeError("name must be a non-empty str (a workspace name)")
+        for status in ("running", "queued"):
+            found = [j for j in self.list(status=status, workspace=name, limit=1)
+                     if j.workspace == name and j.status == status]
+            if found:
+                job = self._started(found[0], timeout)
+                if job.status == "running":
+                    return job
+        fields: Dict[str, Any] = {"workspace": name, "persist": persist}
+        if image is not None:
+            fields["image"] = image
+        job = self._started(self.run(NEW_SCRIPT, **fields), timeout)
+        if job.status != "running":
+            raise MagsError("sandbox %s did not start: job %s %s%s" % (
+                name, job.id, job.status, (": " + job.error) if job.error else ""))
+        return job
+
+    def _started(self, job: Job, timeout: Optional[float]) -> Job:
+        """The job once it has left "queued"."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = POLL_FIRST / 2
+        while job.status == "queued":
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise JobTimeoutError("sandbox job %s still queued after %gs" % (job.id, timeout), job)
+            time.sleep(delay if left is None else min(delay, left))
+            delay = min(delay * 1.5, POLL_MAX)
+            job = self.get(job)
+        return job
+
+    def exec(self, sandbox: SandboxRef, command: Union[str, Sequence[str]], *, cwd: Optional[str] = None,
+             env: Optional[Mapping[str, str]] = None, timeout: Optional[int] = None,
+             stdin: Union[bytes, str, None] = None,
+             on_output: Optional[Callable[[OutputEvent], None]] = None) -> ExecResult:
+        """Runs `command` in a running sandbox and waits for it to end.
+
+        sandbox: a job id, a Job, or the name of a workspace with a running
+        job. command: a shell command line (run by /bin/sh -c), or a list of
+        words (quoted for the shell). cwd: its working directory (default
+        /root); env: extra environment variables; timeout: seconds it may
+        run (then exit code 124). stdin: bytes (or a str, as UTF-8) for its
+        standard input, which is then closed; without it, stdin is empty.
+        on_output: called with each "stdout"/"stderr" OutputEvent as it
+        arrives (to show the output live; it is collected all the same).
+
+        Returns ExecResult(exit_code, stdout, stderr, process); a non-zero
+        exit code is not an exception. Output is read as it comes (the
+        process is slowed, not cut, while it is read).
+        """
+        if on_output is not None and not callable(on_output):
+            raise TypeError("exec(): on_output must be callable")
+        body = _exec_body("exec", command, cwd=cwd, env=env, timeout=timeout, stdin=stdin is not None)
+        data = _as_bytes("stdin", stdin) if stdin is not None else None
+        path = sandbox_path(sandbox, "exec")
+        resp = self._http.open("POST", path, body, accept="application/x-ndjson")
+        stream: EventStream[OutputEvent] = EventStream(resp, self._http.url(path), "the exec stream",
+                                                       OutputEvent.known, lambda e: e.type == "exit")
+        out = bytearray()
+        err = bytearray()
+        proc: Optional[Process] = None
+        end: Optional[OutputEvent] = None
+        feeder: Optional[threading.Thread] = None
+        feed_error: List[BaseException] = []
+        try:
+            for ev in stream:
+                if ev.type == "start" and ev.process is not None:
+                    proc = ev.process
+                    if data is not None and feeder is None:
+                        feeder = threading.Thread(target=self._feed, args=(sandbox, proc.id, data, feed_error),
+                                                  name="mags-exec-stdin", daemon=True)
+                        feeder.start()
+                elif ev.type in ("stdout", "stderr"):
+                    (out if ev.type == "stdout" else err).extend(ev.data)
+                    if on_output is not None:
+                        on_output(ev)
+                elif ev.type == "exit":
+                    end = ev
+        finally:
+            stream.close()
+            if feeder is not None:
+                feeder.join()
+        if end is None:  # pragma: no cover - EventStream raises when the exit line is missing
+            raise MagsConnectionError("the exec stream ended before the process did", self._http.url(path))
+        if feed_error and end.exit_code is None:
+            raise feed_error[0]
+        exit_code = end.exit_code if end.exit_code is not None else -1
+        return ExecResult(exit_code=exit_code, stdout=bytes(out), stderr=bytes(err),
+                          process=end.ended(proc) if proc is not None else None)
+
+    def _feed(self, sandbox: SandboxRef, pid: int, data: bytes, errors: List[BaseException]) -> None:
+        """exec()'s stdin, sent while its output is read; a process that ends
+        (or closes its stdin) before reading it all is no error."""
+        try:
+            self.send_stdin(sandbox, pid, data, eof=True)
+        except ConflictError:
+            pass
+        except BaseException as e:  # noqa: BLE001 - handed to exec()
+            errors.append(e)
+
+    def spawn(self, sandbox: SandboxRef, command: Union[str, Sequence[str]], *, tty: bool = False,
+              stdin: bool = False, cwd: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
+              timeout: Optional[int] = None, cols: Optional[int] = None, rows: Optional[int] = None) -> Process:
+        """Starts `command` in the background; returns its Process at once.
+
+        tty: give it a terminal (cols x rows, default 80x24; its output is
+        then all "stdout", and its stdin is open). stdin: keep its standard
+        input open for send_stdin(). Its output is kept (the last 4 MiB)
+        for process_output(); wait_process() waits for its end.
+        """
+        body = _exec_body("spawn", command, cwd=cwd, env=env, timeout=timeout, stdin=stdin, tty=tty, cols=cols,
+                          rows=rows)
+        body["detach"] = True
+        return Process.from_api(self._http.call("POST", sandbox_path(sandbox, "exec"), body))
+
+    def processes(self, sandbox: SandboxRef) -> List[Process]:
+        """The sandbox's processes, running and recently ended, by id."""
+        reply = self._http.call("GET", sandbox_path(sandbox, "processes"))
+        return [Process.from_api(p) for p in (reply or {}).get("processes", [])]
+
+    def process(self, sandbox: SandboxRef, pid: PidRef) -> Process:
+        """One process as it is now (NotFoundError when there is none)."""
+        return Process.from_api(self._http.call("GET", sandbox_path(sandbox, "processes", pid_of(pid))))
+
+    def process_output(self, sandbox: SandboxRef, pid: PidRef, offset: Union[int, str] = 0,
+                       follow: bool = False) -> "EventStream[OutputEvent]":
+        """A process's output as OutputEvents ("stdout", "stderr", "lost",
+        then "exit" once it has ended), read as they arrive.
+
+        offset: where to start (0: the oldest byte kept; "end": only what
+        comes next; or an event's next_offset, to resume). Without follow
+        the stream ends with what is there (its last event is "end", or
+        "exit"); with follow it goes on until the process exits. The
+        iterator can be closed (close(), or a `with` block).
+        """
+        if not (offset == "end" or (isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0)):
+            raise TypeError("offset must be a byte offset (an int >= 0) or \"end\", not %r" % (offset,))
+        path = sandbox_path(sandbox, "processes", pid_of(pid), "output")
+        resp = self._http.open("GET", path, query={"offset": offset, "follow": "1" if follow else None},
+                               accept="application/x-ndjson")
+        return EventStream(resp, self._http.url(path), "the output of process %s" % pid_of(pid),
+                           OutputEvent.known, lambda e: e.type in ("exit", "end"), quiet=follow)
+
+    def send_stdin(self, sandbox: SandboxRef, pid: PidRef, data: Union[bytes, str], eof: bool = False) -> int:
+        """Writes `data` (bytes, or a str as UTF-8) to a process's stdin; with
+        eof its stdin is closed after it. Returns the bytes written.
+        ConflictError when it has no stdin, its stdin is closed or it ended."""
+        raw = _as_bytes("data", data)
+        path = sandbox_path(sandbox, "processes", pid_of(pid), "stdin")
+        sent = 0
+        pieces = [raw[i:i + STDIN_CHUNK] for i in range(0, len(raw), STDIN_CHUNK)] or [b""]
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            reply = self._http.call_raw("POST", path, piece, query={"eof": "1" if eof and last else None})
+            sent += int((reply or {}).get("bytes", len(piece)))
+        return sent
+
+    def kill(self, sandbox: SandboxRef, pid: PidRef, signal: Union[int, str] = "TERM") -> Process:
+        """Sends a signal (a number, or a name: "INT", "SIGINT"; default TERM)
+        to a process; returns it. ConflictError when it has ended."""
+        if isinstance(signal, bool) or not isinstance(signal, (int, str)):
+            raise TypeError("signal must be a number or a name such as \"TERM\", not %r" % (signal,))
+        return Process.from_api(self._http.call("POST", sandbox_path(sandbox, "processes", pid_of(pid), "signal"),
+                                                {"signal": signal}))
+
+    def wait_process(self, sandbox: SandboxRef, pid: PidRef, timeout: Optional[float] = None) -> Process:
+        """Waits for a process to end and returns it (exit_code, signal...).
+
+        With `timeout` (seconds) it returns after that even when the process
+        still runs: look at .done (or .status). Without, it waits as long as
+        it takes.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        path = sandbox_path(sandbox, "processes", pid_of(pid), "wait")
+        while True:
+            left = WAIT_STEP if deadline is None else min(WAIT_STEP, max(0, math.ceil(deadline - time.monotonic())))
+            resp = self._http.open("GET", path, query={"timeout": left}, timeout=left + self._http.timeout)
+            with resp:
+                raw = resp.read()
+            try:
+                proc = Process.from_api(json.loads(raw.decode("utf-8")))
+            except ValueError as e:
+                raise MagsError("invalid JSON from %s: %s" % (self._http.url(path), e)) from e
+            if proc.done or (deadline is not None and time.monotonic() >= deadline):
+                return proc
+
+    def resize(self, sandbox: SandboxRef, pid: PidRef, cols: int, rows: int) -> Process:
+        """Changes the terminal size of a tty process; returns it.
+        ConflictError when it has no terminal."""
+        for what, v in (("cols", cols), ("rows", rows)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError("%s must be an int, not %r" % (what, v))
+        return Process.from_api(self._http.call("POST", sandbox_path(sandbox, "processes", pid_of(pid), "resize"),
+                                                {"cols": cols, "rows": rows}))
+
+    def delete_process(self, sandbox: SandboxRef, pid: PidRef) -> None:
+        """Forgets a process (killing it with SIGKILL if it still runs)."""
+        self._http.call("DELETE", sandbox_path(sandbox, "processes", pid_of(pid)))
+
     # ---- helpers ---------------------------------------------------------------
     def _upload_all(self, job: Job, files: List[LocalFile]) -> None:
         """Uploads the declared files in order; stops the job if one fails."""
@@ -254,6 +484,51 @@ class Mags:
         if isinstance(reply, dict) and reply.get("size") != f.size:
             raise MagsError("upload of %s: magsd stored %s bytes of %d (did the file change?)"
                             % (f.path, reply.get("size"), f.size))
+
+
+def _as_bytes(what: str, data: Any) -> bytes:
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError("%s must be bytes or a str, not %s" % (what, type(data).__name__))
+
+
+def _exec_body(caller: str, command: Any, cwd: Optional[str], env: Optional[Mapping[str, str]],
+               timeout: Optional[int], stdin: bool, tty: bool = False, cols: Optional[int] = None,
+               rows: Optional[int] = None) -> Dict[str, Any]:
+    """The POST /exec body; types are checked before anything is sent."""
+    if isinstance(command, (list, tuple)):
+        if not command or not all(isinstance(w, str) for w in command):
+            raise TypeError("%s(): command must be a str or a non-empty list of str" % caller)
+        command = " ".join(shlex.quote(w) for w in command)
+    if not isinstance(command, str):
+        raise TypeError("%s(): command must be a str or a list of str, not %s" % (caller, type(command).__name__))
+    if not command:
+        raise ValueError("%s(): command is empty" % caller)
+    body: Dict[str, Any] = {"command": command}
+    if tty:
+        body["tty"] = True
+    if stdin:
+        body["stdin"] = True
+    for what, v in (("cols", cols), ("rows", rows)):
+        if v is not None:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError("%s(): %s must be an int, not %r" % (caller, what, v))
+            body[what] = v
+    if cwd is not None:
+        if not isinstance(cwd, str) or not cwd:
+            raise TypeError("%s(): cwd must be a non-empty str" % caller)
+        body["cwd"] = cwd
+    if env is not None:
+        if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+            raise TypeError("%s(): env must be a dict of str to str" % caller)
+        body["env"] = dict(env)
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise TypeError("%s(): timeout must be seconds (a number >= 0), not %r" % (caller, timeout))
+        body["timeout"] = int(math.ceil(timeout))
+    return body
 
 
 def _stream_entry(line: bytes) -> Any:
