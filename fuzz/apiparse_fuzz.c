@@ -4,7 +4,9 @@
  * (src/daemon/apiparse.c): the JSON bodies of POST /tokens and /cli-logins
  * (one text field), POST /mags-jobs/:id/access and POST /url-aliases, and
  * the query parameters of GET /mags-jobs, GET /mags-jobs/:id/logs, POST
- * /mags-jobs/:id/upload and the id of DELETE /tokens/:id. The first byte
+ * /mags-jobs/:id/upload and /mags-jobs/:id/files (kind 6: path, mode,
+ * recursive), the body of POST /mags-jobs/:id/files/mkdir and the id of
+ * DELETE /tokens/:id (both kind 7, on the same bytes). The first byte
  * picks the parser (low 3 bits) and, for query parameters, which of them are
  * absent (the other bits); the rest is the body, or the parameters' values
  * separated by NUL bytes. Besides crashes it checks what each accepts against
@@ -79,6 +81,46 @@ static void check_alias(const char *body, size_t len)
 	apiparse_alias_free(&a);
 }
 
+/* What apiparse_file_path promises of a path it accepts. */
+static void check_path_ok(const char *p, size_t n)
+{
+	if (n == 0 || n > APIPARSE_PATH_MAX || memchr(p, '\0', n))
+		abort();
+	if (n == 1 && p[0] == '/')
+		return;
+	if (p[n - 1] == '/' || strstr(p, "//"))
+		abort();
+	/* no "." or ".." component anywhere */
+	for (size_t i = 0; i < n; i++) {
+		if (i && p[i - 1] != '/')
+			continue;
+		size_t k = i;
+		while (k < n && p[k] != '/')
+			k++;
+		if ((k - i == 1 && p[i] == '.') || (k - i == 2 && p[i] == '.' && p[i + 1] == '.'))
+			abort();
+	}
+}
+
+static void check_mkdir(const char *body, size_t len)
+{
+	char *path = (char *)"unset";
+	bool parents = true;
+	unsigned mode = 1u << 31;
+	struct err err = { 0 };
+	int r = apiparse_mkdir(body, len, &path, &parents, &mode, &err);
+	if (r < 0) {
+		check_err(r, &err);
+		if (path)
+			abort(); /* NULL on failure */
+		return;
+	}
+	if (!path || mode > 07777)
+		abort();
+	check_path_ok(path, strlen(path));
+	free(path);
+}
+
 /* Splits p[0..n) at NUL bytes into up to APIPARSE_FUZZ_FIELDS strings; bit i of absent drops field i. */
 static void split(const uint8_t *p, size_t n, unsigned absent, char *buf, const char *f[APIPARSE_FUZZ_FIELDS],
 		  size_t flen[APIPARSE_FUZZ_FIELDS])
@@ -121,6 +163,17 @@ static void check_queries(unsigned kind, unsigned absent, const uint8_t *p, size
 			check_err(r, &err);
 		else if (limit < 1 || limit > 1000)
 			abort();
+	} else if (kind == 6) {
+		/* files: path (its full length, NULs included), mode, recursive */
+		unsigned mode = 1u << 31;
+		bool rec;
+		r = apiparse_files_query(f[2], f[2] ? flen[2] : 0, f[0], f[1], &mode, &rec, &err);
+		if (r < 0)
+			check_err(r, &err);
+		else if (mode > 07777 || (rec && strcmp(f[1], "1") && strcmp(f[1], "true")))
+			abort();
+		else
+			check_path_ok(f[2], flen[2]);
 	} else if (kind == 5) {
 		int64_t since = -1;
 		bool follow;
@@ -153,6 +206,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 2:
 		check_alias(body, len);
+		break;
+	case 7:
+		check_mkdir(body, len);
+		check_queries(kind, absent, data + 1, len);
 		break;
 	default:
 		check_queries(kind, absent, data + 1, len);

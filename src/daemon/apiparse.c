@@ -148,6 +148,17 @@ int apiparse_alias(const char *body, size_t len, struct apiparse_alias *a, struc
 	return r;
 }
 
+/* Octal permission bits, 0 to 07777, into *out. */
+static int parse_mode(const char *mode, unsigned *out, struct err *err)
+{
+	char *end;
+	long v = strtol(mode, &end, 8);
+	if (!*mode || *end || v < 0 || v > 07777)
+		return err_set(err, 400, "\"mode\" must be octal permission bits from 0 to 7777");
+	*out = (unsigned)v;
+	return 0;
+}
+
 int apiparse_upload_query(const char *name, size_t name_len, const char *mode, unsigned *mode_out, struct err *err)
 {
 	*mode_out = 0644;
@@ -161,14 +172,100 @@ int apiparse_upload_query(const char *name, size_t name_len, const char *mode, u
 	struct err e = { 0 };
 	if (jobspec_path_check(name, n, &e) < 0 || !js)
 		return err_set(err, 400, "\"name\": %s", e.msg[0] ? e.msg : "not valid UTF-8");
-	if (mode) {
-		char *end;
-		long v = strtol(mode, &end, 8);
-		if (!*mode || *end || v < 0 || v > 07777)
-			return err_set(err, 400, "\"mode\" must be octal permission bits from 0 to 7777");
-		*mode_out = (unsigned)v;
+	return mode ? parse_mode(mode, mode_out, err) : 0;
+}
+
+int apiparse_file_path(const char *path, size_t len, struct err *err)
+{
+	if (!path)
+		return err_set(err, 400, "missing query parameter \"path\" (a path in the sandbox)");
+	if (!len)
+		return err_set(err, 400, "\"path\" is empty");
+	if (len > APIPARSE_PATH_MAX)
+		return err_set(err, 400, "\"path\" is longer than %d bytes", APIPARSE_PATH_MAX);
+	if (memchr(path, '\0', len))
+		return err_set(err, 400, "\"path\" contains a NUL byte");
+	if (len == 1 && path[0] == '/')
+		return 0;
+	const char *p = path + (path[0] == '/'), *end = path + len;
+	for (;;) {
+		const char *slash = memchr(p, '/', (size_t)(end - p));
+		size_t n = slash ? (size_t)(slash - p) : (size_t)(end - p);
+		if (n == 0)
+			return err_set(err, 400, "\"path\" has an empty component (\"//\" or a trailing \"/\")");
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return err_set(err, 400, "\"path\" has a \"%.*s\" component: give it without . and ..", (int)n, p);
+		if (!slash)
+			return 0;
+		p = slash + 1;
+	}
+}
+
+int apiparse_files_query(const char *path, size_t path_len, const char *mode, const char *recursive,
+			 unsigned *mode_out, bool *recursive_out, struct err *err)
+{
+	*mode_out = 0644;
+	*recursive_out = false;
+	int r = apiparse_file_path(path, path_len, err);
+	if (r < 0)
+		return r;
+	if (mode && (r = parse_mode(mode, mode_out, err)) < 0)
+		return r;
+	if (recursive) {
+		if (!strcmp(recursive, "1") || !strcmp(recursive, "true"))
+			*recursive_out = true;
+		else if (strcmp(recursive, "0") && strcmp(recursive, "false"))
+			return err_set(err, 400, "\"recursive\" must be 1 or 0");
 	}
 	return 0;
+}
+
+static int mkdir_fields(json_t *o, char **path, bool *parents, unsigned *mode, struct err *err)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v) {
+		int r = 0;
+		if (!strcmp(k, "path")) {
+			if (!json_is_string(v))
+				return err_set(err, 400, "\"path\" must be a string");
+			r = apiparse_file_path(json_string_value(v), json_string_length(v), err);
+			if (r == 0)
+				*path = xstrdup(json_string_value(v));
+		} else if (!strcmp(k, "parents")) {
+			if (!json_is_boolean(v))
+				return err_set(err, 400, "\"parents\" must be true or false");
+			*parents = json_is_true(v);
+		} else if (!strcmp(k, "mode")) {
+			if (!json_is_string(v))
+				return err_set(err, 400, "\"mode\" must be a string of octal digits, e.g. \"0755\"");
+			r = parse_mode(json_string_value(v), mode, err);
+		} else {
+			return err_set(err, 400, "unknown field \"%.64s\" (expected path, parents, mode)", k);
+		}
+		if (r < 0)
+			return r;
+	}
+	if (!*path)
+		return err_set(err, 400, "missing field \"path\" (the directory to make)");
+	return 0;
+}
+
+int apiparse_mkdir(const char *body, size_t len, char **path, bool *parents, unsigned *mode, struct err *err)
+{
+	*path = NULL;
+	*parents = false;
+	*mode = 0755;
+	json_t *o = apiparse_object(body, len, err);
+	if (!o)
+		return err && err->code == 413 ? -413 : -400;
+	int r = mkdir_fields(o, path, parents, mode, err);
+	json_decref(o);
+	if (r < 0) {
+		free(*path);
+		*path = NULL;
+	}
+	return r;
 }
 
 int apiparse_jobs_query(const char *status, const char *limit, const char *workspace, int *limit_out,

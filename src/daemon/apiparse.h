@@ -3,7 +3,8 @@
  * The small request parsers of the REST API that have no module of their
  * own: JSON bodies of POST /tokens, /cli-logins, /mags-jobs/:id/access and
  * /url-aliases, and the query parameters of GET /mags-jobs, GET
- * /mags-jobs/:id/logs and POST /mags-jobs/:id/upload. Everything here is
+ * /mags-jobs/:id/logs and POST /mags-jobs/:id/upload; the paths, queries and
+ * mkdir body of /mags-jobs/:id/files. Everything here is
  * client input: each function takes bytes and lengths (no microhttpd, no
  * database), answers 0 or a negative code with err set (code 400, or 413
  * for an oversized body) whose message the handler sends as it is, and is
@@ -61,6 +62,30 @@ void apiparse_alias_free(struct apiparse_alias *a);
  * NULL: 0644 into *mode_out.
  */
 int apiparse_upload_query(const char *name, size_t name_len, const char *mode, unsigned *mode_out, struct err *err);
+
+/*
+ * A sandbox path of the files API (docs/sandboxes.md, "Files"): len is its
+ * full length (a longer len than strlen means a NUL). Absolute, or relative
+ * to /root; 1 to APIPARSE_PATH_MAX bytes, no NUL, no empty, "." or ".."
+ * component (so no trailing slash); "/" alone is the root.
+ */
+#define APIPARSE_PATH_MAX 4096
+int apiparse_file_path(const char *path, size_t len, struct err *err);
+
+/*
+ * The query of /mags-jobs/:id/files[/...]: path (NULL when absent; path_len
+ * its full length), mode (octal permission bits, NULL: 0644 into *mode_out)
+ * and recursive ("1"/"true" or "0"/"false"; NULL: false).
+ */
+int apiparse_files_query(const char *path, size_t path_len, const char *mode, const char *recursive,
+			 unsigned *mode_out, bool *recursive_out, struct err *err);
+
+/*
+ * POST /mags-jobs/:id/files/mkdir: {"path": P, "parents": bool, "mode": "0755"}
+ * (parents default false, mode an octal string, default 0755). *path is the
+ * caller's to free (NULL on failure).
+ */
+int apiparse_mkdir(const char *body, size_t len, char **path, bool *parents, unsigned *mode, struct err *err);
 
 /* GET /mags-jobs?status=S&limit=N&workspace=W (each NULL when absent): *limit_out 100 unless given. */
 int apiparse_jobs_query(const char *status, const char *limit, const char *workspace, int *limit_out,

@@ -69,6 +69,31 @@ const char *http_query(struct req *r, const char *key)
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+struct query_n {
+	const char *key;
+	const char *value;
+	size_t len;
+};
+
+static enum MHD_Result query_n_cb(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+				  const char *value, size_t value_size)
+{
+	struct query_n *q = cls;
+	if (value && !q->value && key_size == strlen(q->key) && !memcmp(key, q->key, key_size)) {
+		q->value = value;
+		q->len = value_size;
+	}
+	return MHD_YES;
+}
+
+const char *http_query_n(struct req *r, const char *key, size_t *len)
+{
+	struct query_n q = { .key = key };
+	MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, query_n_cb, &q);
+	*len = q.len;
+	return q.value;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 				  const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
@@ -79,7 +104,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->method = method;
 		buf_init(&r->body);
 		*con_cls = r;
-		if (!strcmp(method, "POST"))
+		if (!strcmp(method, "POST") || !strcmp(method, "PUT"))
 			api_upload_begin(r, url);
 		return MHD_YES;
 	}

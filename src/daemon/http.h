@@ -50,6 +50,11 @@ enum MHD_Result http_reply_error(struct req *r, unsigned status, const char *fmt
 int http_body_text_field(struct req *r, const char *what, const char *field, size_t max, char *out, struct err *err);
 /* Query-string argument or NULL. */
 const char *http_query(struct req *r, const char *key);
+/*
+ * The same, with *len its full decoded length: microhttpd cuts a value at a
+ * decoded NUL ("a%00b" reads as "a"), so *len > strlen means it had one.
+ */
+const char *http_query_n(struct req *r, const char *key, size_t *len);
 
 /* Routing entry points (api.c). */
 enum MHD_Result api_route(struct req *r);
@@ -94,5 +99,13 @@ bool api_upload_begin(struct req *r, const char *url);
 bool api_upload_data(struct req *r, const char *data, size_t n);
 enum MHD_Result api_upload_finish(struct req *r, const struct job_row *j);
 void api_upload_abort(struct req *r);
+/*
+ * PUT /mags-jobs/:id/files (api_files.c): the body begin streamed to a
+ * temporary file, now complete. Returns 0 with the file's path in *tmp (the
+ * upload's still: api_upload_abort removes it when the request ends) and its
+ * size in *size, or -status with err set (the refusal begin decided).
+ */
+#define API_FILES_PUT_MAX (16LL << 30)	/* bytes of one PUT /files body */
+int api_upload_body(struct req *r, const char **tmp, long long *size, struct err *err);
 
 #endif
