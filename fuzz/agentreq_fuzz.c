@@ -2,14 +2,17 @@
 /*
  * libFuzzer harness for mags-agent's request payload parsers
  * (src/agent/payload.c): the input is one key/value payload, read as INIT
- * (the whole-payload check, then record by record), EXEC, FILE, MOUNT and
- * SSHD. The frame layer under them is fuzz/proto_fuzz.c's. Besides crashes
+ * (the whole-payload check, then record by record), EXEC, FILE, MOUNT,
+ * SSHD, RESIZE (the raw 4 bytes) and the file requests FREAD, FSTAT, FLIST,
+ * FREMOVE, FMKDIR and WATCH. The frame layer under them is fuzz/proto_fuzz.c's. Besides crashes
  * it checks what each accepts: results lie inside the payload and within the
  * limits of docs/agent-protocol.md, and an INIT that passed the check walks
  * to its end without an error.
  * fuzz/replay.c supplies main() for make fuzz-replay.
  */
 #include <arpa/inet.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,8 +80,31 @@ static void check_exec(const uint8_t *data, size_t size)
 		}
 		if (r.env[r.nenv])
 			abort();
+		if (r.cols < 1 || r.cols > AGENT_TTY_MAX || r.rows < 1 || r.rows > AGENT_TTY_MAX)
+			abort();
 	}
 	payload_exec_free(&r);
+}
+
+/* The path rule (payload_path_ok) checked a second way: split on '/'. */
+static void check_path(const uint8_t *p, size_t n, bool root_ok)
+{
+	if (!p || n == 0 || memchr(p, 0, n) || n >= PATH_MAX - 8)
+		abort();
+	if (n == 1 && p[0] == '/') {
+		if (!root_ok)
+			abort();
+		return;
+	}
+	if (p[n - 1] == '/')
+		abort();
+	for (size_t i = p[0] == '/' ? 1 : 0, j; i <= n; i = j + 1) {
+		for (j = i; j < n && p[j] != '/'; j++)
+			;
+		size_t cl = j - i;
+		if (cl == 0 || (cl == 1 && p[i] == '.') || (cl == 2 && p[i] == '.' && p[i + 1] == '.'))
+			abort();
+	}
 }
 
 static void check_file(const uint8_t *data, size_t size)
@@ -92,6 +118,7 @@ static void check_file(const uint8_t *data, size_t size)
 	inside(f.data, f.data_len, data, size);
 	if (f.mode > 07777 || f.offset > (uint64_t)INT64_MAX / 2)
 		abort();
+	check_path(f.path, f.path_len, false);
 	/* no "." or ".." component */
 	for (size_t i = 0; i < f.path_len; i++)
 		if (f.path[i] == '.' && (i == 0 || f.path[i - 1] == '/') &&
@@ -138,6 +165,37 @@ static void check_sshd(const uint8_t *data, size_t size)
 	}
 }
 
+static void check_fops(const uint8_t *data, size_t size)
+{
+	static const uint16_t types[] = { MSG_FREAD, MSG_FSTAT, MSG_FLIST, MSG_FREMOVE, MSG_FMKDIR, MSG_WATCH };
+	for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+		struct payload_fop r;
+		const char *bad = payload_fop_parse(&r, types[t], data, size);
+		if (bad) {
+			if (strncmp(bad, "EINVAL: ", 8))
+				abort(); /* the host maps the errno name */
+			continue;
+		}
+		inside(r.path, r.path_len, data, size);
+		check_path(r.path, r.path_len, true);
+		if (r.mode > 07777 || r.offset > (uint64_t)INT64_MAX)
+			abort();
+		if ((r.offset && types[t] != MSG_FREAD) || (r.parents && types[t] != MSG_FMKDIR) ||
+		    (r.recursive && types[t] != MSG_FREMOVE && types[t] != MSG_WATCH) ||
+		    (r.mode != 0755 && types[t] != MSG_FMKDIR))
+			abort();
+	}
+}
+
+static void check_resize(const uint8_t *data, size_t size)
+{
+	unsigned c, r;
+	if (payload_resize_parse(data, size, &c, &r))
+		return;
+	if (size != 4 || c < 1 || c > AGENT_TTY_MAX || r < 1 || r > AGENT_TTY_MAX)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size > AGENT_FRAME_MAX)
@@ -147,5 +205,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_file(data, size);
 	check_mount(data, size);
 	check_sshd(data, size);
+	check_fops(data, size);
+	check_resize(data, size);
 	return 0;
 }

@@ -27,14 +27,14 @@ enum agent_msg {
 	MSG_STDERR = 3,		/* chan N; raw bytes */
 	MSG_EXIT = 4,		/* chan N; payload struct agent_exit (12 bytes, 16 with AGENT_EXIT_RESTART) */
 	MSG_ERROR = 5,		/* chan N or 0; UTF-8 text; the request on chan failed */
-	MSG_OK = 6,		/* chan N or 0; acknowledges INIT, FILE, POWEROFF, MOUNT, FREEZE, THAW, SSHD */
+	MSG_OK = 6,		/* chan N or 0; acknowledges INIT, FILE, POWEROFF, MOUNT, FREEZE, THAW, SSHD, the file requests */
 	MSG_PONG = 7,		/* chan 0; echoes PING's payload */
 	MSG_DATA = 8,		/* chan N; raw bytes of a file FREAD reads (<= AGENT_DATA_CHUNK) */
-	MSG_INFO = 9,		/* chan N; KV: name, type, size, mode, mtime_ns, target: one FSTAT/FLIST entry */
+	MSG_INFO = 9,		/* chan N; KV: name, path, type, size, mode, mtime_ns, target: one FSTAT/FLIST entry */
 	MSG_EVENT = 10,		/* chan N; KV: kind, path, dir: one WATCH event */
 	/* host -> agent */
 	MSG_INIT = 32,		/* chan 0; KV: time_ns, hostname, entropy (hex), dns (repeatable IPv4) */
-	MSG_EXEC = 33,		/* chan N; KV: cmd (required), cwd, env (repeatable "K=V"), timeout (s), restart (1) */
+	MSG_EXEC = 33,		/* chan N; KV: cmd (required), cwd, env (repeatable "K=V"), timeout (s), restart (1), tty (1), cols, rows */
 	MSG_STDIN = 34,		/* chan N; raw bytes; empty payload = EOF */
 	MSG_SIGNAL = 35,	/* chan N; payload int32 signal number, sent to the process group */
 	MSG_POWEROFF = 36,	/* chan 0; sync disks and power off */
@@ -53,7 +53,7 @@ enum agent_msg {
 	MSG_FREMOVE = 49,	/* chan N; KV: path, recursive (1): OK */
 	MSG_FMKDIR = 50,	/* chan N; KV: path, parents (1), mode: OK */
 	MSG_WATCH = 51,		/* chan N; KV: path, recursive (1): OK once watching, then EVENT frames */
-	MSG_CANCEL = 52,	/* chan N; empty: end a FREAD or WATCH early; no answer */
+	MSG_CANCEL = 52,	/* chan N; empty: end an FREAD, FLIST or WATCH early; no answer */
 };
 #define AGENT_DATA_CHUNK (256 * 1024)	/* largest DATA payload */
 #define AGENT_TTY_MAX 4096		/* cols and rows of a tty EXEC: 1 ... this */

@@ -6,6 +6,8 @@
  *           (MOUNT, FREEZE, THAW), hostname, lo, power off
  *   exec.c  exec channels: spawn, pipes, output, timeouts, exit reports
  *   ops.c   one-shot requests: INIT, FILE
+ *   files.c the files API: FREAD, FSTAT, FLIST, FREMOVE, FMKDIR, WATCH, CANCEL,
+ *           and the path rule and in-root resolution FILE uses too
  *   sshd.c  SSHD: authorized keys, host key, a supervised sshd
  *   payload.c  the requests' key/value payloads, parsed before anything acts (payload.h)
  * The wire format is include/mags/proto.h, described in docs/agent-protocol.md.
@@ -22,7 +24,8 @@
 #include "proto.h"
 
 #define AGENT_NAME "mags-agent 0.1"
-#define AGENT_CHAN_MAX 256			/* exec channels alive at once */
+#define AGENT_CHAN_MAX 256			/* exec and streaming file channels alive at once */
+#define AGENT_WATCH_CHANS 16			/* WATCH channels (inotify instances) at once */
 #define AGENT_OUT_HIGH (1024 * 1024)		/* stop reading child output above this backlog */
 #define AGENT_OUT_LOW (256 * 1024)		/* ... and resume below this */
 #define AGENT_OUT_MAX (16 * 1024 * 1024)	/* stop reading requests above this backlog */
@@ -42,10 +45,12 @@ enum agent_ev {
 	AGENT_EV_STDOUT,
 	AGENT_EV_STDERR,
 	AGENT_EV_STDIN,
+	AGENT_EV_WATCH,		/* a WATCH channel's inotify fd */
 };
 #define AGENT_EV(kind, chan) ((uint64_t)(kind) << 32 | (uint32_t)(chan))
 
 struct chan;
+struct fchan;
 
 struct agent {
 	int epfd;
@@ -64,6 +69,8 @@ struct agent {
 	uint64_t skip;		/* bytes of an oversized frame still to discard */
 	struct chan *chans;	/* live exec channels */
 	unsigned nchans;
+	struct fchan *fchans;	/* streaming file channels: FREAD, FLIST, WATCH (files.c) */
+	unsigned nfchans;
 	int ws_fd;		/* root of the mounted workspace fs (MOUNT), -1 without one */
 	bool ws_mounted;	/* MOUNT switched the root (allowed once per boot or restore) */
 	bool ws_frozen;		/* FREEZE without THAW yet: writes to the workspace would block */
@@ -85,6 +92,10 @@ void agent_send_error(struct agent *a, uint32_t chan, const char *fmt, ...) __at
 void agent_flush(struct agent *a, int timeout_ms);
 void agent_epoll_add(struct agent *a, int fd, uint32_t events, uint64_t tag);
 void agent_epoll_mod(struct agent *a, int fd, uint32_t events, uint64_t tag);
+/* Bytes of frames queued for the port. */
+size_t agent_out_pending(const struct agent *a);
+/* True while chan is an exec channel or a streaming file channel. */
+bool agent_chan_busy(struct agent *a, uint32_t chan);
 
 /* boot.c */
 void boot_pid1(void);
@@ -118,12 +129,41 @@ int exec_timers(struct agent *a);
 /* Pauses or resumes reading child output (back-pressure from the port). */
 void exec_pause(struct agent *a, bool pause);
 bool exec_busy(struct agent *a, uint32_t chan);
+/* PAUSE (hold) / RESUME of one exec channel's output; false when chan is no exec channel. */
+bool exec_hold(struct agent *a, uint32_t chan, bool hold);
+/* RESIZE: the window size of a tty channel; ERROR when malformed. */
+void exec_resize(struct agent *a, uint32_t chan, const uint8_t *p, size_t len);
 
 /* ops.c */
 void ops_init(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len);
 void ops_file(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len);
 /* Writes all of p to path through a temporary file and rename(2). Returns 0 or -errno. */
 int ops_write_file(const char *path, const void *p, size_t len, mode_t mode);
+
+/* files.c */
+/* FREAD, FSTAT, FLIST, FREMOVE, FMKDIR, WATCH on chan (type says which). */
+void files_request(struct agent *a, uint16_t type, uint32_t chan, const uint8_t *kv, size_t len);
+/* CANCEL: ends a streaming file channel without an answer. */
+void files_cancel(struct agent *a, uint32_t chan);
+/* PAUSE/RESUME of a streaming file channel; false when chan is none. */
+bool files_hold(struct agent *a, uint32_t chan, bool hold);
+bool files_busy(struct agent *a, uint32_t chan);
+/* A WATCH channel's inotify fd is readable. */
+void files_event(struct agent *a, uint32_t chan, uint32_t events);
+/* Streams FREAD and FLIST data, sends coalesced WATCH events; ms until it wants to run again, or -1. */
+int files_timers(struct agent *a);
+/* The port's backlog went above AGENT_OUT_HIGH (pause) or below AGENT_OUT_LOW. */
+void files_pause(struct agent *a, bool pause);
+/*
+ * FILE's write, resolved in the guest's root like the file requests: data at
+ * offset off (0: the whole file, atomically through a temporary name, parents
+ * created). Returns 0, -errno, or -ESPIPE when the file is shorter than off.
+ */
+int files_put(const char *path, const uint8_t *data, size_t len, mode_t mode, uint64_t off);
+/* "/root/" + p for a relative path, else a copy (allocated). */
+char *files_abspath(const uint8_t *p, size_t n);
+/* The errno's name ("ENOENT"), for ERROR texts the host maps. */
+const char *files_errname(int e);
 
 /* sshd.c */
 void sshd_request(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len);

@@ -9,7 +9,13 @@
  * exit report says 124 with AGENT_EXIT_TIMEOUT. With restart=1 (always-on)
  * a failed exit (non-zero, or killed) is reported with AGENT_EXIT_RESTART and
  * the channel stays: the same command starts again after a backoff (1 s,
- * doubling to 30 s, back to 1 s after a run of 30 s). See docs/agent-protocol.md.
+ * doubling to 30 s, back to 1 s after a run of 30 s). With tty=1 the process
+ * runs on a pseudo-terminal: its master is both the output (STDOUT frames; EIO
+ * once every slave is closed counts as EOF) and the input (STDIN frames; an
+ * empty one types the VEOF character), and RESIZE sets its window size. PAUSE
+ * and RESUME stop and start reading one channel's output (the host's flow
+ * control); a paused channel's EXIT waits until it is resumed and drained.
+ * See docs/agent-protocol.md.
  */
 #include "agent.h"
 
@@ -21,8 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "payload.h"
@@ -37,8 +45,9 @@ struct chan {
 	bool exited;		/* reaped; status is valid */
 	int status;		/* from waitpid */
 	bool timed_out;		/* we killed it at the deadline */
-	int fd_out, fd_err;	/* read ends of stdout/stderr, -1 after EOF */
-	int fd_in;		/* write end of stdin, -1 when stdin is /dev/null or closed */
+	int fd_out, fd_err;	/* read ends of stdout/stderr (tty: the master, fd_err -1), -1 after EOF */
+	bool out_polled, err_polled;	/* fd_out / fd_err are in epoll (not paused) */
+	int fd_in;		/* write end of stdin (tty: a dup of the master), -1 when none or closed */
 	bool in_polled;		/* fd_in is in epoll (waiting for EPOLLOUT) */
 	bool in_eof;		/* close fd_in once in is written */
 	struct buf in;		/* stdin bytes not yet taken by the child */
@@ -54,6 +63,9 @@ struct chan {
 	int crashes;		/* failed exits in a row (backoff) */
 	int64_t started;	/* CLOCK_MONOTONIC ms of the last start */
 	int64_t restart_at;	/* ms of the next start after a failure, or -1 */
+	bool tty;		/* runs on a pseudo-terminal */
+	unsigned short cols, rows;	/* its window size (kept for a restart) */
+	bool held;		/* PAUSE: its output is not read until RESUME */
 };
 
 #define RESTART_FIRST_MS 1000	/* backoff after the first failure, doubled per failure */
@@ -80,6 +92,32 @@ static void close_fd(struct agent *a, int *fd)
 	epoll_ctl(a->epfd, EPOLL_CTL_DEL, *fd, NULL);
 	close(*fd);
 	*fd = -1;
+}
+
+/*
+ * Puts output fds in epoll or takes them out: read while neither the port's
+ * backlog (a->paused) nor the host (PAUSE) holds the channel. Out of epoll
+ * rather than with no events, as a hung-up pipe reports EPOLLHUP regardless.
+ */
+static void chan_poll(struct agent *a, struct chan *c)
+{
+	bool want = !a->paused && !c->held;
+	int *fds[2] = { &c->fd_out, &c->fd_err };
+	bool *polled[2] = { &c->out_polled, &c->err_polled };
+	enum agent_ev kinds[2] = { AGENT_EV_STDOUT, AGENT_EV_STDERR };
+	for (int i = 0; i < 2; i++) {
+		if (*fds[i] < 0) {
+			*polled[i] = false;
+			continue;
+		}
+		if (want == *polled[i])
+			continue;
+		if (want)
+			agent_epoll_add(a, *fds[i], EPOLLIN, AGENT_EV(kinds[i], c->id));
+		else
+			epoll_ctl(a->epfd, EPOLL_CTL_DEL, *fds[i], NULL);
+		*polled[i] = want;
+	}
 }
 
 static void chan_free(struct agent *a, struct chan *c)
@@ -221,10 +259,12 @@ void exec_event(struct agent *a, enum agent_ev kind, uint32_t id, uint32_t event
 		return;
 	switch (kind) {
 	case AGENT_EV_STDOUT:
-		pipe_pump(a, c, &c->fd_out, MSG_STDOUT, 4 * AGENT_OUTPUT_CHUNK);
+		if (!c->held) /* an event of this turn from before a PAUSE */
+			pipe_pump(a, c, &c->fd_out, MSG_STDOUT, 4 * AGENT_OUTPUT_CHUNK);
 		break;
 	case AGENT_EV_STDERR:
-		pipe_pump(a, c, &c->fd_err, MSG_STDERR, 4 * AGENT_OUTPUT_CHUNK);
+		if (!c->held)
+			pipe_pump(a, c, &c->fd_err, MSG_STDERR, 4 * AGENT_OUTPUT_CHUNK);
 		break;
 	case AGENT_EV_STDIN:
 		if (events & EPOLLERR) {
@@ -242,12 +282,42 @@ void exec_event(struct agent *a, enum agent_ev kind, uint32_t id, uint32_t event
 void exec_pause(struct agent *a, bool pause)
 {
 	a->paused = pause;
-	for (struct chan *c = a->chans; c; c = c->next) {
-		if (c->fd_out >= 0)
-			agent_epoll_mod(a, c->fd_out, pause ? 0 : EPOLLIN, AGENT_EV(AGENT_EV_STDOUT, c->id));
-		if (c->fd_err >= 0)
-			agent_epoll_mod(a, c->fd_err, pause ? 0 : EPOLLIN, AGENT_EV(AGENT_EV_STDERR, c->id));
+	for (struct chan *c = a->chans; c; c = c->next)
+		chan_poll(a, c);
+}
+
+bool exec_hold(struct agent *a, uint32_t id, bool hold)
+{
+	struct chan *c = chan_find(a, id);
+	if (!c)
+		return false;
+	if (c->held == hold)
+		return true;
+	c->held = hold;
+	/* the exit grace counts only while the host reads: it starts again at RESUME */
+	if (!hold && c->exited && c->grace >= 0)
+		c->grace = agent_now_ms() + AGENT_EXIT_GRACE_MS;
+	chan_poll(a, c);
+	return true;
+}
+
+void exec_resize(struct agent *a, uint32_t id, const uint8_t *p, size_t len)
+{
+	unsigned cols, rows;
+	const char *bad = payload_resize_parse(p, len, &cols, &rows);
+	if (bad) {
+		agent_send_error(a, id, "%s", bad);
+		return;
 	}
+	struct chan *c = chan_find(a, id);
+	if (!c || !c->tty)
+		return; /* not a terminal, or raced with the exit */
+	c->cols = (unsigned short)cols;
+	c->rows = (unsigned short)rows;
+	int fd = c->fd_out >= 0 ? c->fd_out : c->fd_in;
+	struct winsize ws = { .ws_row = c->rows, .ws_col = c->cols };
+	if (fd >= 0 && ioctl(fd, TIOCSWINSZ, &ws) < 0)
+		agent_log("channel %u: TIOCSWINSZ: %s", id, strerror(errno));
 }
 
 void exec_reap(struct agent *a)
@@ -294,7 +364,7 @@ int exec_timers(struct agent *a)
 			if (kill(-c->pid, SIGKILL) < 0)
 				kill(c->pid, SIGKILL);
 		}
-		if (c->exited && c->grace >= 0 && now >= c->grace) {
+		if (c->exited && c->grace >= 0 && !c->held && now >= c->grace) {
 			/* a background child keeps a pipe open: take what was written, then stop */
 			pipe_pump(a, c, &c->fd_out, MSG_STDOUT, EXEC_DRAIN_MAX);
 			pipe_pump(a, c, &c->fd_err, MSG_STDERR, EXEC_DRAIN_MAX);
@@ -303,7 +373,13 @@ int exec_timers(struct agent *a)
 			chan_maybe_finish(a, c);
 			continue;
 		}
-		int64_t t = c->restart_at >= 0 ? c->restart_at : c->deadline >= 0 ? c->deadline : (c->exited ? c->grace : -1);
+		int64_t t = -1; /* the next deadline; a paused channel's grace waits for RESUME */
+		if (c->restart_at >= 0)
+			t = c->restart_at;
+		else if (c->deadline >= 0)
+			t = c->deadline;
+		else if (c->exited && !c->held)
+			t = c->grace;
 		if (t >= 0 && (next < 0 || t < next))
 			next = t;
 	}
@@ -312,30 +388,37 @@ int exec_timers(struct agent *a)
 	return next <= now ? 0 : (int)(next - now > INT_MAX ? INT_MAX : next - now);
 }
 
+/* Sets "K=V" kv in e (n entries, room for one more), replacing K's entry. */
+static void env_set(char **e, size_t *n, const char *kv)
+{
+	size_t kl = (size_t)(strchr(kv, '=') - kv) + 1; /* with the '=' */
+	size_t j = 0;
+	while (j < *n && strncmp(e[j], kv, kl) != 0)
+		j++;
+	if (j < *n)
+		free(e[j]);
+	e[j] = xstrdup(kv);
+	if (j == *n)
+		(*n)++;
+}
+
 /*
- * The child's environment: the agent's, with the request's K=V entries
- * replacing or adding. Built before vfork, so the child only makes syscalls.
- * Owned, strings too: a restarted process gets it again.
+ * The child's environment: the agent's, with TERM for a tty and the request's
+ * K=V entries replacing or adding. Built before vfork, so the child only
+ * makes syscalls. Owned, strings too: a restarted process gets it again.
  */
 static char **build_envp(const struct payload_exec *r)
 {
 	size_t n = 0;
 	while (environ[n])
 		n++;
-	char **e = xmalloc((n + r->nenv + 1) * sizeof *e);
+	char **e = xmalloc((n + r->nenv + 2) * sizeof *e);
 	for (size_t i = 0; i < n; i++)
 		e[i] = xstrdup(environ[i]);
-	for (size_t i = 0; i < r->nenv; i++) {
-		size_t kl = (size_t)(strchr(r->env[i], '=') - r->env[i]) + 1; /* with the '=' */
-		size_t j = 0;
-		while (j < n && strncmp(e[j], r->env[i], kl) != 0)
-			j++;
-		if (j < n)
-			free(e[j]);
-		e[j] = xstrdup(r->env[i]);
-		if (j == n)
-			n++;
-	}
+	if (r->tty) /* a terminal's type; the request's env may name another */
+		env_set(e, &n, "TERM=xterm-256color");
+	for (size_t i = 0; i < r->nenv; i++)
+		env_set(e, &n, r->env[i]);
 	e[n] = NULL;
 	return e;
 }
@@ -354,7 +437,7 @@ static void child_say(const char *what, const char *arg, int e)
  * system calls here, no allocation and nothing that changes shared state.
  */
 static void __attribute__((noreturn)) child_run(const char *cwd, char *const argv[], char *const envp[], int in,
-						 int out, int err)
+						 int out, int err, bool ctty)
 {
 	sigset_t all;
 	sigemptyset(&all);
@@ -362,6 +445,9 @@ static void __attribute__((noreturn)) child_run(const char *cwd, char *const arg
 	signal(SIGPIPE, SIG_DFL); /* the child's own copy of the handlers */
 	setsid();
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+		_exit(127);
+	/* a pty slave on 0-2 becomes the new session's controlling terminal (^C, SIGWINCH) */
+	if (ctty && ioctl(0, TIOCSCTTY, 0) < 0)
 		_exit(127);
 	if (cwd && chdir(cwd) < 0) {
 		int e = errno;
@@ -379,13 +465,79 @@ static void __attribute__((noreturn)) child_run(const char *cwd, char *const arg
  * the vfork. vfork rather than fork: no copy of the agent's page tables and
  * no copy-on-write faults after, which is most of a fork's cost under TCG.
  */
-pid_t __attribute__((noinline)) exec_spawn(const char *cwd, char *const argv[], char *const envp[], int in, int out,
-					   int err)
+static pid_t __attribute__((noinline)) spawn(const char *cwd, char *const argv[], char *const envp[], int in, int out,
+					     int err, bool ctty)
 {
 	pid_t pid = vfork();
 	if (pid == 0)
-		child_run(cwd, argv, envp, in, out, err);
+		child_run(cwd, argv, envp, in, out, err, ctty);
 	return pid < 0 ? -errno : pid;
+}
+
+pid_t exec_spawn(const char *cwd, char *const argv[], char *const envp[], int in, int out, int err)
+{
+	return spawn(cwd, argv, envp, in, out, err, false);
+}
+
+/*
+ * A pseudo-terminal pair of size cols x rows: *master (O_NONBLOCK) and *slave,
+ * both O_CLOEXEC. Returns 0 or -errno.
+ */
+static int pty_open(unsigned short cols, unsigned short rows, int *master, int *slave)
+{
+	int e, s = -1;
+	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0)
+		return -errno;
+	if (unlockpt(m) < 0)
+		goto fail;
+	/* the slave through the master (no path lookup, works in any mount namespace) */
+	s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (s < 0) {
+		char name[64];
+		if (ptsname_r(m, name, sizeof name) != 0 || (s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
+			goto fail;
+	}
+	struct winsize ws = { .ws_row = rows, .ws_col = cols };
+	if (ioctl(m, TIOCSWINSZ, &ws) < 0)
+		goto fail;
+	fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK);
+	*master = m;
+	*slave = s;
+	return 0;
+fail:
+	e = -errno;
+	close(m);
+	if (s >= 0)
+		close(s);
+	return e;
+}
+
+/* A tty channel's process, on a fresh pty: its master becomes fd_out and (a dup) fd_in. */
+static int chan_spawn_tty(struct agent *a, struct chan *c)
+{
+	int m = -1, s = -1, e = pty_open(c->cols, c->rows, &m, &s);
+	if (e < 0)
+		return e;
+	int in = fcntl(m, F_DUPFD_CLOEXEC, 0);
+	if (in < 0) {
+		e = -errno;
+		close(m);
+		close(s);
+		return e;
+	}
+	pid_t pid = spawn(c->cwd, c->argv, c->envp, s, s, s, true);
+	close(s);
+	if (pid < 0) {
+		close(m);
+		close(in);
+		return pid;
+	}
+	c->pid = pid;
+	c->fd_out = m;
+	c->fd_err = -1;
+	c->fd_in = in;
+	return 0;
 }
 
 static void set_nonblock(int fd)
@@ -401,6 +553,11 @@ static int chan_spawn(struct agent *a, struct chan *c, bool want_stdin)
 {
 	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, pi[2] = { -1, -1 };
 	int devnull = -1, e = 0;
+	if (c->tty) {
+		if ((e = chan_spawn_tty(a, c)) < 0)
+			return e;
+		goto started;
+	}
 	if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 ||
 	    (want_stdin ? pipe2(pi, O_CLOEXEC) : (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC))) < 0) {
 		e = -errno;
@@ -418,11 +575,6 @@ static int chan_spawn(struct agent *a, struct chan *c, bool want_stdin)
 	if (pi[0] >= 0)
 		close(pi[0]);
 	c->pid = pid;
-	c->exited = false;
-	c->timed_out = false;
-	c->grace = -1;
-	c->restart_at = -1;
-	c->started = agent_now_ms();
 	c->fd_out = po[0];
 	c->fd_err = pe[0];
 	c->fd_in = pi[1];
@@ -430,8 +582,15 @@ static int chan_spawn(struct agent *a, struct chan *c, bool want_stdin)
 	set_nonblock(c->fd_err);
 	if (c->fd_in >= 0)
 		set_nonblock(c->fd_in);
-	agent_epoll_add(a, c->fd_out, a->paused ? 0 : EPOLLIN, AGENT_EV(AGENT_EV_STDOUT, c->id));
-	agent_epoll_add(a, c->fd_err, a->paused ? 0 : EPOLLIN, AGENT_EV(AGENT_EV_STDERR, c->id));
+started:
+	c->exited = false;
+	c->timed_out = false;
+	c->grace = -1;
+	c->restart_at = -1;
+	c->started = agent_now_ms();
+	c->out_polled = c->err_polled = false;
+	c->in_eof = false;
+	chan_poll(a, c);
 	return 0;
 fail:
 	for (int i = 0; i < 2; i++) {
@@ -479,11 +638,11 @@ void exec_start(struct agent *a, uint32_t id, const uint8_t *kv, size_t len)
 		agent_send_error(a, 0, "EXEC needs a nonzero channel");
 		return;
 	}
-	if (chan_find(a, id)) {
+	if (agent_chan_busy(a, id)) {
 		agent_send_error(a, id, "channel %u is busy", id);
 		return;
 	}
-	if (a->nchans >= AGENT_CHAN_MAX) {
+	if (a->nchans + a->nfchans >= AGENT_CHAN_MAX) {
 		agent_send_error(a, id, "too many channels (max %d)", AGENT_CHAN_MAX);
 		return;
 	}
@@ -496,6 +655,9 @@ void exec_start(struct agent *a, uint32_t id, const uint8_t *kv, size_t len)
 	c->id = id;
 	c->fd_out = c->fd_err = c->fd_in = -1;
 	c->restart = r.restart;
+	c->tty = r.tty;
+	c->cols = (unsigned short)r.cols;
+	c->rows = (unsigned short)r.rows;
 	c->cwd = r.cwd;
 	r.cwd = NULL;
 	c->envp = build_envp(&r);
@@ -523,7 +685,15 @@ void exec_stdin(struct agent *a, uint32_t id, const uint8_t *p, size_t len)
 	/* a channel that just ended, or one without a stdin pipe: nothing reads it */
 	if (!c || c->fd_in < 0 || c->in_eof)
 		return;
-	if (len == 0) {
+	if (len == 0 && c->tty) {
+		/* a terminal has no EOF of its own: type its VEOF character (^D by default) */
+		struct termios t;
+		uint8_t eof = 4;
+		if (tcgetattr(c->fd_in, &t) == 0 && t.c_cc[VEOF] != _POSIX_VDISABLE)
+			eof = t.c_cc[VEOF];
+		if (c->in.len - c->in_off < AGENT_STDIN_MAX)
+			buf_append(&c->in, &eof, 1);
+	} else if (len == 0) {
 		c->in_eof = true;
 	} else if (c->in.len - c->in_off + len > AGENT_STDIN_MAX) {
 		agent_log("channel %u: more than %d bytes of stdin queued; closing its stdin", id, AGENT_STDIN_MAX);

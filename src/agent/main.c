@@ -3,7 +3,8 @@
  * mags-agent: PID 1 of every Mags guest. Sets the guest up (boot.c), opens the
  * virtio-serial port named "mags.agent", says HELLO and then serves frames
  * from magsd in one epoll loop: exec channels (exec.c), INIT and FILE (ops.c),
- * SSHD (sshd.c), PING, SIGNAL, STDIN, POWEROFF. Protocol: docs/agent-protocol.md.
+ * the files API (files.c), SSHD (sshd.c), PING, SIGNAL, STDIN, RESIZE, PAUSE,
+ * RESUME, POWEROFF. Protocol: docs/agent-protocol.md.
  *
  * Not PID 1 (tests on the host): no mounts and no system changes; the port is
  * argv[1] or $MAGS_AGENT_PORT: a unix socket path, a character device or
@@ -92,6 +93,16 @@ void agent_epoll_mod(struct agent *a, int fd, uint32_t events, uint64_t tag)
 static size_t out_pending(const struct agent *a)
 {
 	return a->out.len - a->out_off;
+}
+
+size_t agent_out_pending(const struct agent *a)
+{
+	return out_pending(a);
+}
+
+bool agent_chan_busy(struct agent *a, uint32_t chan)
+{
+	return exec_busy(a, chan) || files_busy(a, chan);
 }
 
 /*
@@ -292,6 +303,26 @@ static void dispatch(struct agent *a, const struct agent_frame *f)
 	case MSG_SSHD:
 		sshd_request(a, f->chan, f->payload, f->len);
 		break;
+	case MSG_RESIZE:
+		exec_resize(a, f->chan, f->payload, f->len);
+		break;
+	case MSG_PAUSE:
+	case MSG_RESUME:
+		/* unknown channel: ignored (it raced with the end); no payload is looked at */
+		if (!exec_hold(a, f->chan, f->type == MSG_PAUSE))
+			files_hold(a, f->chan, f->type == MSG_PAUSE);
+		break;
+	case MSG_FREAD:
+	case MSG_FSTAT:
+	case MSG_FLIST:
+	case MSG_FREMOVE:
+	case MSG_FMKDIR:
+	case MSG_WATCH:
+		files_request(a, f->type, f->chan, f->payload, f->len);
+		break;
+	case MSG_CANCEL:
+		files_cancel(a, f->chan);
+		break;
 	default:
 		agent_send_error(a, f->chan, "unknown message type %u", f->type);
 		break;
@@ -458,6 +489,9 @@ static void on_event(struct agent *a, const struct epoll_event *ev)
 		exec_reap(a);
 		break;
 	}
+	case AGENT_EV_WATCH:
+		files_event(a, chan, ev->events);
+		break;
 	default:
 		exec_event(a, kind, chan, ev->events);
 		break;
@@ -518,9 +552,11 @@ int main(int argc, char **argv)
 		port_connected(&a);
 
 	for (;;) {
-		int timeout = exec_timers(&a), st = sshd_timers(&a);
+		int timeout = exec_timers(&a), st = sshd_timers(&a), ft = files_timers(&a);
 		if (st >= 0 && (timeout < 0 || st < timeout))
 			timeout = st;
+		if (ft >= 0 && (timeout < 0 || ft < timeout))
+			timeout = ft;
 		if (!a.connected) {
 			/* poll briskly for a host that is about to connect, lazily for one that is gone */
 			int poll_ms = agent_now_ms() - a.disconnected_ms < 2000 ? AGENT_RECONNECT_POLL_MS : 100;
@@ -539,9 +575,12 @@ int main(int argc, char **argv)
 		if (!a.connected)
 			port_check_connected(&a);
 		size_t pend = out_pending(&a);
-		if (!a.paused && pend > AGENT_OUT_HIGH)
+		if (!a.paused && pend > AGENT_OUT_HIGH) {
 			exec_pause(&a, true);
-		else if (a.paused && pend < AGENT_OUT_LOW)
+			files_pause(&a, true);
+		} else if (a.paused && pend < AGENT_OUT_LOW) {
 			exec_pause(&a, false);
+			files_pause(&a, false);
+		}
 	}
 }

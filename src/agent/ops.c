@@ -3,7 +3,8 @@
  * One-shot requests of mags-agent, answered with MSG_OK or MSG_ERROR on the
  * request's channel: INIT (what differs between sandboxes and so comes after
  * boot or snapshot restore: wall clock, hostname, entropy, DNS servers) and
- * FILE (write a file atomically, or a big one in pieces at offsets). Payloads
+ * FILE (write a file atomically, or a big one in pieces at offsets; resolved
+ * in the guest's root by files.c like the other file requests). Payloads
  * are described in docs/agent-protocol.md. Outside PID 1 (tests on the host)
  * INIT checks its input but changes nothing.
  */
@@ -167,42 +168,13 @@ int ops_write_file(const char *path, const void *data, size_t len, mode_t mode)
 	return r;
 }
 
-/* Writes data at off > 0 into the existing file path, which must be at least off long. */
-static int write_at(const char *path, const uint8_t *data, size_t len, uint64_t off)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	struct stat st;
-	int r = 0;
-	if (fstat(fd, &st) < 0)
-		r = -errno;
-	else if (!S_ISREG(st.st_mode))
-		r = -EINVAL;
-	else if ((uint64_t)st.st_size < off)
-		r = -ESPIPE; /* a piece is missing before this one */
-	size_t done = 0;
-	while (r == 0 && done < len) {
-		ssize_t n = pwrite(fd, data + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			r = n < 0 ? -errno : -EIO;
-		else
-			done += (size_t)n;
-	}
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	return r;
-}
-
 void ops_file(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
 {
 	struct payload_file f;
 	const char *bad;
 
-	if (chan && exec_busy(a, chan)) {
-		agent_send_error(a, chan, "channel %u is busy", chan);
+	if (chan && agent_chan_busy(a, chan)) {
+		agent_send_error(a, chan, "EBUSY: channel %u is busy", chan);
 		return;
 	}
 	if ((bad = payload_file_parse(&f, kv, len)) != NULL) {
@@ -211,17 +183,18 @@ void ops_file(struct agent *a, uint32_t chan, const uint8_t *kv, size_t len)
 	}
 	if (a->ws_frozen) {
 		/* a write would block PID 1 until THAW, which it could then never read */
-		agent_send_error(a, chan, "FILE: the workspace is frozen");
+		agent_send_error(a, chan, "EBUSY: FILE: the workspace is frozen");
 		return;
 	}
-	char *p = f.path[0] == '/' ? xstrndup((const char *)f.path, f.path_len)
-				   : xasprintf("/root/%.*s", (int)f.path_len, (const char *)f.path);
+	char *p = files_abspath(f.path, f.path_len);
 	const uint8_t *d = f.data ? f.data : (const uint8_t *)"";
-	int r = f.offset ? write_at(p, d, f.data_len, f.offset) : ops_write_file(p, d, f.data_len, (mode_t)f.mode);
+	int r = files_put(p, d, f.data_len, (mode_t)f.mode, f.offset);
 	if (r == -ESPIPE)
-		agent_send_error(a, chan, "FILE %s: shorter than offset %llu", p, (unsigned long long)f.offset);
+		agent_send_error(a, chan, "ESPIPE: FILE %s: shorter than offset %llu", p, (unsigned long long)f.offset);
+	else if (r == -EXDEV)
+		agent_send_error(a, chan, "EXDEV: path escapes the sandbox: %s", p);
 	else if (r < 0)
-		agent_send_error(a, chan, "FILE %s: %s", p, strerror(-r));
+		agent_send_error(a, chan, "%s: FILE %s: %s", files_errname(-r), p, strerror(-r));
 	else
 		agent_send(a, MSG_OK, chan, NULL, 0);
 	free(p);

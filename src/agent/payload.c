@@ -158,6 +158,8 @@ const char *payload_exec_parse(struct payload_exec *r, const uint8_t *kv, size_t
 	int rc;
 
 	memset(r, 0, sizeof *r);
+	r->cols = 80;
+	r->rows = 24;
 	r->env = xcalloc(1, sizeof *r->env);
 	proto_kv_iter_init(&it, kv, len);
 	while ((rc = proto_kv_next(&it, &k, &kl, &v, &vl)) == 1) {
@@ -189,6 +191,13 @@ const char *payload_exec_parse(struct payload_exec *r, const uint8_t *kv, size_t
 			r->want_stdin = vl == 1 && v[0] == '1';
 		} else if (proto_kv_is(k, kl, "restart")) {
 			r->restart = vl == 1 && v[0] == '1';
+		} else if (proto_kv_is(k, kl, "tty")) {
+			r->tty = vl == 1 && v[0] == '1';
+		} else if (proto_kv_is(k, kl, "cols") || proto_kv_is(k, kl, "rows")) {
+			uint64_t x;
+			if (proto_kv_u64(v, vl, &x) < 0 || x < 1 || x > AGENT_TTY_MAX)
+				return "bad cols or rows (1-" PAYLOAD_XSTR(AGENT_TTY_MAX) ")";
+			*(k[0] == 'c' ? &r->cols : &r->rows) = (unsigned)x;
 		}
 		/* unknown keys are ignored: newer hosts may send more */
 	}
@@ -203,10 +212,11 @@ const char *payload_exec_parse(struct payload_exec *r, const uint8_t *kv, size_t
 
 /* ---- FILE ---------------------------------------------------------------------- */
 
-/* Absolute or relative (to /root), no "." or ".." components, no empty components, bounded. */
-static bool path_ok(const uint8_t *p, size_t n)
+bool payload_path_ok(const uint8_t *p, size_t n, bool root_ok)
 {
-	if (n == 0 || n >= PATH_MAX - 8 || p[n - 1] == '/' || memchr(p, 0, n) || (n == 1 && p[0] == '/'))
+	if (n == 1 && p[0] == '/')
+		return root_ok;
+	if (n == 0 || n >= PATH_MAX - 8 || p[n - 1] == '/' || memchr(p, 0, n))
 		return false;
 	size_t i = p[0] == '/' ? 1 : 0;
 	while (i < n) {
@@ -217,6 +227,20 @@ static bool path_ok(const uint8_t *p, size_t n)
 		if (cl == 0 || (cl == 1 && p[i] == '.') || (cl == 2 && p[i] == '.' && p[i + 1] == '.'))
 			return false;
 		i = j + 1;
+	}
+	return true;
+}
+
+/* Octal text of 1-4 digits. */
+static bool mode_ok(const uint8_t *v, size_t vl, unsigned *mode)
+{
+	if (vl == 0 || vl > 4)
+		return false;
+	*mode = 0;
+	for (size_t i = 0; i < vl; i++) {
+		if (v[i] < '0' || v[i] > '7')
+			return false;
+		*mode = *mode * 8 + (v[i] - '0');
 	}
 	return true;
 }
@@ -241,22 +265,16 @@ const char *payload_file_parse(struct payload_file *r, const uint8_t *kv, size_t
 			r->data_len = vl;
 		} else if (proto_kv_is(k, kl, "offset")) {
 			if (proto_kv_u64(v, vl, &r->offset) < 0 || r->offset > (uint64_t)INT64_MAX / 2)
-				return "FILE: bad offset";
+				return "EINVAL: FILE: bad offset";
 		} else if (proto_kv_is(k, kl, "mode")) {
-			if (vl == 0 || vl > 4)
-				return "FILE: bad mode (want octal, e.g. 644)";
-			r->mode = 0;
-			for (size_t i = 0; i < vl; i++) {
-				if (v[i] < '0' || v[i] > '7')
-					return "FILE: bad mode (want octal, e.g. 644)";
-				r->mode = r->mode * 8 + (v[i] - '0');
-			}
+			if (!mode_ok(v, vl, &r->mode))
+				return "EINVAL: FILE: bad mode (want octal, e.g. 644)";
 		}
 	}
 	if (rc < 0)
-		return "FILE: malformed key/value payload";
-	if (!r->path || !path_ok(r->path, r->path_len))
-		return "FILE: path must be absolute or relative to /root, without . or .. components";
+		return "EINVAL: FILE: malformed key/value payload";
+	if (!r->path || !payload_path_ok(r->path, r->path_len, false))
+		return "EINVAL: FILE: path must be absolute or relative to /root, without . or .. components";
 	return NULL;
 }
 
@@ -361,5 +379,62 @@ const char *payload_sshd_parse(struct payload_sshd *r, const uint8_t *kv, size_t
 	}
 	if (rc < 0)
 		return "SSHD: malformed key/value payload";
+	return NULL;
+}
+
+/* ---- RESIZE and the file requests ----------------------------------------------- */
+
+const char *payload_resize_parse(const uint8_t *p, size_t len, unsigned *cols, unsigned *rows)
+{
+	*cols = *rows = 0;
+	if (len != 4)
+		return "RESIZE: payload must be 4 bytes (u16 cols, u16 rows)";
+	unsigned c = (unsigned)p[0] | (unsigned)p[1] << 8, r = (unsigned)p[2] | (unsigned)p[3] << 8;
+	if (c < 1 || c > AGENT_TTY_MAX || r < 1 || r > AGENT_TTY_MAX)
+		return "RESIZE: cols and rows must be 1-" PAYLOAD_XSTR(AGENT_TTY_MAX);
+	*cols = c;
+	*rows = r;
+	return NULL;
+}
+
+static bool is_one(const uint8_t *v, size_t vl)
+{
+	return vl == 1 && v[0] == '1';
+}
+
+const char *payload_fop_parse(struct payload_fop *r, uint16_t type, const uint8_t *kv, size_t len)
+{
+	struct proto_kv_iter it;
+	const char *k;
+	const uint8_t *v;
+	size_t kl, vl;
+	int rc;
+
+	memset(r, 0, sizeof *r);
+	r->mode = 0755;
+	proto_kv_iter_init(&it, kv, len);
+	while ((rc = proto_kv_next(&it, &k, &kl, &v, &vl)) == 1) {
+		if (proto_kv_is(k, kl, "path")) {
+			r->path = v;
+			r->path_len = vl;
+		} else if (type == MSG_FREAD && proto_kv_is(k, kl, "offset")) {
+			if (proto_kv_u64(v, vl, &r->offset) < 0 || r->offset > (uint64_t)INT64_MAX)
+				return "EINVAL: bad offset";
+		} else if ((type == MSG_FREMOVE || type == MSG_WATCH) && proto_kv_is(k, kl, "recursive")) {
+			r->recursive = is_one(v, vl);
+		} else if (type == MSG_FMKDIR && proto_kv_is(k, kl, "parents")) {
+			r->parents = is_one(v, vl);
+		} else if (type == MSG_FMKDIR && proto_kv_is(k, kl, "mode")) {
+			if (!mode_ok(v, vl, &r->mode))
+				return "EINVAL: bad mode (want octal, e.g. 755)";
+		}
+	}
+	if (rc < 0)
+		return "EINVAL: malformed key/value payload";
+	if (!r->path)
+		return "EINVAL: path is required";
+	if (!payload_path_ok(r->path, r->path_len, true))
+		return "EINVAL: bad path (absolute or relative to /root; no empty, . or .. component, "
+		       "no trailing slash, no NUL)";
 	return NULL;
 }

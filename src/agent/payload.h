@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The agent's parsers of request payloads (docs/agent-protocol.md): the
- * key/value records of INIT, EXEC, FILE, MOUNT and SSHD checked and read
- * into plain structs, with no side effects, so that boot.c, exec.c, ops.c
- * and sshd.c only act on requests that parsed, and fuzz/agentreq_fuzz.c can
+ * key/value records of INIT, EXEC, FILE, MOUNT, SSHD and the file requests
+ * (FREAD, FSTAT, FLIST, FREMOVE, FMKDIR, WATCH), and RESIZE's 4 bytes, checked
+ * and read into plain structs, with no side effects, so that boot.c, exec.c,
+ * ops.c, files.c and sshd.c only act on requests that parsed, and fuzz/agentreq_fuzz.c can
  * run them without a guest. Each returns NULL or the text of the ERROR to
  * answer (a static string); pointers in the results go into the payload.
  */
@@ -61,13 +62,22 @@ struct payload_exec {
 	bool file;
 	bool want_stdin;
 	bool restart;		/* always-on: start it again after a failed exit */
+	bool tty;		/* run it on a pseudo-terminal (stdout and stdin through its master) */
+	unsigned cols, rows;	/* the terminal's size, 1 .. AGENT_TTY_MAX (default 80x24) */
 };
 
 /* Fills *r (zeroed first); free it with payload_exec_free whatever the result. */
 const char *payload_exec_parse(struct payload_exec *r, const uint8_t *kv, size_t len);
 void payload_exec_free(struct payload_exec *r);
 
-/* FILE: path absolute or relative to /root, no empty, "." or ".." component. */
+/*
+ * The path rule of FILE and the file requests: absolute or relative to /root,
+ * no NUL, no empty, "." or ".." component, no trailing slash, shorter than
+ * PATH_MAX - 8 with the "/root/" added. The bare "/" passes only with root_ok.
+ */
+bool payload_path_ok(const uint8_t *p, size_t n, bool root_ok);
+
+/* FILE: path absolute or relative to /root (payload_path_ok). */
 struct payload_file {
 	const uint8_t *path;
 	size_t path_len;
@@ -98,5 +108,24 @@ struct payload_sshd {
 };
 
 const char *payload_sshd_parse(struct payload_sshd *r, const uint8_t *kv, size_t len);
+
+/* RESIZE: exactly u16 cols, u16 rows (LE), each 1 .. AGENT_TTY_MAX. */
+const char *payload_resize_parse(const uint8_t *p, size_t len, unsigned *cols, unsigned *rows);
+
+/*
+ * FREAD, FSTAT, FLIST, FREMOVE, FMKDIR, WATCH (type says which keys count):
+ * path is required (payload_path_ok, "/" allowed); errors begin with the
+ * errno name ("EINVAL: ...") as every file request's do.
+ */
+struct payload_fop {
+	const uint8_t *path;
+	size_t path_len;
+	uint64_t offset;	/* FREAD: where to start (default 0) */
+	bool recursive;		/* FREMOVE, WATCH */
+	bool parents;		/* FMKDIR: mkdir -p */
+	unsigned mode;		/* FMKDIR: default 0755 */
+};
+
+const char *payload_fop_parse(struct payload_fop *r, uint16_t type, const uint8_t *kv, size_t len);
 
 #endif

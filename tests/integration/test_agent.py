@@ -5,7 +5,10 @@ disks in real VMs with the engine's disk layout (src/engine/qemu.c): MOUNT of a
 host-made ext4 disk as the overlay root's upper layer, FILE in pieces, FREEZE/THAW
 with a consistent host copy, a clean disk after POWEROFF, and that disk as a
 read-only base layer of a second VM whose disks are swapped in over QMP (what
-vm_set_disks does). Two cold boots in all (~5 s each under TCG)."""
+vm_set_disks does); and in a third VM the terminal (EXEC tty=1, RESIZE, ^C, ^D),
+PAUSE/RESUME and the files API (FREAD, FSTAT, FLIST, FREMOVE, FMKDIR, WATCH, the path
+rules) against the guest's own kernel and busybox. Three cold boots in all (~5 s each
+under TCG)."""
 import hashlib
 import os
 import shutil
@@ -17,7 +20,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from agent_driver import VM, kv, make_disk, sbin  # noqa: E402
+from agent_driver import VM, exercise_files, exercise_tty, kv, make_disk, sbin, tty_run  # noqa: E402
 
 GUEST_DIR = os.path.abspath(os.environ.get("MAGS_GUEST_DIR", os.path.join(ROOT, "build/guest")))
 KERNEL = os.path.join(GUEST_DIR, "vmlinux")
@@ -31,7 +34,7 @@ needs_guest = pytest.mark.skipif(not (os.path.exists(KERNEL) and os.path.exists(
 def test_agent_protocol_on_host():
     agent = os.path.join(ROOT, "build/bin/mags-agent")
     r = subprocess.run([sys.executable, os.path.join(HERE, "agent_driver.py"), "--host", agent],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
 
@@ -108,6 +111,12 @@ def test_workspace_mount_file_freeze_poweroff(disks, tmp_path):
         print(f"FILE {len(data) >> 20} MiB in {secs:.2f} s: {len(data) / secs / 1e6:.1f} MB/s")
         out = run_ok(vm, 3, "sha256sum /root/big/data.bin")
         assert out.split()[0].decode() == hashlib.sha256(data).hexdigest()
+        # after the root switch: the files API reads the workspace, a terminal still works
+        fr, name, _ = a.fop("FREAD", 8, path="big/data.bin")
+        assert name == "OK" and b"".join(p for n, p in fr if n == "DATA") == data
+        assert a.fstat(9, "/root/big")["type"] == "dir"
+        out, ex = tty_run(a, 10, "tty; stty size", cols="100", rows="30")
+        assert ex[0] == 0 and b"/dev/pts/" in out and b"30 100\r\n" in out, out
         assert a.request("FILE", 4, kv(("path", "/root/../etc/x"), ("data", "x")))[0] == "ERROR"
 
         assert a.request("FREEZE", 0) == ("OK", "")
@@ -161,3 +170,28 @@ def test_base_layer_swapped_in_over_qmp(disks, tmp_path):
     assert "(whiteout)" in debugfs(ws2, "ls -l /upper/root") or "x" in debugfs(ws2, "ls /upper/root")
     assert debugfs(ws2, "cat /upper/root/z") == "new\n"
     assert "big" not in debugfs(ws2, "ls /upper/root")  # untouched: stays in the lower layer
+
+
+@needs_guest
+def test_tty_and_files_in_vm(tmp_path):
+    """The checks agent_driver.py --host runs for terminals, PAUSE/RESUME and the files API
+    (a 4 MiB FREAD there), in a real guest: its devpts, inotify and openat2."""
+    vm = VM(KERNEL, IMAGE, str(tmp_path / "vm3"))
+    try:
+        a = vm.agent
+        failures = []
+        exercise_tty(a, failures)
+        exercise_files(a, failures, "/root/ft", in_vm=True)
+        assert not failures, failures
+        # relative paths are under /root; FILE and FSTAT agree
+        assert a.request("FILE", 1, kv(("path", "rel/dir/f"), ("data", "x"))) == ("OK", "")
+        assert a.fstat(2, "rel/dir/f")["path"] == "/root/rel/dir/f"
+        assert a.fop("FMKDIR", 3, path="rel/made", mode="711")[1] == "OK"
+        assert run_ok(vm, 4, "stat -c %a /root/rel/made") == b"711\n"
+        # the magic link of PID 1's root is refused too
+        run_ok(vm, 5, "ln -s /proc/1/root /root/r1")
+        name, text = a.fop("FSTAT", 6, path="r1/etc")[1:]
+        assert name == "ERROR" and text.startswith("EXDEV: "), text
+        assert vm.poweroff() == ("OK", 0)
+    finally:
+        vm.kill()
