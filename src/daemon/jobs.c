@@ -868,14 +868,24 @@ static void serve_calls(struct jobrun *jr)
  * longer) running, magsd is draining before it served, or time ran out.
  * Under mu.
  */
+static bool queued_locked(const char *id)
+{
+	for (struct qitem *q = J.head; q; q = q->next)
+		if (!strcmp(q->id, id))
+			return true;
+	return false;
+}
+
 static struct active *serving_locked(const char *id, int timeout_ms)
 {
 	struct timespec ts = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
 	for (;;) {
 		struct active *a = active_locked(id);
-		if (!a || J.draining || a->serving)
+		if (J.draining || (a && a->serving))
 			return a && a->serving ? a : NULL;
-		if (a->sleeping && !a->wake_asked) {
+		if (!a && !queued_locked(id))
+			return NULL; /* neither waiting for a worker nor running */
+		if (a && a->sleeping && !a->wake_asked) {
 			a->wake_asked = true; /* the worker wakes the sandbox; this waits for it to serve */
 			if (write(a->wake[1], "w", 1) < 0) {
 				/* non-blocking; a full pipe wakes the worker anyway */
@@ -1680,9 +1690,11 @@ static void *worker_main(void *arg)
 		J.head = q->next;
 		if (!J.head)
 			J.tail = NULL;
-		pthread_mutex_unlock(&J.mu);
-
-		/* registered before the claim, so a stop racing with the claim finds it */
+		/*
+		 * Registered before the claim, so a stop racing with the claim finds it,
+		 * and in the same hold of mu as it leaves the queue, so a caller waiting
+		 * for it to serve (serving_locked) always finds it in one or the other.
+		 */
 		struct active *a = xcalloc(1, sizeof *a);
 		snprintf(a->id, sizeof a->id, "%s", q->id);
 		a->netns_fd = -1;
@@ -1691,11 +1703,12 @@ static void *worker_main(void *arg)
 		free(q->id);
 		free(q);
 		if (pipe2(a->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+			pthread_mutex_unlock(&J.mu);
 			db_job_finish(a->id, 0, false, "internal error: pipe failed");
+			pthread_mutex_destroy(&a->cb_mu);
 			free(a);
 			continue;
 		}
-		pthread_mutex_lock(&J.mu);
 		a->next = J.active;
 		J.active = a;
 		J.running++;

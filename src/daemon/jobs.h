@@ -103,8 +103,8 @@ struct jobs_chan_ops {
  * running job id and sends type with payload on it. Waits while the job is
  * queued or starting and wakes a sleeping one. While open the channel keeps
  * an always-on sandbox awake, like a connection. Returns the channel (> 0),
- * -ENOENT when the job is not running (or ended before it served), or < 0
- * with err set.
+ * -ENOENT when the job is neither queued in this magsd nor running (or it
+ * ended before it served), or < 0 with err set.
  */
 int64_t jobs_chan_open(const char *id, const struct jobs_chan_ops *ops, void *ctx, uint16_t type, const void *payload,
 		       size_t len, struct err *err);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,22 +51,37 @@ int sandbox_send(struct sandbox *sb, uint16_t type, uint32_t chan, const void *p
 {
 	if (len > AGENT_FRAME_MAX)
 		return err_set(err, EMSGSIZE, "agent frame of %zu bytes", len);
-	struct buf b;
-	buf_init(&b);
-	proto_frame_put(&b, type, chan, payload, len);
-	size_t off = 0;
+	/* the header from proto_frame_put, the payload sent from where it is (no copy of big frames) */
+	struct buf h;
+	buf_init(&h);
+	proto_frame_put(&h, type, chan, NULL, 0);
+	h.data[0] = (uint8_t)len;
+	h.data[1] = (uint8_t)(len >> 8);
+	h.data[2] = (uint8_t)(len >> 16);
+	h.data[3] = (uint8_t)(len >> 24);
+	struct iovec iov[2] = { { h.data, h.len }, { (void *)payload, payload ? len : 0 } };
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = 2 };
 	int r = 0;
-	while (off < b.len) {
-		ssize_t n = send(sb->vm->agent_fd, b.data + off, b.len - off, MSG_NOSIGNAL);
+	while (iov[0].iov_len || iov[1].iov_len) {
+		ssize_t n = sendmsg(sb->vm->agent_fd, &m, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			r = err_set(err, errno, "send to agent");
 			break;
 		}
-		off += (size_t)n;
+		for (int i = 0; i < 2; i++) {
+			size_t k = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
+			iov[i].iov_base = (uint8_t *)iov[i].iov_base + k;
+			iov[i].iov_len -= k;
+			n -= (ssize_t)k;
+		}
+		if (!iov[0].iov_len) {
+			m.msg_iov = &iov[1];
+			m.msg_iovlen = 1;
+		}
 	}
-	buf_free(&b);
+	buf_free(&h);
 	return r;
 }
 
