@@ -78,6 +78,7 @@ struct fchan {
 	char *moved;		/* WATCH: a directory's move_from whose move_to has not come yet (owned) */
 	uint32_t moved_cookie;	/* ... its inotify cookie */
 	int64_t moved_at;	/* ... when it came */
+	uint32_t tmp_cookie;	/* WATCH: the move_from of the agent's own temporary file (a FILE write) */
 };
 
 const char *files_errname(int e)
@@ -909,8 +910,21 @@ static bool watch_one(struct agent *a, struct fchan *f, const struct inotify_eve
 	if (!ev->len || !ev->name[0])
 		return true;
 	bool dir = ev->mask & IN_ISDIR;
-	char *path = xasprintf("%s/%s", strcmp(d->path, "/") ? d->path : "", ev->name);
 	const char *kind = event_kind(ev->mask);
+	/*
+	 * A FILE write goes to a temporary name that is renamed over the file: a
+	 * watcher sees one create of the file, not the temporary name's events.
+	 */
+	if (strstr(ev->name, ".mags-tmp-")) {
+		if (ev->mask & IN_MOVED_FROM)
+			f->tmp_cookie = ev->cookie;
+		return true;
+	}
+	if ((ev->mask & IN_MOVED_TO) && ev->cookie && ev->cookie == f->tmp_cookie) {
+		f->tmp_cookie = 0;
+		kind = "create";
+	}
+	char *path = xasprintf("%s/%s", strcmp(d->path, "/") ? d->path : "", ev->name);
 	int r = 0;
 	if (kind && !strcmp(kind, "modify")) {
 		watch_modify(a, f, path, now);

@@ -743,6 +743,20 @@ def exercise_watch(a, failures, base):
     run(f"echo x > {w}/f")
     got = kinds(events())
     check(got[:2] == [("create", "/f", "0"), ("modify", "/f", "0")], f"WATCH: create, modify ({got})", failures)
+    # a FILE write (a temporary name renamed over the file) shows as one create of the file
+    a.send("FILE", 79, kv(("path", f"{w}/put"), ("data", "p")))
+    ans = None
+    while ans is None:
+        n, c, p = a.recv(60)
+        if c == 79 and n in ("OK", "ERROR"):
+            ans = n
+        elif c != 79:
+            seen.append((n, c, p))
+    got = kinds(events())
+    check(ans == "OK" and got == [("create", "/put", "0")], f"WATCH: a FILE write is one create ({got})",
+          failures)
+    run(f"rm {w}/put")
+    events()
     run(f"mv {w}/f {w}/g && rm {w}/g")
     got = kinds(events())
     check(got == [("move_from", "/f", "0"), ("move_to", "/g", "0"), ("delete", "/g", "0")],

@@ -405,12 +405,13 @@ def test_watch_events(box):
     rw = Watch(m, "fbox", "/root/w", recursive=True)
     try:
         assert put(m, jid, "/root/w/a.txt", b"one")[0] == 200
-        w.wait(lambda e: e["type"] in ("create", "move_to") and e["path"] == "/root/w/a.txt", "create of a.txt")
-        # FILE writes a temporary name and renames it: a new content arrives as move_to (or modify)
+        w.wait(lambda e: e["type"] == "create" and e["path"] == "/root/w/a.txt", "create of a.txt")
+        # a write goes to a temporary name renamed over the file: one create each time, nothing of the temporary name
         assert put(m, jid, "/root/w/a.txt", b"two")[0] == 200
         wait_for("a second event for a.txt in %r" % (w.events,),
-                 lambda: len([e for e in w.events if e["path"] == "/root/w/a.txt" and
-                              e["type"] in ("create", "modify", "move_to")]) >= 2, timeout=30)
+                 lambda: len([e for e in w.events if e["path"] == "/root/w/a.txt" and e["type"] == "create"]) >= 2,
+                 timeout=30)
+        assert not any(".mags-tmp-" in e["path"] for e in w.events), w.events
         assert m.api("DELETE", files_path(jid, path="/root/w/a.txt"))[0] == 200
         w.wait(lambda e: e["type"] == "delete" and e["path"] == "/root/w/a.txt", "delete of a.txt")
         assert m.api("POST", files_path(jid, "mkdir"), {"path": "/root/w/sub"})[0] == 201
@@ -420,8 +421,10 @@ def test_watch_events(box):
         rw.wait(lambda e: e["path"] == "/root/w/deep/b.txt" and e["dir"] is False, "write in deep/")
         time.sleep(1)
         assert not any(e["path"].startswith("/root/w/deep/") for e in w.events), w.events
-        # a move inside the tree: move_from then move_to (made by an mkdir-less rename: FILE's own)
-        assert put(m, jid, "/root/w/deep/c.txt", b"c")[0] == 200
+        # a move inside the tree: move_from then move_to
+        assert m.api("POST", "/mags-jobs/%s/exec" % jid, {"command": "mv /root/w/deep/b.txt /root/w/deep/c.txt",
+                                                           "detach": True})[0] == 201
+        rw.wait(lambda e: e["type"] == "move_from" and e["path"] == "/root/w/deep/b.txt", "rename from b.txt")
         rw.wait(lambda e: e["type"] == "move_to" and e["path"] == "/root/w/deep/c.txt", "rename to c.txt")
         assert all(set(e) == {"type", "path", "dir"} for e in w.events + rw.events), (w.events, rw.events)
     finally:
