@@ -220,6 +220,7 @@ bench: all
 	bench/wake
 	bench/image
 	bench/load
+	bench/exec
 
 # make setup: packages, build, `mags` on PATH, and a first `mags run 'echo Hello World'`
 setup:

@@ -20,6 +20,7 @@ enum cli_exit {
 	CLI_EXIT_OK = 0,
 	CLI_EXIT_FAIL = 1,		/* an error, one "mags: ..." line on stderr */
 	CLI_EXIT_USAGE = 2,		/* bad command line */
+	CLI_EXIT_RUNNING = 75,		/* mags proc wait: still running when --timeout ran out (EX_TEMPFAIL) */
 	CLI_EXIT_INTERRUPTED = 130,	/* SIGINT/SIGTERM during mags run */
 };
 
@@ -45,9 +46,14 @@ int cmd_cron(struct cli *cli, int argc, char **argv);
 int cmd_whoami(struct cli *cli, int argc, char **argv);
 int cmd_login(struct cli *cli, int argc, char **argv);
 int cmd_setup_claude(struct cli *cli, int argc, char **argv);
+int cmd_exec(struct cli *cli, int argc, char **argv);
+int cmd_proc(struct cli *cli, int argc, char **argv);
+extern const char cmd_exec_usage[], cmd_proc_usage[];
 extern const char cmd_setup_claude_usage[];
 extern const char cmd_login_usage[];
 int cmd_logout(struct cli *cli, int argc, char **argv);
+int cmd_cp(struct cli *cli, int argc, char **argv);
+extern const char cmd_cp_usage[];
 extern const char cmd_whoami_usage[], cmd_logout_usage[];
 extern const char cmd_cron_usage[];
 
@@ -168,5 +174,51 @@ int ssh_key_ensure(const struct ssh_files *f, char **pub, struct err *err);
 int ssh_command(const struct ssh_files *f, const char *prog, json_t *job, bool tty, char **cmd, int ncmd,
 		char ***argv, struct err *err);
 void ssh_argv_free(char **argv);
+
+/*
+ * A process's output stream (cmd_exec.c; docs/sandboxes.md "the output
+ * stream"), for mags exec, proc logs and proc attach: exec_output_cb is a
+ * client_line_cb taking a struct exec_output; it writes stdout and stderr
+ * events to our fds 1 and 2 as they come.
+ */
+struct exec_output {
+	long pid;		/* from the start event (POST /exec), else as set by the caller */
+	long long next;		/* offset of the next byte of output */
+	json_t *exit;		/* the exit event once it came (owned), else NULL */
+	bool ended;		/* an exit or end event came */
+	int write_errno;	/* writing our output failed (EPIPE: the reader left) */
+};
+
+int exec_output_cb(void *arg, char *line, size_t len, struct err *err);
+void exec_output_free(struct exec_output *o);
+
+/*
+ * The exit status mags gives for a process that ended: p is an exit event
+ * or a Process. Its exit code (124 timeout, 128+N signal), or
+ * CLI_EXIT_FAIL with a line on stderr when it has none (lost with its VM).
+ */
+int exec_exit_status(json_t *p, long pid);
+
+/*
+ * An interactive session with a process (cmd_exec.c): stdin forwarded, a
+ * terminal in raw mode following its window size, signals handled, output
+ * written as it comes. Used by mags exec (exec_body: POST /exec's body, the
+ * process is new) and by mags proc attach (exec_body NULL: pid's output from
+ * its current end). Returns the exit status for mags.
+ */
+struct exec_session {
+	const char *name;	/* the sandbox, NAME or job id as given */
+	long pid;		/* attach: the process; exec: 0 (the start event names it) */
+	bool tty;		/* the process has a PTY: resize it with our window */
+	bool raw;		/* put our terminal (stdin) in raw mode */
+	bool input;		/* read stdin (to forward it, or for the detach key) */
+	bool forward;		/* send what stdin has to the process */
+	bool send_eof;		/* at the end of stdin close the process's stdin (?eof=1) */
+	bool detach_key;	/* EXEC_DETACH_KEY (Ctrl-]) in stdin ends the session */
+	bool forward_signals;	/* SIGINT/SIGTERM go to the process; else they end the session */
+};
+#define EXEC_DETACH_KEY 0x1d	/* Ctrl-] */
+
+int exec_session_run(struct client *c, const struct exec_session *s, json_t *exec_body);
 
 #endif

@@ -3,7 +3,8 @@
  * REST client over a libcurl easy handle; see client.h. Every request is
  * bounded: connect within CLIENT_CONNECT_S, and abort when fewer than one
  * byte arrives in CLIENT_STALL_S (magsd sends an empty heartbeat line on an
- * idle log stream every 15 s, so a live stream never stalls that long).
+ * idle log or process output stream every 15 s, so a live stream never
+ * stalls that long; streams count bytes themselves, see stall_watch).
  */
 #include "client.h"
 
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -30,6 +32,15 @@ struct client {
 	char *token;			/* bearer token or NULL; owned */
 	volatile sig_atomic_t *intr;	/* abort transfers while set; may be NULL */
 	char errbuf[CURL_ERROR_SIZE];	/* libcurl's detail for the last failure */
+	/*
+	 * Streams: libcurl's low-speed check averages, so one heartbeat byte in
+	 * 15 s reads as 0 bytes/s; instead client_progress_cb aborts when the
+	 * byte count has not moved for CLIENT_STALL_S.
+	 */
+	bool stall_watch;		/* this transfer is a stream */
+	curl_off_t stall_bytes;		/* bytes received when they last grew */
+	double stall_since;		/* and when (CLOCK_MONOTONIC seconds) */
+	bool stalled;			/* the transfer was aborted for that */
 };
 
 /* One request in flight. */
@@ -50,6 +61,15 @@ struct client_xfer {
 	curl_off_t up_size;		/* bytes announced in Content-Length */
 	curl_off_t up_sent;
 	bool up_failed;			/* read failed or the file shrank: err says why */
+	bool up_put;			/* client_put_fd: PUT; up_size < 0 = unknown, sent chunked */
+	/* client_download: a 2xx answer's body goes to this fd */
+	bool down;
+	int down_fd;
+	long long down_bytes;
+	/* client_post_bytes: the request body is these bytes */
+	bool raw;
+	const void *raw_data;
+	size_t raw_len;
 };
 
 struct client *client_new(const char *base_url, const char *token)
@@ -147,12 +167,32 @@ static int client_split_lines(struct client_xfer *x, bool final)
 	return 0;
 }
 
+/* client_download: writes a piece of the answer to x->down_fd; 0 (abort) on failure, with err set. */
+static size_t client_write_fd(struct client_xfer *x, const char *p, size_t n)
+{
+	for (size_t done = 0; done < n;) {
+		ssize_t w = write(x->down_fd, p + done, n - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			err_set(x->err, errno, "write: %s", strerror(errno));
+			x->cb_failed = true;
+			return 0;
+		}
+		done += (size_t)w;
+	}
+	x->down_bytes += (long long)n;
+	return n;
+}
+
 static size_t client_write_cb(char *p, size_t size, size_t nmemb, void *arg)
 {
 	struct client_xfer *x = arg;
 	size_t n = size * nmemb;
 	if (!x->status)
 		curl_easy_getinfo(x->c->curl, CURLINFO_RESPONSE_CODE, &x->status);
+	if (x->down && x->status >= 200 && x->status < 300)
+		return client_write_fd(x, p, n);
 	bool streaming = x->cb && x->status >= 200 && x->status < 300;
 	size_t max = streaming ? CLIENT_LINE_MAX : x->status >= 300 ? CLIENT_ERROR_BODY_MAX : x->max;
 	if (x->body.len + n > max) {
@@ -172,6 +212,19 @@ static size_t client_read_cb(char *p, size_t size, size_t nmemb, void *arg)
 {
 	struct client_xfer *x = arg;
 	size_t want = size * nmemb;
+	if (x->up_size < 0) {	/* unknown size: until EOF */
+		ssize_t n;
+		do
+			n = read(x->up_fd, p, want);
+		while (n < 0 && errno == EINTR && !(x->c->intr && *x->c->intr));
+		if (n < 0) {
+			err_set(x->err, errno, "read %s", x->up_file);
+			x->up_failed = true;
+			return CURL_READFUNC_ABORT;
+		}
+		x->up_sent += n;
+		return (size_t)n;
+	}
 	if ((curl_off_t)want > x->up_size - x->up_sent)
 		want = (size_t)(x->up_size - x->up_sent);
 	if (!want)
@@ -195,10 +248,29 @@ static size_t client_read_cb(char *p, size_t size, size_t nmemb, void *arg)
 	return (size_t)n;
 }
 
+static double client_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static int client_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
 	struct client *c = arg;
-	return c->intr && *c->intr ? 1 : 0;
+	if (c->intr && *c->intr)
+		return 1;
+	if (c->stall_watch) {
+		double now = client_now();
+		if (dlnow != c->stall_bytes) {
+			c->stall_bytes = dlnow;
+			c->stall_since = now;
+		} else if (now - c->stall_since >= CLIENT_STALL_S) {
+			c->stalled = true;
+			return 1;
+		}
+	}
+	return 0;
 }
 
 /* Sets err from an error answer (status >= 300) and returns CLIENT_E_HTTP. */
@@ -244,7 +316,7 @@ static int client_perform(struct client *c, const char *method, const char *path
 	hdrs = curl_slist_append(hdrs, "Expect:");	/* no 100-continue round trip */
 	if (auth)
 		hdrs = curl_slist_append(hdrs, auth);
-	if (x->upload)
+	if (x->upload || x->raw)
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
 	else if (body)
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
@@ -257,6 +329,12 @@ static int client_perform(struct client *c, const char *method, const char *path
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)CLIENT_CONNECT_S);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)CLIENT_STALL_S);
+	c->stall_watch = x->cb != NULL;
+	c->stalled = false;
+	c->stall_bytes = 0;
+	c->stall_since = client_now();
+	if (c->stall_watch)
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 0L);	/* client_progress_cb watches instead */
 	if (timeout_ms)
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, client_write_cb);
@@ -264,12 +342,26 @@ static int client_perform(struct client *c, const char *method, const char *path
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, client_progress_cb);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-	if (x->upload) {
+	if (x->upload && x->up_put) {
+		/* PUT with a body pulled from the fd; chunked when its size is unknown */
+		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, client_read_cb);
+		curl_easy_setopt(h, CURLOPT_READDATA, x);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, x->up_size);
+		if (x->up_size < 0)
+			hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
+		/* magsd answers once the guest has the whole file: no bytes flow meanwhile */
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 0L);
+	} else if (x->upload) {
 		/* POST with a body pulled from the file as curl sends it */
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, client_read_cb);
 		curl_easy_setopt(h, CURLOPT_READDATA, x);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, x->up_size);
+	} else if (x->raw) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, x->raw_len ? x->raw_data : "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->raw_len);
 	} else if (!strcmp(method, "POST")) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
@@ -290,6 +382,11 @@ static int client_perform(struct client *c, const char *method, const char *path
 		cc = CURLE_WRITE_ERROR;
 	if (cc != CURLE_OK) {
 		const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc);
+		char stall[64];
+		if (c->stalled) {
+			snprintf(stall, sizeof stall, "nothing arrived for %d s", CLIENT_STALL_S);
+			detail = stall;
+		}
 		if (c->intr && *c->intr) {
 			err_set(err, 0, "interrupted");
 			r = CLIENT_E_INTR;
@@ -392,11 +489,71 @@ int client_stream(struct client *c, const char *path, client_line_cb cb, void *a
 	return r;
 }
 
+int client_post_stream(struct client *c, const char *path, json_t *body, client_line_cb cb, void *arg,
+		       struct err *err)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	struct client_xfer x = { .c = c, .max = CLIENT_LINE_MAX, .cb = cb, .arg = arg, .err = err };
+	buf_init(&x.body);
+	int r = client_perform(c, "POST", path, text, &x, 0, err);
+	buf_free(&x.body);
+	free(text);
+	return r;
+}
+
+int client_post_bytes(struct client *c, const char *path, const void *data, size_t len, json_t **resp,
+		      struct err *err)
+{
+	if (resp)
+		*resp = NULL;
+	struct client_xfer x = { .c = c, .max = CLIENT_BODY_MAX, .err = err, .raw = true, .raw_data = data,
+				 .raw_len = len };
+	buf_init(&x.body);
+	int r = client_perform(c, "POST", path, NULL, &x, 0, err);
+	if (r == CLIENT_OK && resp)
+		r = client_parse_body(c, &x, resp, err);
+	buf_free(&x.body);
+	return r;
+}
+
+struct client *client_dup(const struct client *c)
+{
+	return client_new(c->base, c->token);
+}
+
 int client_health(struct client *c, long timeout_ms)
 {
 	struct client_xfer x = { .c = c, .max = CLIENT_ERROR_BODY_MAX };
 	buf_init(&x.body);
 	int r = client_perform(c, "GET", "/health", NULL, &x, timeout_ms, NULL);
+	buf_free(&x.body);
+	return r;
+}
+
+int client_download(struct client *c, const char *path, int fd, long long *got, struct err *err)
+{
+	*got = 0;
+	struct client_xfer x = { .c = c, .max = CLIENT_ERROR_BODY_MAX, .err = err, .down = true, .down_fd = fd };
+	buf_init(&x.body);
+	int r = client_perform(c, "GET", path, NULL, &x, 0, err);
+	*got = x.down_bytes;
+	buf_free(&x.body);
+	return r;
+}
+
+int client_put_fd(struct client *c, const char *path, int fd, const char *what, long long size, json_t **resp,
+		  long long *sent, struct err *err)
+{
+	if (resp)
+		*resp = NULL;
+	*sent = 0;
+	struct client_xfer x = { .c = c, .max = CLIENT_BODY_MAX, .err = err, .upload = true, .up_put = true,
+				 .up_fd = fd, .up_file = what, .up_size = size };
+	buf_init(&x.body);
+	int r = client_perform(c, "PUT", path, NULL, &x, 0, err);
+	if (r == CLIENT_OK && resp)
+		r = client_parse_body(c, &x, resp, err);
+	*sent = (long long)x.up_sent;
 	buf_free(&x.body);
 	return r;
 }

@@ -79,6 +79,49 @@ typedef int (*client_line_cb)(void *arg, char *line, size_t len, struct err *err
  */
 int client_stream(struct client *c, const char *path, client_line_cb cb, void *arg, struct err *err);
 
+/*
+ * POST /api/v1PATH with body (may be NULL) as JSON, and hands each line of
+ * the answer to cb as it arrives, as client_stream does (POST /exec's NDJSON
+ * output). An error answer is CLIENT_E_HTTP with magsd's text in err.
+ */
+int client_post_stream(struct client *c, const char *path, json_t *body, client_line_cb cb, void *arg,
+		       struct err *err);
+
+/*
+ * POST /api/v1PATH with data[0..len) as the body (application/octet-stream;
+ * len may be 0), e.g. a process's stdin. On a 2xx answer stores the parsed
+ * JSON in *resp (new reference; resp may be NULL). Returns a client_result.
+ */
+int client_post_bytes(struct client *c, const char *path, const void *data, size_t len, json_t **resp,
+		      struct err *err);
+
+/*
+ * A new client (free with client_free) for the same server and token as c,
+ * with a connection of its own: one client is used by one thread at a time,
+ * so a second thread (stdin of mags exec) takes a duplicate.
+ */
+struct client *client_dup(const struct client *c);
+
+/*
+ * GET /api/v1PATH and writes a 2xx answer's body to fd as it arrives (a file
+ * of any size: memory does not grow with it); *got is the number of bytes
+ * written. An error answer is CLIENT_E_HTTP with magsd's text in err; a
+ * failed write is CLIENT_E_CB. A transfer that broke is CLIENT_E_CONN: what
+ * was written is then incomplete.
+ */
+int client_download(struct client *c, const char *path, int fd, long long *got, struct err *err);
+
+/*
+ * PUT /api/v1PATH with the body read from fd (application/octet-stream):
+ * size bytes announced in Content-Length (the transfer fails when fd ends
+ * sooner), or with size < 0 chunked until EOF (a pipe). what names fd in
+ * messages. The answer may take as long as magsd needs (no stall limit).
+ * On a 2xx answer stores the parsed JSON in *resp (new reference; resp may
+ * be NULL); *sent is the number of bytes sent. Returns a client_result.
+ */
+int client_put_fd(struct client *c, const char *path, int fd, const char *what, long long size, json_t **resp,
+		  long long *sent, struct err *err);
+
 /* 0 when GET /api/v1/health answers 200 within timeout_ms, else CLIENT_E_*. */
 int client_health(struct client *c, long timeout_ms);
 
