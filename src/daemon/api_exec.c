@@ -32,7 +32,7 @@
 
 #define STREAM_WAIT_MS 250		/* a stream looks at its client this often while it waits */
 #define STREAM_HEARTBEAT_MS 15000	/* an empty line keeps an idle stream alive */
-#define QUEUED_WAIT_MS (10 * 60 * 1000)	/* a queued job is waited for this long */
+#define QUEUED_WAIT_MS 45000		/* a queued job is waited for this long (clients give up after 60 s without a byte) */
 #define WAIT_DEFAULT_S 30
 #define WAIT_MAX_S 3600
 

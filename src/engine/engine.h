@@ -45,6 +45,7 @@ struct engine {
  * behind a slot has the apparent size ENGINE_DISK_BYTES (sparse on the host).
  */
 #define ENGINE_LAYER_SLOTS 4
+#define ENGINE_TCG_TB_MIB_STR "128"	/* MiB of TCG translation cache per QEMU (its default is 1 GiB) */
 #define ENGINE_DISK_BYTES (16ULL << 30)	/* apparent size of every workspace and layer disk */
 
 struct vm_disks {

@@ -336,7 +336,12 @@ static void build_argv(const struct engine *eng, const char *rundir, const struc
 	qa(a, eng->qemu);
 	qa2(a, "-M", xstrdup(mem || mem_backend ? "microvm,acpi=off,memory-backend=mem" : "microvm,acpi=off"));
 	qa(a, "-accel");
-	qa(a, eng->accel == ENGINE_KVM ? "kvm" : "tcg");
+	/*
+	 * TCG's translation cache defaults to 1 GiB, filled as the guest runs new
+	 * code: a long-lived sandbox's QEMU grew past the jail's memory limit
+	 * (guest + 512 MiB). A bounded cache is flushed and refilled instead.
+	 */
+	qa(a, eng->accel == ENGINE_KVM ? "kvm" : "tcg,tb-size=" ENGINE_TCG_TB_MIB_STR);
 	qa(a, "-cpu");
 	qa(a, eng->accel == ENGINE_KVM ? "host" : "max");
 	qa2(a, "-m", xasprintf("%u", eng->mem_mib));
