@@ -262,6 +262,18 @@ static void row_to_job(sqlite3_stmt *st, struct job_row *j)
 	j->image = col_dup(st, 28);
 }
 
+/* The first row of st (prepared and bound, under db_mu) into j: 0, or -ENOENT. Finalizes st. */
+static int job_from_locked(sqlite3_stmt *st, struct job_row *j)
+{
+	int r = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		row_to_job(st, j);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
 int db_job_get(const char *id, int64_t user_id, struct job_row *j)
 {
 	memset(j, 0, sizeof *j);
@@ -270,12 +282,7 @@ int db_job_get(const char *id, int64_t user_id, struct job_row *j)
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, user_id);
 	sqlite3_bind_int64(st, 3, user_id);
-	int r = -ENOENT;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		row_to_job(st, j);
-		r = 0;
-	}
-	sqlite3_finalize(st);
+	int r = job_from_locked(st, j);
 	pthread_mutex_unlock(&db_mu);
 	return r;
 }
@@ -289,12 +296,7 @@ int db_job_get_running_ws(const char *workspace, int64_t user_id, struct job_row
 				" AND status IN ('running', 'queued') ORDER BY status = 'running' DESC, created_at DESC LIMIT 1");
 	sqlite3_bind_text(st, 1, workspace, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, user_id);
-	int r = -ENOENT;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		row_to_job(st, j);
-		r = 0;
-	}
-	sqlite3_finalize(st);
+	int r = job_from_locked(st, j);
 	pthread_mutex_unlock(&db_mu);
 	return r;
 }
