@@ -507,8 +507,10 @@ static void chans_gone(struct active *a, const char *why)
 	struct chan *list = a->chans;
 	a->chans = NULL;
 	int n = 0;
+	cb_active = a; /* a gone callback may call jobs_chan_close like a frame callback (nothing is left to close) */
 	for (struct chan *c = list; c; c = c->next, n++)
 		c->ops->gone(c->ctx, why);
+	cb_active = NULL;
 	pthread_mutex_unlock(&a->cb_mu);
 	while (list) {
 		struct chan *c = list;

@@ -19,6 +19,7 @@
 #include "base64.h"
 #include "db.h"
 #include "jobs.h"
+#include "log.h"
 #include "proto.h"
 #include "utf8.h"
 #include "xmalloc.h"
@@ -52,6 +53,7 @@ struct proc {
 	bool timed_out;
 	char *error;
 	int64_t started_ms, ended_ms;	/* wall clock */
+	uint64_t ended_seq;		/* order of the ends (the ended window keeps the last) */
 	/* output: chunks from base to end */
 	struct chunk *head, *tail;
 	int64_t base, end;
@@ -61,6 +63,7 @@ struct proc {
 	int64_t fg_off;
 	bool paused;
 	bool listed;			/* in its job's table */
+	bool starting;			/* procs_start has not yet opened its channel (or failed to) */
 	struct proc *next;
 };
 
@@ -75,6 +78,7 @@ static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct jobprocs *jobs;
+	uint64_t ended_seq;		/* the last proc.ended_seq given out */
 } P = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 static struct jobprocs *table_locked(const char *job, bool create)
@@ -132,18 +136,18 @@ static void unlist_locked(struct jobprocs *t, struct proc *p)
 		}
 }
 
-/* Keeps at most PROC_ENDED_KEEP ended processes in t, dropping the oldest. Under mu. */
+/* Keeps at most PROC_ENDED_KEEP ended processes in t, dropping those that ended first. Under mu. */
 static void trim_ended_locked(struct jobprocs *t)
 {
 	int ended = 0;
 	for (struct proc *p = t->procs; p; p = p->next)
 		ended += p->status != PROC_RUNNING;
-	for (struct proc *p = t->procs, *next; p && ended > PROC_ENDED_KEEP; p = next) {
-		next = p->next;
-		if (p->status != PROC_RUNNING) {
-			unlist_locked(t, p);
-			ended--;
-		}
+	for (; ended > PROC_ENDED_KEEP; ended--) {
+		struct proc *first = NULL;
+		for (struct proc *p = t->procs; p; p = p->next)
+			if (p->status != PROC_RUNNING && (!first || p->ended_seq < first->ended_seq))
+				first = p;
+		unlist_locked(t, first);
 	}
 }
 
@@ -151,6 +155,7 @@ static void ended_locked(struct proc *p)
 {
 	p->chan_done = true;
 	p->ended_ms = db_now_ms();
+	p->ended_seq = ++P.ended_seq;
 	struct jobprocs *t = p->listed ? table_locked(p->job, false) : NULL;
 	if (t)
 		trim_ended_locked(t);
@@ -193,6 +198,14 @@ static bool proc_frame(void *ctx, const struct agent_frame *f)
 		if (p->fg && !p->paused && p->end - p->fg_off > PROC_FG_HIGH)
 			pause = p->paused = true;
 		pthread_cond_broadcast(&P.cv);
+	} else if (f->type == MSG_ERROR && p->end > 0) {
+		/*
+		 * The command runs (it printed): this ERROR answers a control frame
+		 * (PAUSE or RESUME from an agent that predates them, a bad SIGNAL),
+		 * not the EXEC. The process goes on; its EXIT still comes.
+		 */
+		log_warn("job %s: process %lld: the agent refused a request: %.*s", p->job, p->id,
+			 (int)(f->len > 300 ? 300 : f->len), (const char *)f->payload);
 	} else if (f->type == MSG_EXIT || f->type == MSG_ERROR) {
 		struct agent_exit ex;
 		if (f->type == MSG_EXIT && proto_exit_decode(f->payload, f->len, &ex) == 0) {
@@ -266,6 +279,12 @@ int procs_start(const char *job_id, const struct exec_spec *s, struct proc **out
 		snprintf(num, sizeof num, "%d", s->rows);
 		proto_kv_puts(&kv, "rows", num);
 	}
+	if (kv.len > AGENT_FRAME_MAX) {
+		size_t n = kv.len;
+		buf_free(&kv);
+		return err_set(err, 413, "the command with its environment and options is %zu bytes, more than the %d"
+					 " a request to the sandbox may carry", n, AGENT_FRAME_MAX);
+	}
 	struct proc *p = xcalloc(1, sizeof *p);
 	snprintf(p->job, sizeof p->job, "%s", job_id);
 	p->command = xstrdup(s->command);
@@ -277,6 +296,7 @@ int procs_start(const char *job_id, const struct exec_spec *s, struct proc **out
 	p->rows = s->rows;
 	p->fg = !s->detach;
 	p->started_ms = db_now_ms();
+	p->starting = true;
 	p->refs = 3; /* the table, the channel, the caller */
 	pthread_mutex_lock(&P.mu);
 	struct jobprocs *t = table_locked(job_id, true);
@@ -290,10 +310,26 @@ int procs_start(const char *job_id, const struct exec_spec *s, struct proc **out
 	int64_t chan = jobs_chan_open(job_id, &proc_ops, p, MSG_EXEC, kv.data, kv.len, err);
 	buf_free(&kv);
 	pthread_mutex_lock(&P.mu);
+	p->starting = false;
 	if (chan < 0) {
 		t = table_locked(job_id, false);
 		if (t && p->listed)
 			unlist_locked(t, p);
+		if (t && !t->procs && chan == -ENOENT) {
+			/* the job is not running (it may have ended, and procs_job_ended gone by): no table */
+			struct jobprocs **tp = &P.jobs;
+			while (*tp != t)
+				tp = &(*tp)->next;
+			*tp = t->next;
+			free(t);
+		}
+		/* it never ran: whoever holds it (a follower found it in the list) sees it end */
+		p->status = PROC_LOST;
+		p->chan_done = true;
+		p->ended_ms = db_now_ms();
+		free(p->error);
+		p->error = xstrdup(chan == -ENOENT ? "the sandbox is not running" : err->msg);
+		pthread_cond_broadcast(&P.cv); /* and proc_delete may wait for the start */
 		p->refs -= 2; /* the channel's (never opened) and the caller's */
 		if (p->refs == 0)
 			proc_free(p);
@@ -491,10 +527,18 @@ void proc_delete(struct proc *p)
 {
 	struct err err = { 0 };
 	pthread_mutex_lock(&P.mu);
+	while (p->starting) /* its channel is being opened: kill it once it can be */
+		pthread_cond_wait(&P.cv, &P.mu);
 	uint32_t chan = p->status == PROC_RUNNING && !p->chan_done ? p->chan : 0;
+	/* a paused channel holds its EXIT (and its slot in the agent) until RESUME */
+	bool resume = chan && p->paused;
+	p->fg = false; /* no PAUSE from here on */
+	p->paused = false;
 	pthread_mutex_unlock(&P.mu);
 	if (chan) {
 		proc_signal(p, SIGKILL, &err);
+		if (resume)
+			jobs_chan_send(p->job, chan, MSG_RESUME, NULL, 0, &err);
 		jobs_chan_close(p->job, chan);
 	}
 	pthread_mutex_lock(&P.mu);
