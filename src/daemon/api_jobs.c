@@ -334,6 +334,9 @@ static enum MHD_Result patch(struct req *r, struct job_row *j)
 	 * cannot be lifted or passed.
 	 */
 	bool running = !strcmp(j->status, "running");
+	if (rc == 0 && p.has_timeout && running && j->always_on && timeout != j->timeout)
+		rc = err_set(&err, 409, "job %s is always-on: its timeout applies to each run of its command and cannot"
+				       " change while it runs", j->id);
 	if (rc == 0 && p.has_timeout && running && j->timeout > 0 &&
 	    (timeout == 0 || db_now_ms() + (int64_t)timeout * 1000 > j->started_at + (int64_t)j->timeout * 1000))
 		rc = err_set(&err, 409,
