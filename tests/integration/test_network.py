@@ -13,6 +13,8 @@ import threading
 
 import pytest
 
+from conftest import wait_for
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="tap networking needs root")
 
 
@@ -213,8 +215,11 @@ def test_sandboxes_cannot_reach_each_other(magsd):
 def test_namespaces_removed_with_sandboxes(magsd):
     j = magsd.submit("true")
     magsd.wait_job(j["id"])
-    claims = net_claims(magsd)
-    names = sh("ip", "netns", "list").stdout
-    for i in claims:
-        assert "mags-%d" % i in names
+
+    def missing():
+        # the pool claims a slot just before it adds the namespace: look again until a moment is settled
+        names = sh("ip", "netns", "list").stdout
+        return [i for i in net_claims(magsd) if "mags-%d" % i not in names]
+
+    wait_for("every claimed slot has its namespace (missing: %r)" % (missing(),), lambda: not missing(), timeout=15)
     # after the stop check_clean asserts no claim of this magsd is left
