@@ -208,27 +208,9 @@ static size_t client_write_cb(char *p, size_t size, size_t nmemb, void *arg)
 }
 
 /* Feeds the request body of client_upload from x->up_fd, never past up_size. */
-static size_t client_read_cb(char *p, size_t size, size_t nmemb, void *arg)
+/* One read of an upload's source: >= 0, or -1 with the transfer marked failed (err set). */
+static ssize_t client_up_read(struct client_xfer *x, char *p, size_t want)
 {
-	struct client_xfer *x = arg;
-	size_t want = size * nmemb;
-	if (x->up_size < 0) {	/* unknown size: until EOF */
-		ssize_t n;
-		do
-			n = read(x->up_fd, p, want);
-		while (n < 0 && errno == EINTR && !(x->c->intr && *x->c->intr));
-		if (n < 0) {
-			err_set(x->err, errno, "read %s", x->up_file);
-			x->up_failed = true;
-			return CURL_READFUNC_ABORT;
-		}
-		x->up_sent += n;
-		return (size_t)n;
-	}
-	if ((curl_off_t)want > x->up_size - x->up_sent)
-		want = (size_t)(x->up_size - x->up_sent);
-	if (!want)
-		return 0;
 	ssize_t n;
 	do
 		n = read(x->up_fd, p, want);
@@ -236,9 +218,22 @@ static size_t client_read_cb(char *p, size_t size, size_t nmemb, void *arg)
 	if (n < 0) {
 		err_set(x->err, errno, "read %s", x->up_file);
 		x->up_failed = true;
-		return CURL_READFUNC_ABORT;
 	}
-	if (n == 0) {
+	return n;
+}
+
+static size_t client_read_cb(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct client_xfer *x = arg;
+	size_t want = size * nmemb;
+	if (x->up_size >= 0 && (curl_off_t)want > x->up_size - x->up_sent)
+		want = (size_t)(x->up_size - x->up_sent);
+	if (x->up_size >= 0 && !want)
+		return 0;
+	ssize_t n = client_up_read(x, p, want);	/* unknown size (-1): until EOF */
+	if (n < 0)
+		return CURL_READFUNC_ABORT;
+	if (n == 0 && x->up_size >= 0) {
 		err_set(x->err, 0, "%s: shrank while it was uploaded (%lld of %lld bytes sent)", x->up_file,
 			(long long)x->up_sent, (long long)x->up_size);
 		x->up_failed = true;
