@@ -23,7 +23,7 @@ BIN      = $(BUILD)/bin
 OBJ      = $(BUILD)/obj
 GUEST    = build/guest
 
-LIB_SRCS    = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c src/lib/fs.c src/lib/log.c src/lib/utf8.c src/lib/base64.c src/lib/names.c src/lib/httphead.c src/lib/proc.c src/lib/cron.c src/lib/tz.c
+LIB_SRCS    = src/lib/xmalloc.c src/lib/err.c src/lib/buf.c src/lib/proto.c src/lib/fs.c src/lib/log.c src/lib/utf8.c src/lib/base64.c src/lib/names.c src/lib/httphead.c src/lib/proc.c src/lib/cron.c src/lib/tz.c src/lib/deadline.c
 # the agent links only what it needs, statically and never instrumented
 AGENT_SRCS  = src/agent/main.c src/agent/boot.c src/agent/exec.c src/agent/ops.c src/agent/sshd.c src/agent/payload.c \
               src/agent/files.c

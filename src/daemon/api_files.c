@@ -43,6 +43,7 @@
 
 #include "apiparse.h"
 #include "db.h"
+#include "deadline.h"
 #include "http.h"
 #include "jobs.h"
 #include "jobspec.h"
@@ -187,14 +188,7 @@ static void fop_free(struct fop *f)
 /* Waits on f->cv for up to ms (f->mu held). */
 static void fop_wait_ms(struct fop *f, int ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = deadline_in(CLOCK_MONOTONIC, ms);
 	pthread_cond_timedwait(&f->cv, &f->mu, &ts);
 }
 

@@ -23,6 +23,7 @@
 #include "access.h"
 #include "buf.h"
 #include "db.h"
+#include "deadline.h"
 #include "fast.h"
 #include "fs.h"
 #include "images.h"
@@ -177,22 +178,9 @@ uint64_t jobs_events(void)
 }
 
 /* The CLOCK_REALTIME time timeout_ms from now, for pthread_cond_timedwait. */
-static struct timespec deadline_after(int timeout_ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return ts;
-}
-
 void jobs_wait_event(uint64_t seen, int timeout_ms)
 {
-	struct timespec ts = deadline_after(timeout_ms);
+	struct timespec ts = deadline_in(CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&J.mu);
 	while (J.events == seen && !J.stopping)
 		if (pthread_cond_timedwait(&J.event, &J.mu, &ts) == ETIMEDOUT)
@@ -880,7 +868,7 @@ static bool queued_locked(const char *id)
 
 static struct active *serving_locked(const char *id, int timeout_ms)
 {
-	struct timespec ts = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+	struct timespec ts = deadline_in(CLOCK_REALTIME, timeout_ms < 0 ? 0 : timeout_ms);
 	for (;;) {
 		struct active *a = active_locked(id);
 		if (J.draining || (a && a->serving))

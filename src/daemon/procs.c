@@ -18,6 +18,7 @@
 
 #include "base64.h"
 #include "db.h"
+#include "deadline.h"
 #include "jobs.h"
 #include "log.h"
 #include "proto.h"
@@ -498,22 +499,9 @@ int proc_resize(struct proc *p, int cols, int rows, struct err *err)
 	return proc_send(p, chan, MSG_RESIZE, b, sizeof b, err);
 }
 
-static struct timespec deadline_in(int ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 bool proc_wait(struct proc *p, int timeout_ms)
 {
-	struct timespec ts = deadline_in(timeout_ms);
+	struct timespec ts = deadline_in(CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&P.mu);
 	while (p->status == PROC_RUNNING && p->listed)
 		if (pthread_cond_timedwait(&P.cv, &P.mu, &ts) == ETIMEDOUT)
@@ -616,7 +604,7 @@ static size_t render_locked(struct proc *p, int64_t *offset, struct buf *out)
 
 int proc_events(struct proc *p, int64_t *offset, bool fg, int wait_ms, struct buf *out)
 {
-	struct timespec ts = deadline_in(wait_ms > 0 ? wait_ms : 0);
+	struct timespec ts = deadline_in(CLOCK_REALTIME, wait_ms > 0 ? wait_ms : 0);
 	int done = 0;
 	bool resume = false;
 	uint32_t chan = 0;
