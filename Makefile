@@ -118,7 +118,7 @@ debian-image: $(GUEST)/debian.img
 # Each test_<name> links the sources listed in TEST_<name>_SRCS.
 TSAN_FLAGS      = -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc/lib \
                   -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-UNIT_TESTS      = jobspec utf8 cli_args base64 proto wsync httphead cron tz s3xml
+UNIT_TESTS      = jobspec utf8 cli_args base64 proto wsync httphead cron tz s3xml jail
 TEST_jobspec_SRCS = src/daemon/jobspec.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_utf8_SRCS    = src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_cli_args_SRCS = src/cli/run_opts.c src/cli/text.c src/lib/base64.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c src/lib/names.c
@@ -129,9 +129,13 @@ TEST_httphead_SRCS = src/lib/httphead.c
 TEST_cron_SRCS    = src/lib/cron.c src/lib/err.c
 TEST_tz_SRCS      = src/lib/tz.c src/lib/cron.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_s3xml_SRCS   = src/store/s3xml.c src/lib/buf.c src/lib/xmalloc.c
+TEST_jail_SRCS    = src/engine/jail.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c -lpthread
 TEST_LIBS       = -lcmocka -ljansson
 
-build/tests/test_%: tests/unit/test_%.c $(LIB_SRCS) $(wildcard src/*/*.h include/mags/*.h tests/unit/*.h)
+# (the sources a test links are its prerequisites too: a function, since % in a pattern rule's prerequisites is the stem)
+test_srcs = $(filter %.c,$(TEST_$(1)_SRCS))
+.SECONDEXPANSION:
+build/tests/test_%: tests/unit/test_%.c $$(call test_srcs,$$*) $(wildcard src/*/*.h include/mags/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(TSAN_FLAGS) -o $@ $< $(TEST_$*_SRCS) $(TEST_LIBS)
 

@@ -81,4 +81,13 @@ struct jail_child {
  */
 int jail_child(const struct jail_child *c);
 
+/*
+ * Sets the calling thread's uid and gid (real, effective, saved) and its
+ * supplementary groups to group alone, or to none when group is (gid_t)-1.
+ * For the child of a clone() of a threaded process: raw system calls, no
+ * glibc lock (glibc's setresuid waits on every thread it believes exists).
+ * Returns 0 or an errno.
+ */
+int jail_set_ids(uid_t uid, gid_t gid, gid_t group);
+
 #endif

@@ -475,7 +475,7 @@ static int spawn_child(void *arg)
 		int e = jail_child(&sa->jc);
 		if (e) {
 			char msg[96];
-			int n = snprintf(msg, sizeof msg, "magsd: jail setup failed: %s\n", strerror(e));
+			int n = snprintf(msg, sizeof msg, "magsd: jail setup failed: %s\n", strerrordesc_np(e)); /* no locale, no malloc */
 			if (n > 0 && write(sa->logfd, msg, (size_t)n) < 0) {
 				/* nothing left to tell it to */
 			}
