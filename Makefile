@@ -13,7 +13,7 @@ PYTHON   ?= /usr/bin/python3
 
 WARN     = -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wwrite-strings -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc/lib -MMD -MP
+CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc/lib -I/usr/include/postgresql -MMD -MP
 ifneq ($(SANITIZE),)
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
@@ -36,7 +36,8 @@ MAGSD_SRCS  = src/daemon/main.c src/daemon/db.c src/daemon/http.c src/daemon/api
               src/daemon/db_cron.c src/daemon/cron_sched.c src/daemon/api_cron.c \
               src/daemon/db_users.c src/daemon/api_tokens.c src/daemon/cronspec.c src/daemon/images.c \
               src/daemon/apiparse.c src/daemon/procs.c src/daemon/api_exec.c src/daemon/api_files.c \
-              src/daemon/execspec.c
+              src/daemon/execspec.c src/daemon/sql.c src/daemon/sql_sqlite.c src/daemon/sql_pg.c \
+              src/daemon/db_nodes.c src/daemon/cluster.c
 # docs/api.yaml compiled in as JSON (GET /api/v1/openapi.json)
 MAGSD_SRCS += build/gen/openapi_json.c build/gen/dashboard_files.c src/daemon/static.c src/daemon/api_login.c
 # the object store and the workspace sync format (src/store/)
@@ -48,7 +49,7 @@ CLI_SRCS    = src/cli/main.c src/cli/cmd_run.c src/cli/cmd_list.c src/cli/cmd_st
               src/cli/cmd_url.c src/cli/cmd_ssh.c src/cli/cmd_new.c src/cli/cmd_cron.c src/cli/cmd_auth.c \
               src/cli/cmd_setup_claude.c src/cli/cmd_exec.c src/cli/cmd_proc.c src/cli/cmd_cp.c build/gen/skill_md.c
 
-MAGSD_LIBS  = -lmicrohttpd -ljansson -lsqlite3 -lcurl -lzstd -lssl -lcrypto -lpthread
+MAGSD_LIBS  = -lmicrohttpd -ljansson -lsqlite3 -lpq -lcurl -lzstd -lssl -lcrypto -lpthread
 CLI_LIBS    = -lcurl -ljansson
 
 LIB_OBJS   = $(LIB_SRCS:%.c=$(OBJ)/%.o)
@@ -117,8 +118,8 @@ debian-image: $(GUEST)/debian.img
 # ---- unit tests (cmocka), always built with ASan+UBSan ----------------------
 # Each test_<name> links the sources listed in TEST_<name>_SRCS.
 TSAN_FLAGS      = -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -Iinclude -Isrc/lib \
-                  -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-UNIT_TESTS      = jobspec utf8 cli_args base64 proto wsync httphead cron tz s3xml jail
+                  -I/usr/include/postgresql -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+UNIT_TESTS      = jobspec utf8 cli_args base64 proto wsync httphead cron tz s3xml jail db
 TEST_jobspec_SRCS = src/daemon/jobspec.c src/lib/names.c src/lib/base64.c src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_utf8_SRCS    = src/lib/utf8.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_cli_args_SRCS = src/cli/run_opts.c src/cli/text.c src/lib/base64.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c src/lib/names.c
@@ -129,6 +130,9 @@ TEST_httphead_SRCS = src/lib/httphead.c
 TEST_cron_SRCS    = src/lib/cron.c src/lib/err.c
 TEST_tz_SRCS      = src/lib/tz.c src/lib/cron.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c
 TEST_s3xml_SRCS   = src/store/s3xml.c src/lib/buf.c src/lib/xmalloc.c
+TEST_db_SRCS      = src/daemon/db.c src/daemon/db_users.c src/daemon/db_cron.c src/daemon/db_nodes.c src/daemon/sql.c \
+                    src/daemon/sql_sqlite.c src/daemon/sql_pg.c src/lib/base64.c src/lib/utf8.c src/lib/fs.c src/lib/log.c \
+                    src/lib/buf.c src/lib/xmalloc.c src/lib/err.c -lsqlite3 -lpq -lcrypto -lpthread
 TEST_jail_SRCS    = src/engine/jail.c src/lib/fs.c src/lib/buf.c src/lib/xmalloc.c src/lib/err.c -lpthread
 TEST_LIBS       = -lcmocka -ljansson
 
@@ -225,6 +229,7 @@ bench: all
 	bench/image
 	bench/load
 	bench/exec
+	bench/cluster
 
 # make setup: packages, build, `mags` on PATH, and a first `mags run 'echo Hello World'`
 setup:

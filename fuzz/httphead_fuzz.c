@@ -2,7 +2,8 @@
 /*
  * libFuzzer harness for the public-URL proxy's only parser of untrusted
  * bytes: the first request head of a connection (http_head_parse) and the
- * host-to-label mapping it feeds (http_host_label). Besides crashes it checks
+ * host-to-label mapping it feeds (http_host_label), and the response head a
+ * node of a cluster reads from another (http_resp_parse). Besides crashes it checks
  * the contract: a complete head's length is within the input and the limit,
  * ends in an empty line, and parses the same on its own; a shorter prefix
  * never reads as complete; results are lowercase and bounded.
@@ -67,6 +68,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	else if (r < 0 && (r != -1 || !h.error))
 		abort();
+
+	struct http_resp hr;
+	int rr = http_resp_parse(buf, size, &hr);
+	if (rr > 0) {
+		if ((size_t)rr > size || rr > HTTP_HEAD_MAX || buf[rr - 1] != '\n' || hr.status < 100 || hr.status > 599 ||
+		    hr.content_length < -1 || hr.nfields > HTTP_FIELDS_MAX)
+			abort();
+		for (int k = 0; k < HTTP_RESP_KEPT; k++)
+			if (hr.kept[k] && (hr.kept[k] < buf || hr.kept[k] + hr.kept_len[k] > buf + rr ||
+					   memchr(hr.kept[k], '\n', hr.kept_len[k])))
+				abort();
+		struct http_resp again;
+		if (http_resp_parse(buf, (size_t)rr, &again) != rr || again.status != hr.status ||
+		    http_resp_parse(buf, (size_t)rr - 1, &again) != 0)
+			abort();
+	} else if ((rr == 0 && (size >= HTTP_HEAD_MAX || hr.error)) || (rr < 0 && (rr != -1 || !hr.error))) {
+		abort();
+	}
 
 	/* the raw input as a host name, split into host and domain at its first NUL */
 	char s[512];

@@ -8,6 +8,7 @@ set -eu
 PKGS="make gcc clang libclang-rt-14-dev nftables openssh-server wrk tmux
 libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libzstd-dev libssl-dev
 libcmocka-dev python3-pytest python3-yaml tzdata
+postgresql libpq-dev
 qemu-system-x86 qemu-utils runsc
 linux-source-6.1 bc flex bison libelf-dev xz-utils cpio
 busybox-static e2fsprogs

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "jobs.h"
 #include "jobspec.h"
 #include "log.h"
@@ -30,6 +31,11 @@ json_t *access_status_json(void)
 	json_object_set_new(o, "url_port", A.proxy ? json_integer(A.url_port) : json_null());
 	json_object_set_new(o, "ssh_host", json_string(access_ssh_host()));
 	return o;
+}
+
+int access_url_port(void)
+{
+	return A.proxy ? A.url_port : 0;
 }
 
 const char *access_ssh_host(void)
@@ -61,7 +67,10 @@ static void route(void *ctx, const char *label, struct proxy_target *t)
 		return;
 	}
 	struct err err = { 0 };
-	t->fd = jobs_connect(job, port, ROUTE_CONNECT_MS, &err);
+	/* a node of a cluster: the proxy of the node that holds it routes it again there */
+	t->fd = cluster_proxy_connect(job, &err);
+	if (t->fd < 0 && err.code == 0)
+		t->fd = jobs_connect(job, port, ROUTE_CONNECT_MS, &err);
 	if (t->fd >= 0)
 		snprintf(t->tag, sizeof t->tag, "%s", job);
 	if (t->fd < 0) {

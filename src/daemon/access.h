@@ -34,6 +34,8 @@ int access_start(const struct access_config *cfg, struct err *err);
 void access_stop(void);
 /* For GET /health: {"url_base", "url_port", "ssh_host"}. */
 json_t *access_status_json(void);
+/* The URL proxy's port, 0 when off. */
+int access_url_port(void);
 /* The address SSH forwarders listen on ("127.0.0.1"). */
 const char *access_ssh_host(void);
 

@@ -9,6 +9,7 @@
 #include "access.h"
 #include "db.h"
 #include "images.h"
+#include "cluster.h"
 #include "http.h"
 #include "openapi.h"
 
@@ -60,6 +61,8 @@ enum MHD_Result api_route(struct req *r)
 		return api_cron(r, r->path + 10);
 	if (!strncmp(r->path, "/tokens", 7) && (r->path[7] == '\0' || r->path[7] == '/'))
 		return api_tokens(r, r->path + 7);
+	if (!strcmp(r->path, "/nodes"))
+		return api_nodes(r);
 	if (!strcmp(r->path, "/whoami"))
 		return api_whoami(r);
 	return http_reply_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s /api/v1%.200s", r->method, r->path);

@@ -12,6 +12,7 @@
 
 #include "access.h"
 #include "apiparse.h"
+#include "cluster.h"
 #include "db.h"
 #include "fs.h"
 #include "http.h"
@@ -25,6 +26,7 @@
 
 #define LOG_PAGE 256			/* entries per database read */
 #define FOLLOW_HEARTBEAT_MS 15000	/* an empty line keeps idle streams alive */
+#define FOLLOW_CLUSTER_POLL_MS 100	/* a follower of a job another node runs reads the table this often */
 #define JOB_ID_MAX 64
 
 static const char *stream_name(int s)
@@ -213,7 +215,8 @@ static void follow_fill(struct follow *f)
 			buf_putc(&f->pending, '\n');
 			return;
 		}
-		jobs_wait_event(seen, 1000);
+		/* a job on another node of a cluster makes no event here: look again soon */
+		jobs_wait_event(seen, cluster_on() ? FOLLOW_CLUSTER_POLL_MS : 1000);
 	}
 }
 
@@ -290,7 +293,25 @@ static enum MHD_Result stop(struct req *r, struct job_row *j)
 {
 	if (finished(j->status))
 		return http_reply_error(r, MHD_HTTP_CONFLICT, "job %s already %s", j->id, j->status);
-	if (jobs_stop(j->id) < 0) {
+	if (cluster_on()) {
+		/* claimed meanwhile: by another node (hand the stop over), or by this one, about to run it */
+		for (int i = 0; i < 50 && jobs_stop(j->id) < 0; i++) {
+			struct job_row now;
+			if (db_job_get(j->id, 0, &now) < 0)
+				break;
+			db_job_row_free(j);
+			*j = now;
+			if (finished(j->status))
+				break;
+			char *node = cluster_route(r, j, "stop");
+			if (node) {
+				enum MHD_Result ret = cluster_forward(r, node, NULL);
+				free(node);
+				return ret;
+			}
+			jobs_wait_event(jobs_events(), 100);
+		}
+	} else if (jobs_stop(j->id) < 0) {
 		/* between states: neither queued in memory nor running; record the stop */
 		db_job_finish(j->id, 0, false, "stopped");
 	}
@@ -393,6 +414,19 @@ enum MHD_Result api_jobs(struct req *r, const char *rest)
 		return ret;
 	}
 	enum MHD_Result ret;
+	/* a node of a cluster: the node that holds the sandbox answers */
+	char *node = cluster_route(r, &j, action);
+	if (node) {
+		/* the job itself, while its node is unreachable (dead, not yet declared lost): what the table says */
+		bool unreachable = false;
+		bool get = !*action && !strcmp(m, "GET");
+		ret = cluster_forward(r, node, get ? &unreachable : NULL);
+		free(node);
+		if (!unreachable) {
+			db_job_row_free(&j);
+			return ret;
+		}
+	}
 	if (!*action && !strcmp(m, "GET"))
 		ret = http_reply_json(r, MHD_HTTP_OK, api_job_json(&j));
 	else if (!strcmp(action, "access") && !strcmp(m, "POST"))

@@ -212,7 +212,7 @@ int api_upload_body(struct req *r, const char **tmp, long long *size, struct err
 	struct upload *u = r->up;
 	*tmp = NULL;
 	*size = 0;
-	if (!u || !u->files)
+	if (!u)
 		return err_set(err, MHD_HTTP_BAD_REQUEST, "send the file as the body of PUT /mags-jobs/:id/files?path=P");
 	if (u->status)
 		return err_set(err, (int)u->status, "%s", u->error);

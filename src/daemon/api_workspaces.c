@@ -5,8 +5,10 @@
  * its job's worker, which freezes the guest's filesystem for the copy.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "http.h"
 #include "jobs.h"
 #include "jobspec.h"
@@ -29,6 +31,14 @@ enum MHD_Result api_ws_sync(struct req *r, const char *name)
 	struct wsync_stats st;
 	struct err err = { 0 };
 	int rc = -ENOENT;
+	/* a node of a cluster: the node whose job holds it syncs it */
+	char *node = w.in_use_by ? cluster_job_elsewhere(r, w.in_use_by) : NULL;
+	if (node) {
+		db_ws_row_free(&w);
+		enum MHD_Result ret = cluster_forward(r, node, NULL);
+		free(node);
+		return ret;
+	}
 	if (w.in_use_by)
 		rc = jobs_sync(w.in_use_by, &st, &err);
 	if (rc == -ENOENT) { /* not in use, or its job ended meanwhile: the disk is quiet */

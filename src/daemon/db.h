@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * magsd's state in SQLite: users, API tokens (hashed), jobs and their logs.
- * One connection guarded by a mutex; every function is safe to call from any
- * thread. Times are milliseconds since the Unix epoch.
+ * magsd's state in SQLite or PostgreSQL (sql.h): users, API tokens (hashed),
+ * jobs and their logs, workspaces, URLs. One connection guarded by a mutex;
+ * every function is safe to call from any thread. Times are milliseconds
+ * since the Unix epoch.
  */
 #ifndef MAGS_DB_H
 #define MAGS_DB_H
@@ -47,6 +48,7 @@ struct job_row {
 	bool sleeping;		/* an always-on sandbox asleep (snapshot on disk, no QEMU) */
 	int restarts;		/* times magsd restarted its VM (always-on) */
 	char *image;		/* owned; the guest image's name, NULL (jobs from before schema 5) = the default */
+	char node[64];		/* the magsd node that claimed it (schema 6), "" = none */
 };
 
 /* A public URL's label and what it leads to (schema 3, table urls). */
@@ -68,7 +70,12 @@ struct log_row {
 	size_t len;
 };
 
-int db_open(const char *path, struct err *err);
+/*
+ * Opens target, a SQLite file path or a postgres:// (postgresql://) URL, and
+ * brings its schema up to date (migrations). Refuses a database whose schema
+ * is newer than this magsd's. 0 or < 0 with err set.
+ */
+int db_open(const char *target, struct err *err);
 void db_close(void);
 int64_t db_now_ms(void);
 
@@ -129,7 +136,7 @@ void db_job_row_free(struct job_row *j);
 /* Lists a user's jobs newest first as a JSON array (new reference). */
 json_t *db_job_list(int64_t user_id, const char *status, const char *workspace, int limit);
 /* Moves a queued job to running. Returns 1 when it was queued, 0 otherwise. */
-int db_job_claim(const char *id, const char *engine);
+int db_job_claim(const char *id, const char *engine, const char *node);
 /* Final state. exit_code < 0 means none. */
 void db_job_finish(const char *id, int exit_code, bool has_exit, const char *error);
 /* Ids of jobs in status, oldest first; caller frees each and the array. */

@@ -22,7 +22,9 @@
 
 #include "access.h"
 #include "buf.h"
+#include "cluster.h"
 #include "db.h"
+#include "db_nodes.h"
 #include "deadline.h"
 #include "fast.h"
 #include "fs.h"
@@ -208,12 +210,51 @@ static void enqueue_locked(const char *id)
 	pthread_cond_signal(&J.work);
 }
 
+/*
+ * A node of a cluster queues nothing in memory: it records where the job
+ * should go (db_job_place) and wakes the workers of every node, which claim
+ * from the shared table. A job whose files were uploaded here stays here.
+ */
+static void submit_cluster(const char *id)
+{
+	struct job_row j;
+	if (db_job_get(id, 0, &j) == 0) {
+		size_t nfiles = 0;
+		struct file_row *f = db_file_list(id, &nfiles);
+		db_file_rows_free(f, nfiles);
+		db_job_place(id, j.user_id, j.workspace, j.persist || j.base_image, nfiles ? cluster_node_id() : NULL,
+			     cluster_timeout_ms());
+		db_job_row_free(&j);
+	}
+	cluster_notify_jobs();
+	bump();
+}
+
 void jobs_submit(const char *id)
 {
+	if (cluster_on()) {
+		submit_cluster(id);
+		return;
+	}
 	pthread_mutex_lock(&J.mu);
 	enqueue_locked(id);
 	bump_locked();
 	pthread_mutex_unlock(&J.mu);
+}
+
+void jobs_poke(void)
+{
+	pthread_mutex_lock(&J.mu);
+	pthread_cond_broadcast(&J.work);
+	pthread_mutex_unlock(&J.mu);
+}
+
+int jobs_running(void)
+{
+	pthread_mutex_lock(&J.mu);
+	int n = J.running;
+	pthread_mutex_unlock(&J.mu);
+	return n;
 }
 
 static void sys_log(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -252,6 +293,14 @@ int jobs_stop(const char *id)
 		free(q);
 		r = 0;
 		break;
+	}
+	if (r < 0 && cluster_on() && !active_locked(id)) {
+		pthread_mutex_unlock(&J.mu);
+		if (db_job_stop_queued(id) <= 0)
+			return -ENOENT;
+		sys_log(id, "stopped before it started\n");
+		bump();
+		return 0;
 	}
 	if (r == 0) {
 		pthread_mutex_unlock(&J.mu);
@@ -1585,6 +1634,8 @@ static void run_job(struct active *a)
 	/* a job from before images has none: the default; one whose image is gone fails */
 	jr.img = images_find(j.image);
 	int r = jr.img ? ws_prepare(&j, a->wake[0], say_job, &jr, &jr.ws, &err) : 0;
+	if (r == 0 && j.workspace)
+		db_node_cache_touch(cluster_node_id(), j.user_id, j.workspace); /* placement sends its next jobs here */
 	if (!jr.img) {
 		job_end(&jr, false, 0, xasprintf("image: this magsd has no image \"%s\" any more (it has: %s)", j.image,
 						 images_names()));
@@ -1665,21 +1716,56 @@ void jobs_update(const char *id, bool on, int idle_timeout)
 	pthread_mutex_unlock(&J.mu);
 }
 
+/*
+ * A node of a cluster: waits until there may be work (a NOTIFY, a local
+ * submit, or CLUSTER_POLL_MS), then claims the next job it may run from the
+ * shared table. Returns 0 with id set or empty (look again), -1 when
+ * draining (id empty).
+ */
+static int claim_shared(char id[40])
+{
+	for (;;) {
+		pthread_mutex_lock(&J.mu);
+		bool draining = J.draining;
+		pthread_mutex_unlock(&J.mu);
+		if (draining)
+			return -1;
+		int r = db_job_claim_next(cluster_node_id(), J.cfg.accel, cluster_timeout_ms(), id);
+		if (r > 0)
+			return 0;
+		id[0] = '\0';
+		struct timespec ts = deadline_in(CLOCK_REALTIME, CLUSTER_POLL_MS);
+		pthread_mutex_lock(&J.mu);
+		if (!J.draining)
+			pthread_cond_timedwait(&J.work, &J.mu, &ts);
+		pthread_mutex_unlock(&J.mu);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	(void)arg;
 	for (;;) {
+		char claimed[40] = "";
+		if (cluster_on() && claim_shared(claimed) < 0)
+			return NULL;
 		pthread_mutex_lock(&J.mu);
-		while (!J.draining && !J.head)
+		while (!claimed[0] && !J.draining && !J.head)
 			pthread_cond_wait(&J.work, &J.mu);
-		if (J.draining) {
+		if (J.draining && !claimed[0]) {
 			pthread_mutex_unlock(&J.mu);
 			return NULL;
 		}
-		struct qitem *q = J.head;
-		J.head = q->next;
-		if (!J.head)
-			J.tail = NULL;
+		struct qitem *q;
+		if (claimed[0]) {
+			q = xcalloc(1, sizeof *q);
+			q->id = xstrdup(claimed);
+		} else {
+			q = J.head;
+			J.head = q->next;
+			if (!J.head)
+				J.tail = NULL;
+		}
 		/*
 		 * Registered before the claim, so a stop racing with the claim finds it,
 		 * and in the same hold of mu as it leaves the queue, so a caller waiting
@@ -1704,7 +1790,8 @@ static void *worker_main(void *arg)
 		J.running++;
 		pthread_mutex_unlock(&J.mu);
 
-		if (db_job_claim(a->id, J.cfg.accel)) {
+		/* a node of a cluster claimed it already (claim_shared) */
+		if (claimed[0] || db_job_claim(a->id, J.cfg.accel, cluster_node_id())) {
 			bump();
 			run_job(a);
 		}
@@ -1732,7 +1819,8 @@ int jobs_start(const struct jobs_config *cfg, struct err *err)
 	if (killed)
 		log_warn("killed %d VM(s) left running by an earlier magsd", killed);
 	size_t n;
-	char **ids = db_jobs_with_status("running", &n);
+	bool shared = cluster_on();
+	char **ids = shared ? db_node_jobs(cluster_node_id(), "running", &n) : db_jobs_with_status("running", &n);
 	for (size_t i = 0; i < n; i++) {
 		struct job_row j;
 		bool on = db_job_get(ids[i], 0, &j) == 0 && j.always_on;
@@ -1755,7 +1843,10 @@ int jobs_start(const struct jobs_config *cfg, struct err *err)
 	/* the uploads of jobs that ended or were interrupted (run_job's cleanup never ran for them) */
 	ws_sweep_uploads();
 	ws_sweep_partial();
-	ids = db_jobs_with_status("queued", &n);
+	/* a node of a cluster claims queued jobs from the shared table instead */
+	ids = shared ? xcalloc(1, sizeof *ids) : db_jobs_with_status("queued", &n);
+	if (shared)
+		n = 0;
 	pthread_mutex_lock(&J.mu);
 	for (size_t i = 0; i < n; i++) {
 		struct job_row j;

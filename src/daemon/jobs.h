@@ -37,6 +37,10 @@ struct jobs_config {
 int jobs_start(const struct jobs_config *cfg, struct err *err);
 /* Queues a job already stored as queued. */
 void jobs_submit(const char *id);
+/* Wakes the idle workers (a node of a cluster: new jobs may be in the shared table). */
+void jobs_poke(void);
+/* Jobs this magsd is running (or starting) now. */
+int jobs_running(void);
 /* Asks a queued or running job to stop. Returns 0, or -ENOENT when not active. */
 int jobs_stop(const char *id);
 /*

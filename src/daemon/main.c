@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../engine/engine.h"
+#include "cluster.h"
 #include "cron_sched.h"
 #include "db.h"
 #include "fast.h"
@@ -61,6 +62,10 @@ struct options {
 	long jail_uid_base;	/* VM uids from here */
 	struct access_config access;
 	bool debug;
+	const char *db;		/* --db: a SQLite path or a postgres:// URL; NULL = STATE/mags.db */
+	const char *node_id;	/* --node-id; NULL = the host name */
+	const char *advertise;	/* --advertise http://HOST:PORT */
+	int node_timeout;	/* --node-timeout seconds */
 };
 
 static void __attribute__((noreturn)) usage(int code)
@@ -74,6 +79,8 @@ static void __attribute__((noreturn)) usage(int code)
 		"             [--url-domain DOMAIN] [--tls-cert PEM --tls-key PEM] [--ssh-host ADDR]\n"
 		"             [--idle-timeout SECONDS] [--image NAME] [--jail auto|on|off]\n"
 		"             [--jail-uid-base UID] [--debug]\n"
+		"             [--db PATH|postgres://...] [--node-id ID] [--advertise http://HOST:PORT]\n"
+		"             [--node-timeout SECONDS]\n"
 		"       magsd [--state-dir DIR] token create|list [--user NAME]\n"
 		"       magsd [--state-dir DIR] token revoke ID\n"
 		"       magsd [--state-dir DIR] user list\n");
@@ -127,11 +134,11 @@ static int parse_int(const char *s, const char *what, int lo, int hi)
 	return (int)v;
 }
 
-/* Opens STATE/mags.db for the offline commands (token, user). */
+/* Opens --db, else STATE/mags.db, for the offline commands (token, user). */
 static char *offline_db(const struct options *o)
 {
 	struct err err = { 0 };
-	char *dbpath = xasprintf("%s/mags.db", o->state_dir);
+	char *dbpath = o->db ? xstrdup(o->db) : xasprintf("%s/mags.db", o->state_dir);
 	if (fs_mkdir_p(o->state_dir, 0700) < 0)
 		die("create state dir %s: %s", o->state_dir, strerror(errno));
 	if (db_open(dbpath, &err) < 0)
@@ -253,6 +260,10 @@ int main(int argc, char **argv)
 		{ "jail", required_argument, NULL, 'J' },
 		{ "jail-uid-base", required_argument, NULL, 'u' },
 		{ "debug", no_argument, NULL, 'D' },
+		{ "db", required_argument, NULL, 'B' },
+		{ "node-id", required_argument, NULL, 'W' },
+		{ "advertise", required_argument, NULL, 'A' },
+		{ "node-timeout", required_argument, NULL, 'X' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -292,6 +303,14 @@ int main(int argc, char **argv)
 		case 'J': o.jail = optarg; break;
 		case 'u': o.jail_uid_base = parse_int(optarg, "--jail-uid-base", 1000, 2000000000); break;
 		case 'D': o.debug = true; break;
+		case 'B': o.db = optarg; break;
+		case 'W':
+			if (!cluster_node_id_ok(optarg))
+				die("--node-id: \"%s\" is not a node id (1-%d of a-z A-Z 0-9 . _ -)", optarg, NODE_ID_MAX - 1);
+			o.node_id = optarg;
+			break;
+		case 'A': o.advertise = optarg; break;
+		case 'X': o.node_timeout = parse_int(optarg, "--node-timeout", 2, 3600); break;
 		case 'h': usage(0);
 		default: usage(2);
 		}
@@ -386,8 +405,13 @@ int main(int argc, char **argv)
 	}
 
 	struct err err = { 0 };
-	char *dbpath = xasprintf("%s/mags.db", o.state_dir);
+	char *dbpath = o.db ? xstrdup(o.db) : xasprintf("%s/mags.db", o.state_dir);
 	if (db_open(dbpath, &err) < 0)
+		die("%s", err.msg);
+	struct cluster_config cc = { .node_id = o.node_id, .advertise = o.advertise, .listen = o.listen,
+				     .db_target = dbpath, .timeout_s = o.node_timeout, .state_dir = o.state_dir,
+				     .capacity = o.max_concurrent > 0 ? o.max_concurrent : 1, .ssh_host = o.access.ssh_host };
+	if (cluster_start(&cc, &err) < 0)
 		die("%s", err.msg);
 	struct engine eng;
 	if (engine_init(&eng, o.guest_dir, o.accel, &err) < 0)
@@ -431,6 +455,7 @@ int main(int argc, char **argv)
 		access_stop();
 		die("%s", err.msg);
 	}
+	cluster_set_proxy_port(access_url_port());
 	if (cron_sched_start(&err) < 0)
 		log_warn("cron: %s", err.msg);
 	log_info("listening on http://%s/api/v1", o.listen);
@@ -446,6 +471,7 @@ int main(int argc, char **argv)
 	log_info("signal %d: shutting down (grace %ds for running jobs)", sig, o.shutdown_grace);
 	cron_sched_stop();
 	jobs_shutdown(o.shutdown_grace * 1000);
+	cluster_stop();
 	images_free();
 	access_stop();
 	http_stop();

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "fs.h"
 #include "log.h"
 #include "proc.h"
@@ -135,7 +136,11 @@ int ws_init(const struct ws_config *cfg, struct err *err)
 	free(url);
 	if (r < 0)
 		return err_wrap(err, "--store");
-	db_ws_release_all();
+	/* no job of this magsd runs yet: what they held is free (a node of a cluster: only its own jobs') */
+	if (cluster_on())
+		db_node_ws_release(cluster_node_id());
+	else
+		db_ws_release_all();
 	return 0;
 }
 

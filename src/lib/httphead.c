@@ -32,18 +32,24 @@ static int fail(struct http_head *h, const char *why)
 	return -1;
 }
 
-/* Checks the bytes of one line (without its line end). Returns 0 or -1. */
-static int check_line(struct http_head *h, const char *p, size_t n)
+/* Checks the bytes of one line (without its line end): NULL, or why not. */
+static const char *line_error(const char *p, size_t n, bool request)
 {
 	if (n > HTTP_LINE_MAX)
-		return fail(h, "request head line too long");
+		return request ? "request head line too long" : "response head line too long";
 	for (size_t i = 0; i < n; i++) {
 		if (p[i] == '\r')
-			return fail(h, "bare CR in request head");
+			return request ? "bare CR in request head" : "bare CR in response head";
 		if (is_bad_byte((unsigned char)p[i]))
-			return fail(h, "control character in request head");
+			return request ? "control character in request head" : "control character in response head";
 	}
-	return 0;
+	return NULL;
+}
+
+static int check_line(struct http_head *h, const char *p, size_t n)
+{
+	const char *why = line_error(p, n, true);
+	return why ? fail(h, why) : 0;
 }
 
 /* "METHOD SP origin-form SP HTTP/1.x", exactly one space between the parts */
@@ -215,4 +221,121 @@ int http_host_label(const char *host, const char *domain, char *label, size_t ca
 	}
 	label[ln] = '\0';
 	return (int)ln;
+}
+
+/* ---- response heads ---------------------------------------------------------- */
+
+static int resp_fail(struct http_resp *r, const char *why)
+{
+	r->error = why;
+	return -1;
+}
+
+/* "HTTP/1.x SP 3DIGIT SP reason" (the reason may be empty; its space too) */
+static int parse_status_line(struct http_resp *r, const char *p, size_t n)
+{
+	if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ')
+		return resp_fail(r, "bad status line");
+	for (int i = 9; i < 12; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return resp_fail(r, "bad status code");
+	if (n > 12 && p[12] != ' ')
+		return resp_fail(r, "bad status line");
+	r->minor = p[7] - '0';
+	r->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+	if (r->status < 100 || r->status > 599)
+		return resp_fail(r, "bad status code");
+	return 0;
+}
+
+static const char *const resp_kept[HTTP_RESP_KEPT] = { "content-type", "content-disposition", "location",
+							"retry-after", "cache-control" };
+
+static int parse_resp_field(struct http_resp *r, const char *p, size_t n)
+{
+	if (p[0] == ' ' || p[0] == '\t')
+		return resp_fail(r, "obsolete line folding in response head");
+	if (++r->nfields > HTTP_FIELDS_MAX)
+		return resp_fail(r, "too many header fields");
+	size_t i = 0;
+	while (i < n && is_tchar((unsigned char)p[i]))
+		i++;
+	if (i == 0 || i == n || p[i] != ':')
+		return resp_fail(r, "bad header field name");
+	const char *v = p + i + 1, *end = p + n;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	size_t vn = (size_t)(end - v);
+	if (i == 14 && !strncasecmp(p, "content-length", 14)) {
+		if (r->content_length >= 0)
+			return resp_fail(r, "more than one Content-Length");
+		if (vn == 0 || vn > 18)
+			return resp_fail(r, "bad Content-Length");
+		long long cl = 0;
+		for (size_t k = 0; k < vn; k++) {
+			if (v[k] < '0' || v[k] > '9')
+				return resp_fail(r, "bad Content-Length");
+			cl = cl * 10 + (v[k] - '0');
+		}
+		r->content_length = cl;
+		return 0;
+	}
+	if (i == 17 && !strncasecmp(p, "transfer-encoding", 17)) {
+		r->chunked = true; /* whatever it says: the caller reads to the end instead */
+		return 0;
+	}
+	for (int k = 0; k < HTTP_RESP_KEPT; k++) {
+		if (strlen(resp_kept[k]) != i || strncasecmp(p, resp_kept[k], i) != 0)
+			continue;
+		if (r->kept[k])
+			return resp_fail(r, "repeated header field");
+		r->kept[k] = v;
+		r->kept_len[k] = vn;
+	}
+	return 0;
+}
+
+int http_resp_parse(const char *buf, size_t len, struct http_resp *r)
+{
+	memset(r, 0, sizeof *r);
+	r->content_length = -1;
+	size_t lim = len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX;
+	size_t off = 0;
+	bool first = true;
+	for (;;) {
+		const char *p = buf + off;
+		const char *nl = memchr(p, '\n', lim - off);
+		if (!nl) {
+			size_t n = lim - off;
+			if (n > 0 && p[n - 1] == '\r')
+				n--;
+			const char *why = line_error(p, n, false);
+			if (why)
+				return resp_fail(r, why);
+			return len >= HTTP_HEAD_MAX ? resp_fail(r, "response head too large") : 0;
+		}
+		size_t n = (size_t)(nl - p);
+		off += n + 1;
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		const char *why = line_error(p, n, false);
+		if (why)
+			return resp_fail(r, why);
+		if (first) {
+			if (parse_status_line(r, p, n) < 0)
+				return -1;
+			first = false;
+		} else if (n == 0) {
+			return (int)off;
+		} else if (parse_resp_field(r, p, n) < 0) {
+			return -1;
+		}
+	}
+}
+
+const char *http_resp_kept_name(int k)
+{
+	return k >= 0 && k < HTTP_RESP_KEPT ? resp_kept[k] : NULL;
 }

@@ -11,6 +11,7 @@
 #ifndef MAGS_HTTPHEAD_H
 #define MAGS_HTTPHEAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define HTTP_HEAD_MAX 16384	/* bytes of a request head, its empty line included */
@@ -59,5 +60,31 @@ int http_head_parse(const char *buf, size_t len, struct http_head *h);
  * label that does not fit in cap.
  */
 int http_host_label(const char *host, const char *domain, char *label, size_t cap);
+
+/*
+ * The head of an HTTP/1.x response, as one magsd node reads the answer of
+ * another it handed a request to (src/daemon/cluster.c). The same rules as
+ * for a request head (line and field limits, no control characters, no bare
+ * CR, no line folding); the status line is "HTTP/1.0" or "HTTP/1.1", a space,
+ * three digits 100-599 and an optional reason. Content-Length must be
+ * digits and appear at most once. The few fields a relay passes on are kept
+ * (pointers into buf): Content-Type, Content-Disposition, Location,
+ * Retry-After, Cache-Control, each at most once.
+ */
+#define HTTP_RESP_KEPT 5
+struct http_resp {
+	int status;
+	int minor;
+	long long content_length;	/* -1 = none */
+	bool chunked;			/* a Transfer-Encoding was given */
+	unsigned nfields;
+	const char *kept[HTTP_RESP_KEPT];	/* values (not NUL-terminated) or NULL */
+	size_t kept_len[HTTP_RESP_KEPT];
+	const char *error;
+};
+/* As http_head_parse: the head's length, 0 for more bytes, or -1 with r->error set. */
+int http_resp_parse(const char *buf, size_t len, struct http_resp *r);
+/* The field name of kept[k], as written in a head ("Content-Type" spelled lowercase). */
+const char *http_resp_kept_name(int k);
 
 #endif

@@ -164,7 +164,10 @@ def pid_alive(pid):
 class Magsd:
     """One magsd under test. `url` is the base URL (no /api/v1)."""
 
-    def __init__(self, tmp, max_concurrent=None, extra_args=(), listen_any=False):
+    def __init__(self, tmp, max_concurrent=None, extra_args=(), listen_any=False, host=None, prefix=(), db=None):
+        """host: the address magsd listens on (API, URL proxy, SSH host) and tests reach it
+        at (default 127.0.0.1); prefix: a command line magsd and `magsd token create` run
+        under (e.g. ip netns exec NS); db: magsd's --db (a SQLite path or a postgres URL)."""
         self.tmp = tmp
         self.state_dir = os.path.join(tmp, "state")
         self.home = os.path.join(tmp, "home")
@@ -172,7 +175,10 @@ class Magsd:
         os.makedirs(self.home, exist_ok=True)
         self.max_concurrent = max_concurrent
         self.extra_args = list(extra_args)
-        self.listen_host = "0.0.0.0" if listen_any else "127.0.0.1"
+        self.host = host or "127.0.0.1"
+        self.listen_host = "0.0.0.0" if listen_any else self.host
+        self.prefix = list(prefix)
+        self.db = db
         self.env = base_env(self.home)
         self.proc = None
         self.port = None
@@ -182,7 +188,8 @@ class Magsd:
 
     # ---- process control ------------------------------------------------
     def create_token(self, user=None):
-        cmd = [MAGSD, "--state-dir", self.state_dir, "token", "create"]
+        cmd = self.prefix + [MAGSD, "--state-dir", self.state_dir] + (["--db", self.db] if self.db else []) + [
+            "token", "create"]
         if user:
             cmd += ["--user", user]
         r = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=START_TIMEOUT)
@@ -205,17 +212,19 @@ class Magsd:
         if self.token is None:
             self.token = self.create_token()
         self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        cmd = [MAGSD, "--state-dir", self.state_dir, "--listen", "%s:%d" % (self.listen_host, self.port),
-               "--guest-dir", GUEST_DIR]
+        self.url = "http://%s:%d" % (self.host, self.port)
+        cmd = self.prefix + [MAGSD, "--state-dir", self.state_dir, "--listen", "%s:%d" % (self.listen_host, self.port),
+                             "--guest-dir", GUEST_DIR]
+        if self.db:
+            cmd += ["--db", self.db]
         if self.max_concurrent:
             cmd += ["--max-concurrent", str(self.max_concurrent)]
         if "--template-dir" not in self.extra_args and "--no-snapshot" not in self.extra_args:
             cmd += ["--template-dir", SHARED_TEMPLATES]
         if "--url-listen" not in self.extra_args:
-            cmd += ["--url-listen", "127.0.0.1:0"]  # tests run side by side: any free port
+            cmd += ["--url-listen", self.host + ":0"]  # tests run side by side: any free port
         if "--ssh-host" not in self.extra_args:
-            cmd += ["--ssh-host", "127.0.0.1"]
+            cmd += ["--ssh-host", self.host]
         if "--image" not in self.extra_args:
             cmd += ["--image", "busybox"]  # the small image keeps the suite fast; test_debian_image uses the default
         cmd += self.extra_args
@@ -459,6 +468,32 @@ def magsd_factory(mags_tmp):
 @pytest.fixture
 def magsd(magsd_factory):
     return magsd_factory()
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """A throwaway PostgreSQL 15 on 127.0.0.1 for the session (tests/integration/pgserver.py).
+    Missing PostgreSQL is an error, never a skip."""
+    from pgserver import PgServer
+    srv = PgServer(addresses=["127.0.0.1"]).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def pg_db(pg):
+    """Makes fresh, empty databases on the session's PostgreSQL: pg_db() returns
+    a postgresql:// URL; each is dropped after the test."""
+    made = []
+
+    def make():
+        name = "t%d_%d_%d" % (os.getpid(), int(time.time() * 1000) % 10**9, len(made))
+        made.append(name)
+        return pg.create_db(name)
+
+    yield make
+    for name in made:
+        pg.drop_db(name)
 
 
 def pytest_sessionfinish(session, exitstatus):

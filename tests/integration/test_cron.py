@@ -204,7 +204,8 @@ def test_missed_runs_policy(magsd):
     then go on from the first time after now."""
     import sqlite3
     recent = create(magsd, "*/10 * * * *", "echo caught-up", timeout=120)["id"]
-    old = create(magsd, "0 12 * * *", "echo never")["id"]
+    # daily at the hour 3 hours back: its newest time is 3-4 hours old whatever the time of day
+    old = create(magsd, "0 %d * * *" % ((time.gmtime().tm_hour + 21) % 24), "echo never")["id"]
     broken = create(magsd, "*/10 * * * *", "echo x", **{"from": "nosuch-base"})["id"]  # its job cannot start
     assert magsd.stop() == 0
     now_ms = int(time.time() * 1000)

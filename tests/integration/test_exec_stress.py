@@ -70,13 +70,26 @@ def procs(magsd, box):
 
 
 def follow_in_thread(magsd, path, into, key):
+    """Follows path in a thread; returns once magsd has answered its head (the follow is on)."""
+    answered = threading.Event()
+
     def run():
         try:
-            into[key] = stream(magsd, "GET", path, timeout=STREAM_END_S + 30)
+            resp = magsd.request("GET", path, timeout=STREAM_END_S + 30)
+            answered.set()
+            status = resp.status if hasattr(resp, "status") else resp.code
+            with resp:
+                if status != 200:
+                    into[key] = (status, json.loads(resp.read() or b"{}"))
+                    return
+                into[key] = (status, [json.loads(line) for line in resp if line.strip()])
         except Exception as e:  # a broken transfer or a read timeout (a hang)
             into[key] = ("error", repr(e))
+        finally:
+            answered.set()
     t = threading.Thread(target=run, daemon=True)
     t.start()
+    answered.wait(STREAM_END_S)
     return t
 
 

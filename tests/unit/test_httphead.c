@@ -235,6 +235,55 @@ static void test_label(void **state)
 	assert_int_equal(http_host_label(host, "localhost", l, sizeof l), -1);
 }
 
+/* The answers one node of a cluster reads from another. */
+static void test_response(void **state)
+{
+	(void)state;
+	struct http_resp r;
+	const char *ok = "HTTP/1.0 201 Created\r\nContent-Type: application/json\r\nContent-Length: 12\r\n"
+			 "X-Other: y\r\n\r\n{\"id\":\"x\"}\r\n";
+	int n = http_resp_parse(ok, strlen(ok), &r);
+	assert_int_equal(n, (int)(strstr(ok, "\r\n\r\n") - ok) + 4);
+	assert_int_equal(r.status, 201);
+	assert_int_equal(r.minor, 0);
+	assert_int_equal(r.content_length, 12);
+	assert_false(r.chunked);
+	assert_int_equal(r.kept_len[0], strlen("application/json"));
+	assert_memory_equal(r.kept[0], "application/json", r.kept_len[0]);
+	assert_string_equal(http_resp_kept_name(0), "content-type");
+	assert_null(r.kept[2]);
+	/* no reason phrase, bare LF, no length */
+	assert_int_equal(http_resp_parse("HTTP/1.1 200\n\n", 14, &r), 14);
+	assert_int_equal(r.content_length, -1);
+	/* incomplete until the empty line */
+	assert_int_equal(http_resp_parse("HTTP/1.1 200 OK\r\nA: b\r\n", 23, &r), 0);
+	assert_null(r.error);
+	static const char *const bad[] = {
+		"HTTP/2 200 OK\r\n\r\n",
+		"HTTP/1.1 99 Low\r\n\r\n",
+		"HTTP/1.1 600 High\r\n\r\n",
+		"HTTP/1.1 2x0 OK\r\n\r\n",
+		"HTTP/1.1 200OK\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 9999999999999999999\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Type: a\r\nContent-Type: b\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n folded\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nA\rB: c\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nBad Name: c\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		assert_int_equal(http_resp_parse(bad[i], strlen(bad[i]), &r), -1);
+		assert_non_null(r.error);
+	}
+	/* a NUL is a control character */
+	assert_int_equal(http_resp_parse("HTTP/1.1 200 OK\r\nA: \0\r\n\r\n", 25, &r), -1);
+	/* a chunked answer is told apart */
+	const char *ch = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+	assert_true(http_resp_parse(ch, strlen(ch), &r) > 0);
+	assert_true(r.chunked);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -246,6 +295,7 @@ int main(void)
 		cmocka_unit_test(test_early_errors),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_label),
+		cmocka_unit_test(test_response),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,13 +42,14 @@ test('sandbox: exec, background processes, a tty shell', { ...needsMagsd, timeou
   await assert.rejects(mags.exec('no-such-box', 'true'), NotFoundError);
 
   // a background process
-  const p = await mags.spawn('nodebox', "echo begin; trap 'echo got-term; exit 7' TERM; while :; do sleep 0.2; done");
+  const p = await mags.spawn('nodebox', "trap 'echo got-term; exit 7' TERM; echo begin; while :; do sleep 0.2; done");
   assert.equal(p.status, 'running');
   assert.ok((await mags.processes('nodebox')).some((x) => x.id === p.id));
   await until('its first line', async () => (await mags.process('nodebox', p)).outputBytes >= 6);
   assert.equal(await text(mags.processOutput('nodebox', p)), 'begin\n');
   assert.equal((await mags.waitProcess('nodebox', p, { timeout: 1 })).status, 'running');
-  const follow = mags.processOutput('nodebox', p.id, { offset: 'end', follow: true });
+  // from just after 'begin\n': the follow may reach magsd after the kill's output
+  const follow = mags.processOutput('nodebox', p.id, { offset: 6, follow: true });
   const followed = (async () => {
     const evs = [];
     for await (const ev of follow) evs.push(ev);
