@@ -134,29 +134,47 @@ static int parse_host(struct http_head *h, const char *p, size_t n)
 	return parse_port(h, p + i + 1, n - i - 1);
 }
 
-/* field-line = field-name ":" OWS field-value OWS (RFC 9112 5) */
-static int parse_field(struct http_head *h, const char *p, size_t n, unsigned *hosts)
+/*
+ * field-line = field-name ":" OWS field-value OWS (RFC 9112 5): the name's
+ * length in *name_len, the value without its surrounding whitespace in
+ * (v, vn); counts the field in *nfields. NULL, or why not.
+ */
+static const char *split_field(const char *p, size_t n, unsigned *nfields, size_t *name_len, const char **v,
+			       size_t *vn)
 {
 	if (p[0] == ' ' || p[0] == '\t')
-		return fail(h, "obsolete line folding in request head");
-	if (++h->nfields > HTTP_FIELDS_MAX)
-		return fail(h, "too many header fields");
+		return "obsolete line folding";
+	if (++*nfields > HTTP_FIELDS_MAX)
+		return "too many header fields";
 	size_t i = 0;
 	while (i < n && is_tchar((unsigned char)p[i]))
 		i++;
 	if (i == 0 || i == n || p[i] != ':')
-		return fail(h, "bad header field name");
-	bool is_host = i == 4 && !strncasecmp(p, "host", 4);
-	const char *v = p + i + 1, *end = p + n;
-	while (v < end && (*v == ' ' || *v == '\t'))
-		v++;
-	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		return "bad header field name";
+	const char *b = p + i + 1, *end = p + n;
+	while (b < end && (*b == ' ' || *b == '\t'))
+		b++;
+	while (end > b && (end[-1] == ' ' || end[-1] == '\t'))
 		end--;
-	if (!is_host)
+	*name_len = i;
+	*v = b;
+	*vn = (size_t)(end - b);
+	return NULL;
+}
+
+/* field-line = field-name ":" OWS field-value OWS (RFC 9112 5) */
+static int parse_field(struct http_head *h, const char *p, size_t n, unsigned *hosts)
+{
+	size_t i, vn;
+	const char *v;
+	const char *why = split_field(p, n, &h->nfields, &i, &v, &vn);
+	if (why)
+		return fail(h, strcmp(why, "obsolete line folding") ? why : "obsolete line folding in request head");
+	if (i != 4 || strncasecmp(p, "host", 4) != 0)
 		return 0;
 	if (++*hosts > 1)
 		return fail(h, "more than one Host header");
-	return parse_host(h, v, (size_t)(end - v));
+	return parse_host(h, v, vn);
 }
 
 int http_head_parse(const char *buf, size_t len, struct http_head *h)
@@ -253,21 +271,11 @@ static const char *const resp_kept[HTTP_RESP_KEPT] = { "content-type", "content-
 
 static int parse_resp_field(struct http_resp *r, const char *p, size_t n)
 {
-	if (p[0] == ' ' || p[0] == '\t')
-		return resp_fail(r, "obsolete line folding in response head");
-	if (++r->nfields > HTTP_FIELDS_MAX)
-		return resp_fail(r, "too many header fields");
-	size_t i = 0;
-	while (i < n && is_tchar((unsigned char)p[i]))
-		i++;
-	if (i == 0 || i == n || p[i] != ':')
-		return resp_fail(r, "bad header field name");
-	const char *v = p + i + 1, *end = p + n;
-	while (v < end && (*v == ' ' || *v == '\t'))
-		v++;
-	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	size_t vn = (size_t)(end - v);
+	size_t i, vn;
+	const char *v;
+	const char *why = split_field(p, n, &r->nfields, &i, &v, &vn);
+	if (why)
+		return resp_fail(r, strcmp(why, "obsolete line folding") ? why : "obsolete line folding in response head");
 	if (i == 14 && !strncasecmp(p, "content-length", 14)) {
 		if (r->content_length >= 0)
 			return resp_fail(r, "more than one Content-Length");

@@ -58,14 +58,12 @@ def test_tokens_create_list_revoke(magsd):
         assert st == 404, (bad, e)
 
 
-def test_magsd_token_and_user_commands(magsd):
-    import subprocess
-    from conftest import MAGSD
-    run = lambda *a: subprocess.run([MAGSD, "--state-dir", magsd.state_dir] + list(a), env=magsd.env,
-                                    capture_output=True, text=True, timeout=60)
+def check_offline_commands(magsd, run):
+    """`magsd token create|list|revoke` and `magsd user list` (run(*args) runs magsd with
+    the running magsd's state) against what the API sees."""
     tok = magsd.create_token(user="carol")
     st, me = magsd.api("GET", "/whoami", headers={"Authorization": "Bearer " + tok}, token=False)
-    assert st == 200 and me["user"] == "carol"
+    assert st == 200 and me["user"] == "carol", me
     r = run("token", "list", "--user", "carol")
     assert r.returncode == 0, r.stderr
     lst = json.loads(r.stdout)
@@ -77,7 +75,15 @@ def test_magsd_token_and_user_commands(magsd):
     st, _ = magsd.api("GET", "/whoami", headers={"Authorization": "Bearer " + tok}, token=False)
     assert st == 401
     r = run("token", "revoke", str(lst[0]["id"]))
-    assert r.returncode != 0 and "no token" in r.stderr
+    assert r.returncode != 0 and "no token" in r.stderr, r.stderr
+
+
+def test_magsd_token_and_user_commands(magsd):
+    import subprocess
+    from conftest import MAGSD
+    run = lambda *a: subprocess.run([MAGSD, "--state-dir", magsd.state_dir] + list(a), env=magsd.env,
+                                    capture_output=True, text=True, timeout=60)
+    check_offline_commands(magsd, run)
     r = run("token", "frobnicate")
     assert r.returncode != 0
 

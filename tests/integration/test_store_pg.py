@@ -101,21 +101,7 @@ def test_tokens_rest_and_cli(magsd, pg):
     def run(*a):
         return subprocess.run([MAGSD, "--state-dir", magsd.state_dir, "--db", magsd.db] + list(a), env=magsd.env,
                               capture_output=True, text=True, timeout=60)
-    tok = magsd.create_token(user="carol")
-    st, me = magsd.api("GET", "/whoami", headers={"Authorization": "Bearer " + tok}, token=False)
-    assert st == 200 and me["user"] == "carol", me
-    r = run("token", "list", "--user", "carol")
-    assert r.returncode == 0, r.stderr
-    lst = json.loads(r.stdout)
-    assert len(lst) == 1 and lst[0]["prefix"] == tok[:12] and tok not in r.stdout
-    r = run("user", "list")
-    assert r.returncode == 0 and {u["name"] for u in json.loads(r.stdout)} >= {"default", "carol"}, r.stdout
-    r = run("token", "revoke", str(lst[0]["id"]))
-    assert r.returncode == 0, r.stderr
-    st, _ = magsd.api("GET", "/whoami", headers={"Authorization": "Bearer " + tok}, token=False)
-    assert st == 401
-    r = run("token", "revoke", str(lst[0]["id"]))
-    assert r.returncode != 0 and "no token" in r.stderr, r.stderr
+    test_auth.check_offline_commands(magsd, run)
 
 
 def test_unreachable_postgres_is_a_clear_error(mags_tmp):
