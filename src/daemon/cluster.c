@@ -259,12 +259,11 @@ int cluster_start(const struct cluster_config *cfg, struct err *err)
 				       C.node);
 		}
 	}
-	if (db_node_register(&n, err) < 0 || db_node_get(C.node, &old) < 0) {
+	if (db_node_register(&n, err) < 0) {
 		free(mine);
-		return err->code ? -1 : err_set(err, 500, "node %s: registered, then not found", C.node);
+		return -1;
 	}
-	text = xasprintf("%s %lld\n", C.node, (long long)old.started_at);
-	db_node_row_free(&old);
+	text = xasprintf("%s %lld\n", C.node, (long long)n.started_at);
 	if (fs_write_file(mine, text, strlen(text), 0600, err) < 0)
 		log_warn("cluster: %s: %s", mine, err->msg);
 	err_clear(err);
@@ -291,13 +290,7 @@ void cluster_set_proxy_port(int port)
 	if (port <= 0)
 		return;
 	char *addr = xasprintf("%s:%d", C.host ? C.host : "127.0.0.1", port);
-	db_lock();
-	struct sql_stmt *st = sql_prep("UPDATE nodes SET proxy = ? WHERE id = ?");
-	sql_bind_text(st, 1, addr);
-	sql_bind_text(st, 2, C.node);
-	sql_step(st);
-	sql_done(st);
-	db_unlock();
+	db_node_set_proxy(C.node, addr);
 	free(addr);
 }
 
@@ -341,9 +334,15 @@ static bool sandbox_action(const char *action)
 	return !strcmp(action, "exec") || !strncmp(action, "processes", 9) || !strncmp(action, "files", 5);
 }
 
+/* One node, or a request another node handed over: it is served here. */
+static bool served_here(struct req *r)
+{
+	return !C.on || MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, FWD_HEADER) != NULL;
+}
+
 char *cluster_route(struct req *r, struct job_row *j, const char *action)
 {
-	if (!C.on || MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, FWD_HEADER))
+	if (served_here(r))
 		return NULL;
 	if (!strcmp(action, "logs"))
 		return NULL; /* the logs are in the database: any node serves them */
@@ -372,7 +371,7 @@ char *cluster_route(struct req *r, struct job_row *j, const char *action)
 
 char *cluster_job_elsewhere(struct req *r, const char *job_id)
 {
-	if (!C.on || MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, FWD_HEADER))
+	if (served_here(r))
 		return NULL;
 	char node[NODE_ID_MAX];
 	db_job_node(job_id, node);

@@ -748,18 +748,12 @@ void db_job_finish(const char *id, int exit_code, bool has_exit, const char *err
 	db_unlock();
 }
 
-/* The first column of a row into item (a char *, caller frees). */
-static void read_text_cb(struct sql_stmt *st, void *item)
-{
-	*(char **)item = sql_col_dup(st, 0);
-}
-
 char **db_jobs_with_status(const char *status, size_t *n)
 {
 	db_lock();
 	struct sql_stmt *st = sql_prep("SELECT id FROM jobs WHERE status = ? ORDER BY created_at, seq");
 	sql_bind_text(st, 1, status);
-	char **ids = sql_all(st, sizeof *ids, read_text_cb, n);
+	char **ids = sql_all(st, sizeof *ids, sql_read_text_cb, n);
 	db_unlock();
 	return ids;
 }
@@ -965,7 +959,7 @@ int db_ws_delete(int64_t user_id, const char *name, char **holder, char **child)
 		st = sql_prep("SELECT name FROM workspaces WHERE user_id = ? AND parent = ? ORDER BY name LIMIT 1");
 		sql_bind_int(st, 1, user_id);
 		sql_bind_text(st, 2, name);
-		if (sql_one(st, read_text_cb, child) == 0)
+		if (sql_one(st, sql_read_text_cb, child) == 0)
 			r = -EEXIST;
 	}
 	if (r == 0) {

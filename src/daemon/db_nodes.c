@@ -19,16 +19,17 @@
 
 #define NODE_COLS "id, url, proxy, ssh_host, capacity, running, state, started_at, heartbeat_at"
 
-static void row_to_node(struct sql_stmt *st, struct node_row *n)
+static void read_node_cb(struct sql_stmt *st, void *item)
 {
+	struct node_row *n = item;
 	memset(n, 0, sizeof *n);
-	snprintf(n->id, sizeof n->id, "%s", sql_col_text(st, 0) ? sql_col_text(st, 0) : "");
+	sql_col_copy(st, 0, n->id, sizeof n->id);
 	n->url = sql_col_dup(st, 1);
 	n->proxy = sql_col_dup(st, 2);
 	n->ssh_host = sql_col_dup(st, 3);
 	n->capacity = (int)sql_col_int(st, 4);
 	n->running = (int)sql_col_int(st, 5);
-	snprintf(n->state, sizeof n->state, "%s", sql_col_text(st, 6) ? sql_col_text(st, 6) : "");
+	sql_col_copy(st, 6, n->state, sizeof n->state);
 	n->started_at = sql_col_int(st, 7);
 	n->heartbeat_at = sql_col_int(st, 8);
 }
@@ -41,9 +42,10 @@ void db_node_row_free(struct node_row *n)
 	memset(n, 0, sizeof *n);
 }
 
-int db_node_register(const struct node_row *n, struct err *err)
+int db_node_register(struct node_row *n, struct err *err)
 {
 	int64_t now = db_now_ms();
+	n->started_at = n->heartbeat_at = now;
 	db_lock();
 	struct sql_stmt *st = sql_prep("INSERT INTO nodes(" NODE_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, 0, 'alive', ?6, ?6)"
 				       " ON CONFLICT(id) DO UPDATE SET url = excluded.url, proxy = excluded.proxy,"
@@ -92,12 +94,7 @@ int db_node_get(const char *id, struct node_row *n)
 	db_lock();
 	struct sql_stmt *st = sql_prep("SELECT " NODE_COLS " FROM nodes WHERE id = ?");
 	sql_bind_text(st, 1, id);
-	int r = -ENOENT;
-	if (sql_step(st) == SQL_ROW) {
-		row_to_node(st, n);
-		r = 0;
-	}
-	sql_done(st);
+	int r = sql_one(st, read_node_cb, n);
 	db_unlock();
 	return r;
 }
@@ -107,10 +104,12 @@ json_t *db_nodes_json(const char *self, int64_t timeout_ms)
 	json_t *arr = json_array();
 	int64_t now = db_now_ms();
 	db_lock();
-	struct sql_stmt *st = sql_prep("SELECT " NODE_COLS " FROM nodes ORDER BY id");
-	while (sql_step(st) == SQL_ROW) {
-		struct node_row n;
-		row_to_node(st, &n);
+	size_t count;
+	struct node_row *rows = sql_all(sql_prep("SELECT " NODE_COLS " FROM nodes ORDER BY id"), sizeof *rows,
+					read_node_cb, &count);
+	db_unlock();
+	for (size_t i = 0; i < count; i++) {
+		struct node_row n = rows[i];
 		/* one that stopped answering shows so before a sweep declares it */
 		const char *state = !strcmp(n.state, "alive") && now - n.heartbeat_at > timeout_ms ? "lost" : n.state;
 		json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:i,s:o,s:o,s:b}", "id", n.id, "url", n.url ? n.url : "", "state",
@@ -120,24 +119,14 @@ json_t *db_nodes_json(const char *self, int64_t timeout_ms)
 		json_array_append_new(arr, o);
 		db_node_row_free(&n);
 	}
-	sql_done(st);
-	db_unlock();
+	free(rows);
 	return arr;
 }
 
-/* Ids selected by st (one text column), NULL-terminated-free array of n. Finalizes st. */
+/* The ids st selects (one text column); ends st. */
 static char **ids_of(struct sql_stmt *st, size_t *n)
 {
-	size_t cap = 8, cnt = 0;
-	char **ids = xmalloc(cap * sizeof *ids);
-	while (sql_step(st) == SQL_ROW) {
-		if (cnt == cap)
-			ids = xrealloc(ids, (cap *= 2) * sizeof *ids);
-		ids[cnt++] = sql_col_dup(st, 0);
-	}
-	sql_done(st);
-	*n = cnt;
-	return ids;
+	return sql_all(st, sizeof(char *), sql_read_text_cb, n);
 }
 
 static void free_ids(char **ids, size_t n)
@@ -379,6 +368,17 @@ int db_job_stop_queued(const char *id)
 	sql_done(st);
 	db_unlock();
 	return r;
+}
+
+void db_node_set_proxy(const char *id, const char *proxy)
+{
+	db_lock();
+	struct sql_stmt *st = sql_prep("UPDATE nodes SET proxy = ? WHERE id = ?");
+	sql_bind_text(st, 1, proxy);
+	sql_bind_text(st, 2, id);
+	sql_step(st);
+	sql_done(st);
+	db_unlock();
 }
 
 void db_node_cache_touch(const char *self, int64_t user_id, const char *workspace)

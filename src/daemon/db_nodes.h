@@ -29,8 +29,11 @@ struct node_row {
 };
 void db_node_row_free(struct node_row *n);
 
-/* Registers node n (or takes its row over again after a restart) as alive, heartbeat now. */
-int db_node_register(const struct node_row *n, struct err *err);
+/*
+ * Registers node n (or takes its row over again after a restart) as alive,
+ * heartbeat now; sets n->started_at and n->heartbeat_at to that time.
+ */
+int db_node_register(struct node_row *n, struct err *err);
 /*
  * The node's heartbeat: time and running count. Returns 1, or 0 when the row
  * is no longer alive (another node declared it lost), or < 0 on a database error.
@@ -38,6 +41,8 @@ int db_node_register(const struct node_row *n, struct err *err);
 int db_node_heartbeat(const char *id, int running);
 /* A clean stop: state stopped (its jobs were ended or queued again first). */
 void db_node_stopped(const char *id);
+/* Where node id's URL proxy is reached, HOST:PORT. */
+void db_node_set_proxy(const char *id, const char *proxy);
 /* Fills *n; 0 or -ENOENT. */
 int db_node_get(const char *id, struct node_row *n);
 /* Every node, by id: [{"id", "url", "state", "running", "capacity", "heartbeat_at", "started_at", "self"}]. */

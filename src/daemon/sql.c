@@ -151,6 +151,11 @@ void *sql_all(struct sql_stmt *st, size_t size, void (*read_cb)(struct sql_stmt 
 	return rows;
 }
 
+void sql_read_text_cb(struct sql_stmt *st, void *item)
+{
+	*(char **)item = sql_col_dup(st, 0);
+}
+
 int64_t sql_changes(struct sql_stmt *st)
 {
 	return be->changes(st);

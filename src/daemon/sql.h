@@ -74,6 +74,8 @@ const void *sql_col_blob(struct sql_stmt *st, int col, size_t *len);
  */
 int sql_one(struct sql_stmt *st, void (*read_cb)(struct sql_stmt *st, void *item), void *item);
 void *sql_all(struct sql_stmt *st, size_t size, void (*read_cb)(struct sql_stmt *st, void *item), size_t *n);
+/* A read_cb for both: the first column into item, a char * (sql_col_dup: the caller frees it). */
+void sql_read_text_cb(struct sql_stmt *st, void *item);
 /* Rows the statement inserted, updated or deleted (after its last step). */
 int64_t sql_changes(struct sql_stmt *st);
 void sql_done(struct sql_stmt *st);

@@ -139,11 +139,11 @@ static int parse_host(struct http_head *h, const char *p, size_t n)
  * length in *name_len, the value without its surrounding whitespace in
  * (v, vn); counts the field in *nfields. NULL, or why not.
  */
-static const char *split_field(const char *p, size_t n, unsigned *nfields, size_t *name_len, const char **v,
-			       size_t *vn)
+static const char *split_field(const char *p, size_t n, bool request, unsigned *nfields, size_t *name_len,
+			       const char **v, size_t *vn)
 {
 	if (p[0] == ' ' || p[0] == '\t')
-		return "obsolete line folding";
+		return request ? "obsolete line folding in request head" : "obsolete line folding in response head";
 	if (++*nfields > HTTP_FIELDS_MAX)
 		return "too many header fields";
 	size_t i = 0;
@@ -167,9 +167,9 @@ static int parse_field(struct http_head *h, const char *p, size_t n, unsigned *h
 {
 	size_t i, vn;
 	const char *v;
-	const char *why = split_field(p, n, &h->nfields, &i, &v, &vn);
+	const char *why = split_field(p, n, true, &h->nfields, &i, &v, &vn);
 	if (why)
-		return fail(h, strcmp(why, "obsolete line folding") ? why : "obsolete line folding in request head");
+		return fail(h, why);
 	if (i != 4 || strncasecmp(p, "host", 4) != 0)
 		return 0;
 	if (++*hosts > 1)
@@ -273,9 +273,9 @@ static int parse_resp_field(struct http_resp *r, const char *p, size_t n)
 {
 	size_t i, vn;
 	const char *v;
-	const char *why = split_field(p, n, &r->nfields, &i, &v, &vn);
+	const char *why = split_field(p, n, false, &r->nfields, &i, &v, &vn);
 	if (why)
-		return resp_fail(r, strcmp(why, "obsolete line folding") ? why : "obsolete line folding in response head");
+		return resp_fail(r, why);
 	if (i == 14 && !strncasecmp(p, "content-length", 14)) {
 		if (r->content_length >= 0)
 			return resp_fail(r, "more than one Content-Length");
